@@ -1,0 +1,20 @@
+//! Compiles `proto/services.proto` with protox (pure Rust: no protoc on any machine) and writes
+//! the descriptor set that the servers' reflection serves.
+use prost::Message;
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let proto = proto_dir.join("services.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+
+    let fds = protox::compile([&proto], [&proto_dir])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("services_descriptor.bin"), fds.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
