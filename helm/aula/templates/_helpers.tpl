@@ -1,0 +1,171 @@
+{{/*
+The service catalog: the one place the chart knows each service's ports, gRPC name and peers.
+It mirrors the Services table of docs/CONFIG.md (tests/k8s checks it against that table).
+calls: the peers a service calls; its callers are derived from them (aula.callers).
+*/}}
+{{- define "aula.catalog" -}}
+cursos:
+  port: 50051
+  metricsPort: 9051
+  grpcService: services.CursosService
+  calls: [midia, chatbot, notificacoes]
+  stateful: true
+  http: false
+chatbot:
+  port: 50052
+  metricsPort: 9052
+  grpcService: services.ChatbotService
+  calls: [insights]
+  stateful: true
+  http: false
+cpar:
+  port: 50053
+  metricsPort: 9053
+  grpcService: services.CPARService
+  calls: [notificacoes]
+  stateful: true
+  http: false
+notificacoes:
+  port: 50054
+  metricsPort: 9054
+  grpcService: services.NotificacoesService
+  calls: []
+  stateful: true
+  http: false
+insights:
+  port: 50055
+  metricsPort: 9055
+  grpcService: services.InsightsService
+  calls: []
+  stateful: true
+  http: false
+midia:
+  port: 50056
+  metricsPort: 9056
+  grpcService: services.MidiaConteudoService
+  calls: []
+  stateful: true
+  http: false
+gateway:
+  port: 8080
+  metricsPort: 9080
+  http: true
+  calls: [cursos, chatbot, cpar, notificacoes, insights, midia]
+  stateful: false
+{{- end }}
+
+{{/* The catalog as a dict. */}}
+{{- define "aula.services" -}}
+{{- include "aula.catalog" . | fromYaml | toJson -}}
+{{- end }}
+
+{{/* Names of the services that call $name: (dict "root" $ "name" $name) -> JSON list. */}}
+{{- define "aula.callers" -}}
+{{- $callers := list -}}
+{{- range $caller, $c := (include "aula.services" .root | fromJson) -}}
+{{- if has $.name $c.calls }}{{ $callers = append $callers $caller }}{{ end -}}
+{{- end -}}
+{{- toJson $callers -}}
+{{- end }}
+
+{{/* Object names: <release>-<name>. Checked so "<release>-notificacoes-headless" fits 63 chars. */}}
+{{- define "aula.fullname" -}}
+{{- if gt (len .root.Release.Name) 41 -}}
+{{- fail (printf "release name %q is longer than 41 characters: <release>-notificacoes-headless must fit a 63-character DNS label" .root.Release.Name) -}}
+{{- end -}}
+{{- printf "%s-%s" .root.Release.Name .name -}}
+{{- end }}
+
+{{- define "aula.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* Labels of every object of service .name. */}}
+{{- define "aula.labels" -}}
+helm.sh/chart: {{ include "aula.chart" .root }}
+{{ include "aula.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "aula.tag" .root | quote }}
+app.kubernetes.io/component: {{ .component | default "server" }}
+app.kubernetes.io/part-of: aula
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{- define "aula.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{- define "aula.tag" -}}
+{{- .Values.image.tag | default .Chart.AppVersion -}}
+{{- end }}
+
+{{/* <registry>/aula/<name>:<tag> */}}
+{{- define "aula.image" -}}
+{{- printf "%s/aula/%s:%s" (trimSuffix "/" .root.Values.image.registry) .name (include "aula.tag" .root) -}}
+{{- end }}
+
+{{/* Whether the services have a shared database: "true" or "". */}}
+{{- define "aula.hasDatabase" -}}
+{{- if or .Values.postgresql.enabled .Values.database.url .Values.database.existingSecret }}true{{ end -}}
+{{- end }}
+
+{{/* The Secret and key holding DATABASE_URL. */}}
+{{- define "aula.databaseSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "aula.fullname" (dict "root" . "name" "postgresql") -}}
+{{- else if .Values.database.existingSecret -}}
+{{- .Values.database.existingSecret -}}
+{{- else -}}
+{{- include "aula.fullname" (dict "root" . "name" "database") -}}
+{{- end -}}
+{{- end }}
+
+{{- define "aula.databaseSecretKey" -}}
+{{- if or .Values.postgresql.enabled (not .Values.database.existingSecret) }}url{{ else }}{{ .Values.database.existingSecretKey }}{{ end -}}
+{{- end }}
+
+{{/* Whether the chatbot gets a Gemini key: "true" or "". */}}
+{{- define "aula.hasGemini" -}}
+{{- if or .Values.gemini.apiKey .Values.gemini.existingSecret }}true{{ end -}}
+{{- end }}
+
+{{- define "aula.geminiSecretName" -}}
+{{- .Values.gemini.existingSecret | default (include "aula.fullname" (dict "root" . "name" "gemini")) -}}
+{{- end }}
+
+{{- define "aula.geminiSecretKey" -}}
+{{- if .Values.gemini.existingSecret }}{{ .Values.gemini.existingSecretKey }}{{ else }}api-key{{ end -}}
+{{- end }}
+
+{{/* The OTLP endpoint's port (4317 unless the URL names one). */}}
+{{- define "aula.otelPort" -}}
+{{- $u := urlParse .Values.otel.endpoint -}}
+{{- $parts := splitList ":" $u.host -}}
+{{- if gt (len $parts) 1 }}{{ last $parts }}{{ else if eq $u.scheme "https" }}443{{ else }}4317{{ end -}}
+{{- end }}
+
+{{/*
+The restricted Pod Security profile, shared by the services, the test pods and PostgreSQL.
+*/}}
+{{- define "aula.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid | default 65532 }}
+runAsGroup: {{ .uid | default 65532 }}
+fsGroup: {{ .uid | default 65532 }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "aula.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid | default 65532 }}
+runAsGroup: {{ .uid | default 65532 }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

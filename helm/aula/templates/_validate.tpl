@@ -1,0 +1,31 @@
+{{/* Checks across values that the JSON schema cannot express. Fails the render with a reason. */}}
+{{- define "aula.validate" -}}
+{{- $db := include "aula.hasDatabase" . -}}
+{{- range $name, $svc := (include "aula.services" . | fromJson) -}}
+{{- $v := index $.Values.services $name -}}
+{{- if and $v.enabled $svc.stateful (not $db) (or (gt (int $v.replicas) 1) $.Values.autoscaling.enabled) -}}
+{{- fail (printf "services.%s: more than one replica (replicas or autoscaling) needs a shared database; each pod would keep its own SQLite file. Set postgresql.enabled=true or database.url / database.existingSecret" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if lt (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.dnsRefreshSeconds) -}}
+{{- fail "shutdown.preStopSleepSeconds must be at least shutdown.dnsRefreshSeconds, so callers re-resolve before the pod stops" -}}
+{{- end -}}
+{{- if gt (int .Values.shutdown.dnsRefreshSeconds) 30 -}}
+{{- fail "shutdown.dnsRefreshSeconds is at most 30 (AULA_DNS_REFRESH)" -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and .Values.gemini.apiKey .Values.gemini.existingSecret -}}
+{{- fail "set gemini.apiKey or gemini.existingSecret, not both" -}}
+{{- end -}}
+{{- if and .Values.database.url .Values.database.existingSecret -}}
+{{- fail "set database.url or database.existingSecret, not both" -}}
+{{- end -}}
+{{- if and .Values.postgresql.enabled (or .Values.database.url .Values.database.existingSecret) -}}
+{{- fail "postgresql.enabled bundles a database: leave database.url and database.existingSecret empty" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (not .Values.services.gateway.enabled) -}}
+{{- fail "ingress.enabled routes to the gateway: enable services.gateway" -}}
+{{- end -}}
+{{- end }}
