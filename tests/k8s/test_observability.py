@@ -1,0 +1,56 @@
+"""One source of truth with observability/: the chart's rules and dashboards are those files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import yaml
+
+from conftest import CHART_DIR, ROOT, matrix_render
+
+RULES = ROOT / "observability" / "prometheus" / "rules"
+DASHBOARDS = ROOT / "observability" / "grafana" / "dashboards"
+
+
+def test_files_are_symlinks_into_observability():
+    for link, target in (("rules", RULES), ("dashboards", DASHBOARDS)):
+        path = CHART_DIR / "files" / link
+        assert path.is_symlink(), f"helm/aula/files/{link} must be a symlink, not a copy"
+        assert not os.path.isabs(os.readlink(path)), "the link must be relative (works in any clone)"
+        assert path.resolve() == target.resolve()
+
+
+def rule_files() -> list[pathlib.Path]:
+    return sorted(p for p in RULES.iterdir() if p.suffix in (".yml", ".yaml"))
+
+
+def test_prometheus_rule_carries_every_group():
+    files = rule_files()
+    assert files, "observability/prometheus/rules has no rule file"
+    expected = []
+    for f in files:
+        expected.extend(yaml.safe_load(f.read_text()).get("groups") or [])
+    [rule] = matrix_render("everything").of_kind("PrometheusRule")
+    assert rule["spec"]["groups"] == expected
+
+
+def test_dashboard_configmaps_carry_every_dashboard():
+    files = sorted(DASHBOARDS.glob("*.json"))
+    assert files, "observability/grafana/dashboards has no dashboard"
+    maps = [c for c in matrix_render("everything").of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard")]
+    assert len(maps) == len(files)
+    by_key = {}
+    for cm in maps:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert len(cm["metadata"]["name"]) <= 63
+        [(key, text)] = cm["data"].items()
+        by_key[key] = text
+    for f in files:
+        assert json.loads(by_key[f.name]) == json.loads(f.read_text()), f.name
+
+
+def test_monitoring_objects_off_by_default():
+    r = matrix_render("defaults")
+    assert not r.of_kind("PrometheusRule") and not r.of_kind("ServiceMonitor") and not r.of_kind("ConfigMap")
