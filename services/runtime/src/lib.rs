@@ -1,1 +1,34 @@
-//! placeholder
+//! The runtime every Aula service shares, so the six cannot drift apart: configuration,
+//! telemetry, metrics, health, reflection, graceful shutdown, peers and storage.
+//!
+//! # Layout
+//! - [`spec`]: the six services' names and ports.
+//! - [`config`]: settings from the environment (a parameter, for tests).
+//! - [`server`]: [`server::ServiceDef`], [`server::ServiceContext`] and [`server::start`].
+//! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
+//! - [`peers`]: DNS-discovered, balanced, observed channels to other services.
+//! - [`observe`]: the gRPC layer recording metrics and spans.
+//! - [`metrics`]: one Prometheus registry per service and its `/metrics` endpoint.
+//! - [`telemetry`]: logs, OTLP traces, W3C propagation.
+//! - [`db`]: SQLite/PostgreSQL pools and migrations.
+//! - [`outbox`]: a transactional outbox delivering to notificacoes.
+//! - [`paging`]: page sizes and opaque page tokens.
+//! - [`healthcheck`]: the images' own health probe.
+//! - [`testing`]: services in-process on ephemeral ports, for tests.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod healthcheck;
+pub mod metrics;
+pub mod observe;
+pub mod outbox;
+pub mod paging;
+pub mod peers;
+pub mod server;
+pub mod spec;
+pub mod telemetry;
+pub mod testing;
+
+pub use config::{Env, Settings};
+pub use server::{ServiceContext, ServiceDef};

@@ -1,0 +1,286 @@
+//! Configuration from the environment (12-factor). The environment is a parameter, so tests
+//! configure a service without touching the process's variables. Every setting has one spelling,
+//! listed in docs/CONFIG.md; a bad value fails start-up with a message naming the variable.
+
+use crate::spec::ServiceSpec;
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// A snapshot of environment variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env(HashMap<String, String>);
+
+/// A setting that could not be understood, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason} (got {value:?})")]
+pub struct ConfigError {
+    pub var: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Env {
+    /// The process's environment.
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    /// A variable's value; empty counts as unset.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| bad(key, v, e.to_string())),
+        }
+    }
+
+    pub fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => parse_duration(v)
+                .ok_or_else(|| bad(key, v, "expected a duration such as 500ms, 10s, 5m or 1h")),
+        }
+    }
+
+    pub fn addr(&self, key: &str, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        self.parse(key, default)
+    }
+}
+
+fn bad(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Where a service keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL; the service keeps its tables in a schema named after it.
+    Postgres(String),
+}
+
+/// Everything the runtime needs to run one service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub spec: ServiceSpec,
+    pub listen: SocketAddr,
+    /// `None` when metrics are switched off (`AULA_METRICS_LISTEN=off`).
+    pub metrics_listen: Option<SocketAddr>,
+    pub database: Database,
+    /// The PostgreSQL schema holding this service's tables (`AULA_DB_SCHEMA`, default its name).
+    pub db_schema: String,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub peer_timeout: Duration,
+    pub dns_refresh: Duration,
+    pub shutdown_grace: Duration,
+    /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
+    pub env: Env,
+}
+
+impl Settings {
+    pub fn load(spec: ServiceSpec, env: &Env) -> Result<Self, ConfigError> {
+        let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        let listen = env.addr("AULA_LISTEN", any(spec.port))?;
+        let metrics_listen = match env.get("AULA_METRICS_LISTEN") {
+            Some("off") => None,
+            _ => Some(env.addr("AULA_METRICS_LISTEN", any(spec.metrics_port))?),
+        };
+        let own_var = format!("{}_DATABASE_URL", spec.env_prefix());
+        let chosen = [own_var.as_str(), "DATABASE_URL"]
+            .into_iter()
+            .find_map(|var| env.get(var).map(|url| (var, url)));
+        let database = match chosen {
+            Some((_, url))
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                Database::Postgres(url.to_string())
+            }
+            Some((var, url)) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                if path.is_empty() {
+                    return Err(bad(var, url, "a sqlite URL needs a file path"));
+                }
+                Database::Sqlite(PathBuf::from(path))
+            }
+            Some((var, url)) => {
+                return Err(bad(
+                    var,
+                    "<redacted>",
+                    format!(
+                        "unsupported scheme {:?}: use postgres:// or sqlite:",
+                        scheme(url)
+                    ),
+                ))
+            }
+            None => {
+                let dir = PathBuf::from(env.get("AULA_DATA_DIR").unwrap_or("./data"));
+                Database::Sqlite(dir.join(format!("{}.db", spec.name)))
+            }
+        };
+        let dns_refresh = env.duration("AULA_DNS_REFRESH", Duration::from_secs(10))?;
+        if dns_refresh > Duration::from_secs(30) || dns_refresh.is_zero() {
+            return Err(bad(
+                "AULA_DNS_REFRESH",
+                env.get("AULA_DNS_REFRESH").unwrap_or(""),
+                "must be between 1ms and 30s",
+            ));
+        }
+        let db_max_connections = env.parse("AULA_DB_MAX_CONNECTIONS", 10u32)?;
+        if db_max_connections == 0 {
+            return Err(bad("AULA_DB_MAX_CONNECTIONS", "0", "must be at least 1"));
+        }
+        Ok(Self {
+            spec,
+            listen,
+            metrics_listen,
+            database,
+            db_schema: match env.get("AULA_DB_SCHEMA") {
+                None => spec.name.to_string(),
+                Some(s) if s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                    s.to_string()
+                }
+                Some(s) => return Err(bad("AULA_DB_SCHEMA", s, "letters, digits and _ only")),
+            },
+            db_max_connections,
+            db_acquire_timeout: env.duration("AULA_DB_ACQUIRE_TIMEOUT", Duration::from_secs(5))?,
+            peer_timeout: env.duration("AULA_PEER_TIMEOUT", Duration::from_secs(5))?,
+            dns_refresh,
+            shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            env: env.clone(),
+        })
+    }
+
+    /// A peer's address: `<NAME>_ADDR`, or 127.0.0.1 and its standard port.
+    pub fn peer_addr(&self, peer: &ServiceSpec) -> String {
+        peer_addr(&self.env, peer)
+    }
+}
+
+/// A peer's address: `<NAME>_ADDR`, or 127.0.0.1 and its standard port.
+pub fn peer_addr(env: &Env, peer: &ServiceSpec) -> String {
+    match env.get(&format!("{}_ADDR", peer.env_prefix())) {
+        Some(a) if a.contains("://") => a.to_string(),
+        Some(a) => format!("http://{a}"),
+        None => format!("http://127.0.0.1:{}", peer.port),
+    }
+}
+
+/// Only the scheme of a URL, so credentials never reach an error message.
+fn scheme(url: &str) -> &str {
+    url.split("://").next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{CURSOS, MIDIA};
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("10x"), None);
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = Settings::load(CURSOS, &Env::default()).unwrap();
+        assert_eq!(s.listen.port(), 50051);
+        assert_eq!(s.metrics_listen.unwrap().port(), 9051);
+        assert_eq!(
+            s.database,
+            Database::Sqlite(PathBuf::from("./data/cursos.db"))
+        );
+        assert_eq!(s.peer_addr(&MIDIA), "http://127.0.0.1:50056");
+    }
+
+    #[test]
+    fn overrides_and_errors_name_the_variable() {
+        let env = Env::from_pairs([
+            ("MIDIA_ADDR", "midia:50056"),
+            ("DATABASE_URL", "postgres://u:secret@db/aula"),
+            ("AULA_METRICS_LISTEN", "off"),
+        ]);
+        let s = Settings::load(CURSOS, &env).unwrap();
+        assert_eq!(s.peer_addr(&MIDIA), "http://midia:50056");
+        assert!(matches!(s.database, Database::Postgres(_)));
+        assert!(s.metrics_listen.is_none());
+
+        let own = Env::from_pairs([
+            ("DATABASE_URL", "postgres://x/y"),
+            ("CURSOS_DATABASE_URL", "sqlite:///tmp/c.db"),
+        ]);
+        assert_eq!(
+            Settings::load(CURSOS, &own).unwrap().database,
+            Database::Sqlite("/tmp/c.db".into())
+        );
+
+        let err =
+            Settings::load(CURSOS, &Env::from_pairs([("AULA_PEER_TIMEOUT", "soon")])).unwrap_err();
+        assert_eq!(err.var, "AULA_PEER_TIMEOUT");
+        let err = Settings::load(
+            CURSOS,
+            &Env::from_pairs([("DATABASE_URL", "mysql://u:secret@h/d")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(!err.to_string().contains("secret"));
+    }
+}

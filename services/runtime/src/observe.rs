@@ -1,0 +1,375 @@
+//! One tower layer that observes every gRPC call a server handles: go-grpc-prometheus metrics,
+//! an OpenTelemetry server span (parent taken from the caller's `traceparent`), and the
+//! service's metrics registry installed while the handler and its response stream run.
+//! The client side ([`ClientCall`]) is used by [`crate::peers::PeerChannel`] for every peer call.
+
+use crate::{
+    metrics::{MethodMetrics, Metrics, Side},
+    telemetry,
+};
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+use tracing::Instrument;
+
+/// The kind of each method, by path (`/services.CursosService/GetStatus`).
+#[derive(Clone)]
+pub struct MethodTable {
+    server: Arc<HashMap<String, Arc<MethodMetrics>>>,
+    unknown: Arc<MethodMetrics>,
+}
+
+/// Lists every method of the given services from the API's descriptor set, plus health and
+/// reflection, with its go-grpc-prometheus `grpc_type`.
+pub fn known_methods(services: &[&str]) -> Vec<(String, &'static str)> {
+    use prost::Message;
+    let fds = prost_types::FileDescriptorSet::decode(aula_api::FILE_DESCRIPTOR_SET)
+        .expect("the build wrote a valid descriptor set");
+    let mut out = Vec::new();
+    for file in &fds.file {
+        for svc in &file.service {
+            let full = format!("{}.{}", file.package(), svc.name());
+            if !services.contains(&full.as_str()) {
+                continue;
+            }
+            for m in &svc.method {
+                let kind = match (m.client_streaming(), m.server_streaming()) {
+                    (false, false) => "unary",
+                    (false, true) => "server_stream",
+                    (true, false) => "client_stream",
+                    (true, true) => "bidi_stream",
+                };
+                out.push((format!("/{full}/{}", m.name()), kind));
+            }
+        }
+    }
+    out.push(("/grpc.health.v1.Health/Check".into(), "unary"));
+    out.push(("/grpc.health.v1.Health/Watch".into(), "server_stream"));
+    for v in ["v1", "v1alpha"] {
+        out.push((
+            format!("/grpc.reflection.{v}.ServerReflection/ServerReflectionInfo"),
+            "bidi_stream",
+        ));
+    }
+    out
+}
+
+fn split_path(path: &str) -> (&str, &str) {
+    let trimmed = path.trim_start_matches('/');
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
+}
+
+impl MethodTable {
+    pub fn new(metrics: &Metrics, side: Side, methods: &[(String, &'static str)]) -> Self {
+        let server = methods
+            .iter()
+            .map(|(path, kind)| {
+                let (svc, method) = split_path(path);
+                (
+                    path.clone(),
+                    Arc::new(MethodMetrics::new(metrics, side, kind, svc, method)),
+                )
+            })
+            .collect();
+        Self {
+            server: Arc::new(server),
+            unknown: Arc::new(MethodMetrics::new(
+                metrics, side, "unknown", "unknown", "unknown",
+            )),
+        }
+    }
+
+    /// The handles for a path; any path not in the API shares one label value.
+    pub fn get(&self, path: &str) -> &Arc<MethodMetrics> {
+        self.server.get(path).unwrap_or(&self.unknown)
+    }
+}
+
+/// The server-side layer.
+#[derive(Clone)]
+pub struct ServerLayer {
+    metrics: Metrics,
+    table: MethodTable,
+}
+
+impl ServerLayer {
+    pub fn new(metrics: Metrics, grpc_service: &str) -> Self {
+        let table = MethodTable::new(&metrics, Side::Server, &known_methods(&[grpc_service]));
+        Self { metrics, table }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for ServerLayer {
+    type Service = ServerService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ServerService<S> {
+    inner: S,
+    layer: ServerLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ServerService<S>
+where
+    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = http::Response<ObservedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        let method = self.layer.table.get(&path).clone();
+        let (svc, name) = split_path(&path);
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %svc,
+            rpc.method = %name,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        telemetry::set_parent_from(&span, req.headers());
+        method.started();
+        method.msg_received();
+        let start = Instant::now();
+        let metrics = self.layer.metrics.clone();
+        // Take the service that was driven to readiness; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let fut = metrics
+            .scope_future(inner.call(req))
+            .instrument(span.clone());
+        Box::pin(async move {
+            let response = fut.await?;
+            let (parts, body) = response.into_parts();
+            // A trailers-only response (every error tonic returns) has its status in the headers.
+            let status = parts
+                .headers
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+            let state = CallState {
+                method,
+                start,
+                span,
+                metrics: Some(metrics),
+                side: Side::Server,
+            };
+            let mut observed = ObservedBody {
+                inner: body,
+                state: Some(state),
+            };
+            if let Some(code) = status {
+                observed.finish(code);
+            }
+            Ok(http::Response::from_parts(parts, observed))
+        })
+    }
+}
+
+struct CallState {
+    method: Arc<MethodMetrics>,
+    start: Instant,
+    span: tracing::Span,
+    /// Installed while a server's response stream is polled; `None` on the client side.
+    metrics: Option<Metrics>,
+    side: Side,
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts messages and records the call when its status is known.
+    pub struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        state: Option<CallState>,
+    }
+
+    impl<B> PinnedDrop for ObservedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            // The client went away before the status was sent.
+            let this = this.project();
+            if let Some(state) = this.state.take() {
+                record(state, 1);
+            }
+        }
+    }
+}
+
+fn record(state: CallState, code: i32) {
+    state.method.handled(code, state.start.elapsed());
+    state.span.record("rpc.grpc.status_code", code);
+    if code != 0 {
+        state.span.record("otel.status_code", "ERROR");
+    }
+}
+
+impl<B> ObservedBody<B> {
+    fn finish(&mut self, code: i32) {
+        if let Some(state) = self.state.take() {
+            record(state, code);
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        let polled = match this.state.as_ref() {
+            Some(CallState {
+                metrics: Some(metrics),
+                span,
+                ..
+            }) => {
+                let _enter = span.enter();
+                let inner = this.inner.as_mut();
+                metrics::with_local_recorder(metrics.recorder(), || inner.poll_frame(cx))
+            }
+            _ => this.inner.as_mut().poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if frame.is_data() {
+                    match this.state.as_ref() {
+                        Some(s) if s.side == Side::Server => s.method.msg_sent(),
+                        Some(s) => s.method.msg_received(),
+                        None => {}
+                    }
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    let code = trailers
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok()?.parse().ok())
+                        .unwrap_or(2);
+                    if let Some(state) = this.state.take() {
+                        record(state, code);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(state) = this.state.take() {
+                    record(state, 2);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(state) = this.state.take() {
+                    record(state, 0);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Observes one outgoing call: client metrics and a client span whose context travels in the
+/// request's `traceparent`.
+pub struct ClientCall {
+    state: CallState,
+}
+
+impl ClientCall {
+    pub fn start(
+        table: &MethodTable,
+        peer: &str,
+        headers: &mut http::HeaderMap,
+        path: &str,
+    ) -> Self {
+        let method = table.get(path).clone();
+        let (svc, name) = split_path(path);
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = %svc,
+            rpc.method = %name,
+            peer.service = %peer,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        telemetry::inject_into(&span, headers);
+        method.started();
+        method.msg_sent();
+        Self {
+            state: CallState {
+                method,
+                start: Instant::now(),
+                span,
+                metrics: None,
+                side: Side::Client,
+            },
+        }
+    }
+
+    pub fn span(&self) -> &tracing::Span {
+        &self.state.span
+    }
+
+    /// The call failed before a response arrived.
+    pub fn fail(self, code: i32) {
+        record(self.state, code);
+    }
+
+    /// Wraps the response: the call is recorded when its status arrives.
+    pub fn response<B: Body<Data = Bytes>>(
+        self,
+        response: http::Response<B>,
+    ) -> http::Response<ObservedBody<B>> {
+        let (parts, body) = response.into_parts();
+        let status = parts
+            .headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+        let mut observed = ObservedBody {
+            inner: body,
+            state: Some(self.state),
+        };
+        if let Some(code) = status {
+            observed.finish(code);
+        }
+        http::Response::from_parts(parts, observed)
+    }
+}

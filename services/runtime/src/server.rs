@@ -1,0 +1,275 @@
+//! Starting one service: storage, the service's routes, health, reflection, metrics, the
+//! observing layer, and a graceful drain. Every service starts through [`start`]; a service
+//! crate only says what it is ([`ServiceDef`]) and how to build its routes.
+
+use crate::{
+    config::Settings,
+    db::{Db, Migrations},
+    metrics::{self, Metrics},
+    observe::ServerLayer,
+    peers::PeerChannel,
+    spec::ServiceSpec,
+};
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+/// What a service crate provides.
+#[derive(Clone, Copy)]
+pub struct ServiceDef {
+    pub spec: ServiceSpec,
+    /// `None` for a service without storage.
+    pub migrations: Option<Migrations>,
+    /// Builds the service's gRPC routes (and starts its background work through the context).
+    pub build: fn(ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>>,
+}
+
+/// What a service gets to build itself: its settings, metrics, database, peers, and a place
+/// to run background work that stops with the service.
+#[derive(Clone)]
+pub struct ServiceContext {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    settings: Settings,
+    metrics: Metrics,
+    db: Option<Db>,
+    drain: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl ServiceContext {
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The service's database. Panics for a service declared without migrations: a bug.
+    pub fn db(&self) -> &Db {
+        self.inner
+            .db
+            .as_ref()
+            .expect("a service with storage declares its migrations")
+    }
+
+    /// A balanced channel to a peer, from `<NAME>_ADDR` (lazy: nothing connects yet).
+    pub fn peer(&self, peer: &ServiceSpec) -> anyhow::Result<PeerChannel> {
+        let s = &self.inner.settings;
+        Ok(PeerChannel::new(
+            peer,
+            &s.peer_addr(peer),
+            s.peer_timeout,
+            s.dns_refresh,
+            &self.inner.metrics,
+        )?)
+    }
+
+    /// Runs background work with the service's metrics registry; it is awaited (within the
+    /// grace period) when the service stops, so it should watch [`Self::draining`].
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(self.inner.metrics.scope_future(fut));
+    }
+
+    /// Resolves when the service starts draining.
+    pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.drain.clone().cancelled_owned()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.drain.is_cancelled()
+    }
+}
+
+/// A started service.
+pub struct Running {
+    pub spec: ServiceSpec,
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub metrics: Metrics,
+    drain: CancellationToken,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Starts draining: health turns NOT_SERVING, no new connections are accepted, in-flight
+    /// calls get the grace period to finish.
+    pub fn drain(&self) {
+        self.drain.cancel();
+    }
+
+    /// Waits until the service has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("the server task panicked")?
+    }
+
+    /// Drains and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.drain();
+        self.wait().await
+    }
+}
+
+/// Binds the configured addresses and starts the service.
+pub async fn start(def: ServiceDef, settings: Settings) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding {}'s gRPC listener on {}",
+                def.spec.name, settings.listen
+            )
+        })?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+    start_on(def, settings, listener, metrics_listener).await
+}
+
+/// Starts the service on listeners the caller bound (tests bind `127.0.0.1:0`).
+pub async fn start_on(
+    def: ServiceDef,
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<Running> {
+    let spec = def.spec;
+    let addr = listener.local_addr()?;
+    let metrics_registry = Metrics::new();
+    let db = match def.migrations {
+        Some(m) => Some(
+            metrics_registry
+                .scope_future(Db::connect(&settings, m))
+                .await?,
+        ),
+        None => None,
+    };
+    let drain = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let grace = settings.shutdown_grace;
+    let ctx = ServiceContext {
+        inner: Arc::new(ContextInner {
+            settings,
+            metrics: metrics_registry.clone(),
+            db: db.clone(),
+            drain: drain.clone(),
+            tasks: tasks.clone(),
+        }),
+    };
+    if let Some(db) = db {
+        let tick_drain = drain.clone();
+        ctx.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => db.record_pool_metrics(),
+                    _ = tick_drain.cancelled() => return,
+                }
+            }
+        });
+    }
+    let routes = (def.build)(ctx.clone())
+        .await
+        .with_context(|| format!("starting {}", spec.name))?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(spec.grpc_service, ServingStatus::Serving)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(aula_api::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(aula_api::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let metrics_addr = match metrics_listener {
+        Some(l) => {
+            let a = l.local_addr()?;
+            let stop = drain.clone();
+            let m = metrics_registry.clone();
+            // Metrics stay up through the drain so the last scrape sees it.
+            tokio::spawn(async move {
+                if let Err(e) = metrics::serve(m, l, async move { stop.cancelled().await }).await {
+                    tracing::error!(error = %e, "metrics server failed");
+                }
+            });
+            Some(a)
+        }
+        None => None,
+    };
+
+    let server = tonic::transport::Server::builder()
+        // Long-lived connections are closed now and then so clients rebalance onto new replicas.
+        .max_connection_age(Duration::from_secs(300))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true)
+        .layer(ServerLayer::new(
+            metrics_registry.clone(),
+            spec.grpc_service,
+        ))
+        .add_routes(routes)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let signal = drain.clone();
+    let drain_reporter = reporter.clone();
+    let done = tokio::spawn(async move {
+        let shutdown = async move {
+            signal.cancelled().await;
+            drain_reporter
+                .set_service_status(spec.grpc_service, ServingStatus::NotServing)
+                .await;
+            drain_reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            tracing::info!(service = spec.name, grace = ?grace, "draining");
+        };
+        let serve = server.serve_with_incoming_shutdown(incoming, shutdown);
+        tokio::pin!(serve);
+        let drain_started = drain.clone();
+        let result = tokio::select! {
+            r = &mut serve => r.map_err(anyhow::Error::from),
+            _ = async { drain_started.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(service = spec.name, "calls still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                service = spec.name,
+                "background work did not stop within the grace period"
+            );
+        }
+        drop(reporter);
+        tracing::info!(service = spec.name, "stopped");
+        result
+    });
+    tracing::info!(service = spec.name, %addr, metrics = ?metrics_addr, "serving");
+    Ok(Running {
+        spec,
+        addr,
+        metrics_addr,
+        metrics: metrics_registry,
+        drain: ctx.inner.drain.clone(),
+        done,
+    })
+}
+
+/// Maps a domain error that a service did not expect to an opaque INTERNAL status, logging
+/// the cause chain (the caller gets no internals).
+pub fn internal(error: impl Into<anyhow::Error>) -> tonic::Status {
+    let error = error.into();
+    tracing::error!(error = format!("{error:#}"), "internal error");
+    tonic::Status::internal("internal error")
+}

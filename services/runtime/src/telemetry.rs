@@ -1,0 +1,196 @@
+//! Logs and traces. Logs are human-readable by default and JSON with `AULA_LOG_FORMAT=json`.
+//! When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans go to it over OTLP/gRPC through a batch
+//! processor; the SDK reads the standard `OTEL_*` variables (service name, resource attributes,
+//! sampler, batch settings) itself.
+//!
+//! The batch processor runs on tokio; its shutdown blocks the thread that calls it, which would
+//! deadlock a one-worker runtime. [`Telemetry::shutdown`] therefore runs on a plain thread and is
+//! bounded in time, and the CLI never builds a runtime with fewer than two workers.
+
+use crate::config::Env;
+use opentelemetry::{
+    propagation::{Extractor, Injector},
+    trace::TracerProvider as _,
+    Context,
+};
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
+use std::time::Duration;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+
+/// Owns the tracer provider; call [`Telemetry::shutdown`] before exiting to flush spans.
+#[derive(Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Installs the global subscriber (once per process; later calls only return a handle).
+    pub fn init(default_service_name: &str, env: &Env) -> anyhow::Result<Self> {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let filter = EnvFilter::try_new(env.get("RUST_LOG").unwrap_or("info"))
+            .map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?;
+        let json = match env.get("AULA_LOG_FORMAT") {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => anyhow::bail!("AULA_LOG_FORMAT: expected text or json, got {other:?}"),
+        };
+        let fmt = if json {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .boxed()
+        } else {
+            tracing_subscriber::fmt::layer().with_target(false).boxed()
+        };
+
+        let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Some(_) => Some(build_provider(default_service_name, env)?),
+            None => None,
+        };
+        let otel = provider.as_ref().map(|p| {
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("aula"))
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        });
+        // A second init in the same process (tests, `aula up`) keeps the first subscriber.
+        let installed = tracing_subscriber::registry()
+            .with(otel)
+            .with(fmt.with_filter(filter))
+            .try_init()
+            .is_ok();
+        if let (true, Some(p)) = (installed, &provider) {
+            opentelemetry::global::set_tracer_provider(p.clone());
+        }
+        Ok(Self {
+            provider: if installed { provider } else { None },
+        })
+    }
+
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the exporter, off the async path, within `timeout`.
+    pub fn shutdown(self, timeout: Duration) {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+            let _ = done.send(());
+        });
+        if wait.recv_timeout(timeout).is_err() {
+            eprintln!("telemetry: span export did not finish within {timeout:?}; exiting anyway");
+        }
+    }
+}
+
+fn build_provider(default_service_name: &str, env: &Env) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let endpoint = env
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .unwrap_or_default()
+        .to_string();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(5))
+        .build()?;
+    let processor =
+        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+            exporter,
+            opentelemetry_sdk::runtime::Tokio,
+        )
+        .build();
+    // Resource::builder() runs the standard detectors (OTEL_SERVICE_NAME,
+    // OTEL_RESOURCE_ATTRIBUTES); our name is only the default when the user set none.
+    let resource = if env.get("OTEL_SERVICE_NAME").is_some() {
+        Resource::builder().build()
+    } else {
+        Resource::builder()
+            .with_service_name(default_service_name.to_string())
+            .build()
+    };
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(resource)
+        .build())
+}
+
+/// Reads W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes W3C trace context into request headers.
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// Makes `span` a child of the trace context carried by `headers`, if any.
+pub fn set_parent_from(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(parent);
+    record_ids(span);
+}
+
+/// Injects `span`'s trace context into outgoing headers.
+pub fn inject_into(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    let cx = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers))
+    });
+}
+
+/// The W3C `traceparent` of the current span, to carry a trace across a queue (the outbox).
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = http::HeaderMap::new();
+    inject_into(&tracing::Span::current(), &mut headers);
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Makes `span` a child of a stored `traceparent`.
+pub fn set_parent_traceparent(span: &tracing::Span, traceparent: &str) {
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(traceparent) {
+        headers.insert("traceparent", v);
+    }
+    set_parent_from(span, &headers);
+}
+
+/// Records `trace_id`/`span_id` on a span that declared them, so every log line inside it
+/// carries them.
+fn record_ids(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    let cx: Context = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        span.record("trace_id", tracing::field::display(sc.trace_id()));
+        span.record("span_id", tracing::field::display(sc.span_id()));
+    }
+}
