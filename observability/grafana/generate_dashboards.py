@@ -305,16 +305,17 @@ def overview(services: list[dict]) -> Board:
 
     b = Board("aula-overview", "Aula / Overview", "Every service at a glance: traffic, errors and latency.")
     b.row("Now")
-    b.stat("Targets up", f'sum(up{{job!="prometheus"}}) or vector(0)', description="Replicas answering their scrape.")
+    all_jobs = f'job=~"{regex(everyone)}"'
+    b.stat("Targets up", f"sum(up{{{all_jobs}}}) or vector(0)", description="Replicas answering their scrape.")
     b.stat(
         "Targets down",
-        f'count(up{{job!="prometheus"}} == 0) or vector(0)',
+        f"count(up{{{all_jobs}}} == 0) or vector(0)",
         description="Replicas Prometheus cannot scrape.",
     )
-    b.stat("gRPC calls/s", f"sum({rate(handled)}) or vector(0)", unit="reqps", decimals=2)
+    b.stat("gRPC calls/s", f"sum({rate(handled, grpc_jobs)}) or vector(0)", unit="reqps", decimals=2)
     b.stat(
         "gRPC errors/s",
-        f"sum({rate(handled, err)}) or vector(0)",
+        f"sum({rate(handled, sel(grpc_jobs, err))}) or vector(0)",
         unit="reqps",
         decimals=2,
         description=f"Calls ended with a server-side code ({SERVER_ERROR_CODES}).",
@@ -325,7 +326,7 @@ def overview(services: list[dict]) -> Board:
     b.row("gRPC, per service (server side)")
     b.timeseries(
         "Calls/s by service",
-        [(f"sum by (job) ({rate(handled)}) or {zero_grpc}", "{{job}}")],
+        [(f"sum by (job) ({rate(handled, grpc_jobs)}) or {zero_grpc}", "{{job}}")],
         unit="reqps",
     )
     b.timeseries(
@@ -333,8 +334,8 @@ def overview(services: list[dict]) -> Board:
         [
             (
                 ratio(
-                    f"sum by (job) ({rate(handled, err)}) or {zero_grpc}",
-                    f"sum by (job) ({rate(handled)})",
+                    f"sum by (job) ({rate(handled, sel(grpc_jobs, err))}) or {zero_grpc}",
+                    f"sum by (job) ({rate(handled, grpc_jobs)})",
                 )
                 + f" or {zero_grpc}",
                 "{{job}}",
@@ -345,17 +346,17 @@ def overview(services: list[dict]) -> Board:
     )
     b.timeseries(
         "Duration p50 by service",
-        [(f"{quantile(0.5, 'grpc_server_handling_seconds', 'job')} or {zero_grpc}", "{{job}}")],
+        [(f"{quantile(0.5, 'grpc_server_handling_seconds', 'job', grpc_jobs)} or {zero_grpc}", "{{job}}")],
         unit="s",
     )
     b.timeseries(
         "Duration p99 by service",
-        [(f"{quantile(0.99, 'grpc_server_handling_seconds', 'job')} or {zero_grpc}", "{{job}}")],
+        [(f"{quantile(0.99, 'grpc_server_handling_seconds', 'job', grpc_jobs)} or {zero_grpc}", "{{job}}")],
         unit="s",
     )
     b.timeseries(
         "Calls/s by code",
-        [(f"sum by (job, grpc_code) ({rate(handled)}) or {zero_grpc}", "{{job}} {{grpc_code}}")],
+        [(f"sum by (job, grpc_code) ({rate(handled, grpc_jobs)}) or {zero_grpc}", "{{job}} {{grpc_code}}")],
         unit="reqps",
         w=24,
     )
@@ -397,22 +398,22 @@ def overview(services: list[dict]) -> Board:
     b.row("Processes")
     b.timeseries(
         "CPU by service",
-        [(f"sum by (job) ({rate('process_cpu_seconds_total')}) or {zero_all}", "{{job}}")],
+        [(f"sum by (job) ({rate('process_cpu_seconds_total', all_jobs)}) or {zero_all}", "{{job}}")],
         unit="percentunit",
         w=8,
     )
     b.timeseries(
         "Resident memory by service",
-        [(f"sum by (job) (process_resident_memory_bytes) or {zero_all}", "{{job}}")],
+        [(f"sum by (job) (process_resident_memory_bytes{{{all_jobs}}}) or {zero_all}", "{{job}}")],
         unit="bytes",
         w=8,
     )
     b.timeseries(
         "Open file descriptors by service",
-        [(f"sum by (job) (process_open_fds) or {zero_all}", "{{job}}")],
+        [(f"sum by (job) (process_open_fds{{{all_jobs}}}) or {zero_all}", "{{job}}")],
         w=8,
     )
-    b.table("Versions", "count by (job, version) (aula_build_info)", w=24, h=6)
+    b.table("Versions", f"count by (job, version) (aula_build_info{{{all_jobs}}})", w=24, h=6)
     return b
 
 
@@ -424,7 +425,8 @@ def per_service(services: list[dict]) -> Board:
     hs = "grpc_server_handling_seconds"
 
     b = Board("aula-service", "Aula / Service", "One service: its calls, latency, peers, process and database pool.")
-    b.variable("service", "service", 'label_values(up{job!="prometheus"}, job)')
+    everyone = regex([s["name"] for s in services])
+    b.variable("service", "service", f'label_values(up{{job=~"{everyone}"}}, job)')
 
     b.row("$service")
     b.stat("Replicas up", f"sum(up{{{job}}}) or vector(0)")
@@ -535,7 +537,8 @@ def per_service(services: list[dict]) -> Board:
 
 def inter_service(services: list[dict]) -> Board:
     callers = [s["name"] for s in services if s["calls"]]
-    zero = zero_for(f'job=~"{regex(callers)}"')
+    caller_jobs = f'job=~"{regex(callers)}"'
+    zero = zero_for(caller_jobs)
     ch = "grpc_client_handled_total"
     err = f'grpc_code=~"{SERVER_ERROR_CODES}"'
     edges = ", ".join(f"{s['name']} -> {'/'.join(s['calls'])}" for s in services if s["calls"])
@@ -548,7 +551,7 @@ def inter_service(services: list[dict]) -> Board:
     b.row("Caller -> callee")
     b.timeseries(
         "Calls/s",
-        [(f"sum by (job, grpc_service) ({rate(ch)}) or {zero}", "{{job}} -> {{grpc_service}}")],
+        [(f"sum by (job, grpc_service) ({rate(ch, caller_jobs)}) or {zero}", "{{job}} -> {{grpc_service}}")],
         unit="reqps",
     )
     b.timeseries(
@@ -556,8 +559,8 @@ def inter_service(services: list[dict]) -> Board:
         [
             (
                 ratio(
-                    f"sum by (job, grpc_service) ({rate(ch, err)}) or 0 * sum by (job, grpc_service) ({rate(ch)})",
-                    f"sum by (job, grpc_service) ({rate(ch)})",
+                    f"sum by (job, grpc_service) ({rate(ch, sel(caller_jobs, err))}) or 0 * sum by (job, grpc_service) ({rate(ch, caller_jobs)})",
+                    f"sum by (job, grpc_service) ({rate(ch, caller_jobs)})",
                 )
                 + f" or {zero}",
                 "{{job}} -> {{grpc_service}}",
@@ -568,12 +571,12 @@ def inter_service(services: list[dict]) -> Board:
     )
     b.timeseries(
         "Duration p50",
-        [(f"{quantile(0.5, 'grpc_client_handling_seconds', 'job, grpc_service')} or {zero}", "{{job}} -> {{grpc_service}}")],
+        [(f"{quantile(0.5, 'grpc_client_handling_seconds', 'job, grpc_service', caller_jobs)} or {zero}", "{{job}} -> {{grpc_service}}")],
         unit="s",
     )
     b.timeseries(
         "Duration p99",
-        [(f"{quantile(0.99, 'grpc_client_handling_seconds', 'job, grpc_service')} or {zero}", "{{job}} -> {{grpc_service}}")],
+        [(f"{quantile(0.99, 'grpc_client_handling_seconds', 'job, grpc_service', caller_jobs)} or {zero}", "{{job}} -> {{grpc_service}}")],
         unit="s",
     )
     b.row("Per method")
@@ -581,7 +584,7 @@ def inter_service(services: list[dict]) -> Board:
         "Calls/s by method and code",
         [
             (
-                f"sum by (job, grpc_service, grpc_method, grpc_code) ({rate(ch)}) or {zero}",
+                f"sum by (job, grpc_service, grpc_method, grpc_code) ({rate(ch, caller_jobs)}) or {zero}",
                 "{{job}} -> {{grpc_service}}/{{grpc_method}} {{grpc_code}}",
             )
         ],
@@ -592,7 +595,8 @@ def inter_service(services: list[dict]) -> Board:
         "Calls in flight",
         [
             (
-                "sum by (job, grpc_service) (grpc_client_started_total) - sum by (job, grpc_service) (grpc_client_handled_total)"
+                f"sum by (job, grpc_service) (grpc_client_started_total{{{caller_jobs}}})"
+                f" - sum by (job, grpc_service) (grpc_client_handled_total{{{caller_jobs}}})"
                 f" or {zero}",
                 "{{job}} -> {{grpc_service}}",
             )

@@ -279,3 +279,39 @@ def test_otel_collector_config():
             assert component in c[kind], (kind, component)
     for ext in c["service"].get("extensions", []):
         assert ext in c["extensions"]
+
+
+# ------------------------------------------------------------------ a shared Prometheus
+
+SHARED_FAMILIES = re.compile(r"^(?:grpc_|http_|process_|up$)")
+
+
+def unscoped_selectors(expr: str) -> list[str]:
+    """Selectors of metrics other applications export too (grpc_*, http_*, process_*, up) that do
+    not name a job: in a shared Prometheus they would mix other applications into Aula's numbers."""
+    bad = []
+    for name in metric_names(expr):
+        if not SHARED_FAMILIES.match(name):
+            continue
+        for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])(\{{[^}}]*\}})?", expr):
+            if not m.group(1) or not re.search(r"\bjob\s*=~?\s*\"", m.group(1)):
+                bad.append(m.group(0))
+    return bad
+
+
+def test_queries_name_aula_jobs():
+    bad = {}
+    for r in rules():
+        if unscoped_selectors(r["expr"]):
+            bad[r.get("alert") or r.get("record")] = unscoped_selectors(r["expr"])
+    for name, d in dashboards().items():
+        for panel, t in targets(d):
+            if unscoped_selectors(t["expr"]):
+                bad[f"{name}: {panel['title']}"] = unscoped_selectors(t["expr"])
+        for v in d["templating"]["list"]:
+            if unscoped_selectors(variable_selector(v)):
+                bad[f"{name}: ${v['name']}"] = unscoped_selectors(variable_selector(v))
+    assert bad == {}
+    # The check itself catches what it should:
+    probe = 'sum(rate(grpc_server_handled_total{grpc_code="OK"}[5m])) + up + up{job="cursos"}'
+    assert sorted(unscoped_selectors(probe)) == ['grpc_server_handled_total{grpc_code="OK"}', "up"]
