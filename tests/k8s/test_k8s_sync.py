@@ -42,3 +42,17 @@ def test_plain_manifests_have_no_helm_hooks_or_namespace():
 def test_check_mode_passes():
     out = subprocess.run([sys.executable, ROOT / "scripts" / "render-k8s.py", "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_kustomize_builds():
+    import shutil
+
+    import pytest
+
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl is not installed")
+    out = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(out.stdout) if d]
+    assert kinds.count("Deployment") == 7

@@ -54,3 +54,17 @@ def test_dashboard_configmaps_carry_every_dashboard():
 def test_monitoring_objects_off_by_default():
     r = matrix_render("defaults")
     assert not r.of_kind("PrometheusRule") and not r.of_kind("ServiceMonitor") and not r.of_kind("ConfigMap")
+
+
+def test_packaged_chart_carries_the_linked_files(tmp_path):
+    """`helm package` stores the linked files' content: the archive needs no observability/."""
+    import helm_python as helm
+
+    archive = helm.package(CHART_DIR, destination=tmp_path)
+    with helm.Chart.load(archive) as packaged:
+        names = {f["name"] for f in packaged.files}
+        out = packaged.render(values={"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}}, name="aula")
+    assert {f"files/dashboards/{p.name}" for p in DASHBOARDS.glob("*.json")} <= names
+    assert {f"files/rules/{p.name}" for p in rule_files()} <= names
+    docs = [d for path, text in out.items() if path.endswith(".yaml") for d in yaml.safe_load_all(text) if d]
+    assert any(d["kind"] == "PrometheusRule" for d in docs)
