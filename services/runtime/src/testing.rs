@@ -49,6 +49,8 @@ pub fn env(def: &ServiceDef, data_dir: &Path, extra: &[(String, String)]) -> Env
     if let Ok(url) = std::env::var("AULA_TEST_DATABASE_URL") {
         if !url.is_empty() {
             env.set("DATABASE_URL", url);
+            // Many services start in parallel tests: keep each pool small.
+            env.set("AULA_DB_MAX_CONNECTIONS", "4");
             // A schema per spawn keeps parallel tests apart; restarting with the same data
             // directory reuses it (persistence tests).
             let marker = data_dir.join(format!("{}.schema", def.spec.name));
