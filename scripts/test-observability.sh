@@ -9,7 +9,7 @@
 #   scripts/test-observability.sh -- -k gemini  # extra arguments go to pytest
 #
 # Environment: AULA_BIN (default target/debug/aula; the live part fails when it is missing),
-# AULA_OBS_VENV (default tests/observability/.venv).
+# AULA_OBS_VENV (default tests/observability/.venv), AULA_OBS_NETNS (auto|off, see below).
 # Installs what is missing: Debian's prometheus (for promtool and prometheus), a Python venv with
 # pytest, pyyaml, requests, grpcio and grpcio-tools.
 set -euo pipefail
@@ -69,4 +69,13 @@ case $what in
 esac
 log "promtool: $(promtool --version 2>&1 | head -n1)"
 log "AULA_BIN=$AULA_BIN"
-exec "$venv/bin/python" -m pytest "${args[@]}" "$@" tests/observability
+# The live part binds the contract's fixed ports (50051-50056, 8080, 9051-9056, 9080). Where it can,
+# it runs in a private network namespace, with its own 127.0.0.1, so a compose stack or another
+# `aula up` publishing those ports on this host does not collide with it. AULA_OBS_NETNS=off: host.
+netns=()
+if [[ $what != static && ${AULA_OBS_NETNS:-auto} != off && $(id -u) == 0 ]] &&
+    command -v unshare >/dev/null && command -v ip >/dev/null && unshare --net true 2>/dev/null; then
+    log "running in a private network namespace (loopback only)"
+    netns=(unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh)
+fi
+exec "${netns[@]}" "$venv/bin/python" -m pytest "${args[@]}" "$@" tests/observability
