@@ -1,0 +1,304 @@
+//! Media items, their validation and the readable summary `GetMedia` returns.
+
+/// Why a midia request failed; `grpc.rs` maps each variant to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum MidiaError {
+    /// Bad input, naming the field (INVALID_ARGUMENT).
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The database failed (INTERNAL, opaque to the caller).
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+impl MidiaError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A course id: a positive integer (identifiers travel as strings in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CourseId(i64);
+
+impl CourseId {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, MidiaError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(MidiaError::invalid(field, "must not be empty"));
+        }
+        match raw.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Self(n)),
+            _ => Err(MidiaError::invalid(
+                field,
+                format!("must be a positive integer (got {raw:?})"),
+            )),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// What a media item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Video,
+    Slides,
+    Texto,
+}
+
+impl MediaKind {
+    pub const ALL: [MediaKind; 3] = [MediaKind::Video, MediaKind::Slides, MediaKind::Texto];
+
+    /// The stored and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Video => "video",
+            MediaKind::Slides => "slides",
+            MediaKind::Texto => "texto",
+        }
+    }
+
+    /// How a reader sees it.
+    pub fn label(self) -> &'static str {
+        match self {
+            MediaKind::Video => "Vídeo",
+            MediaKind::Slides => "Slides",
+            MediaKind::Texto => "Texto",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim().to_lowercase();
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+/// A stored media item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaItem {
+    pub id: i64,
+    pub id_curso: i64,
+    pub titulo: String,
+    /// As stored: one of [`MediaKind::as_str`].
+    pub tipo: String,
+    pub url: String,
+    pub duracao_segundos: i32,
+    pub ordem: i32,
+    pub descricao: String,
+}
+
+/// A validated `AddMedia` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMedia {
+    pub id_curso: CourseId,
+    pub titulo: String,
+    pub tipo: MediaKind,
+    pub url: String,
+    pub duracao_segundos: i32,
+    /// `None`: after the course's last item.
+    pub ordem: Option<i32>,
+    pub descricao: String,
+}
+
+/// The raw fields of an `AddMedia` request, as the edge received them.
+#[derive(Debug, Clone, Default)]
+pub struct AddMediaFields<'a> {
+    pub id_curso: &'a str,
+    pub titulo: &'a str,
+    pub tipo: &'a str,
+    pub url: &'a str,
+    pub duracao_segundos: i32,
+    pub ordem: i32,
+    pub descricao: &'a str,
+}
+
+impl NewMedia {
+    pub fn parse(f: AddMediaFields<'_>) -> Result<Self, MidiaError> {
+        let id_curso = CourseId::parse("id_curso", f.id_curso)?;
+        let titulo = f.titulo.trim();
+        if titulo.is_empty() {
+            return Err(MidiaError::invalid("titulo", "must not be empty"));
+        }
+        if f.tipo.trim().is_empty() {
+            return Err(MidiaError::invalid(
+                "tipo",
+                "must not be empty (video, slides or texto)",
+            ));
+        }
+        let tipo = MediaKind::parse(f.tipo).ok_or_else(|| {
+            MidiaError::invalid(
+                "tipo",
+                format!("must be video, slides or texto (got {:?})", f.tipo),
+            )
+        })?;
+        let url = f.url.trim();
+        if url.is_empty() {
+            return Err(MidiaError::invalid("url", "must not be empty"));
+        }
+        if f.duracao_segundos < 0 {
+            return Err(MidiaError::invalid(
+                "duracao_segundos",
+                "must not be negative",
+            ));
+        }
+        if f.ordem < 0 {
+            return Err(MidiaError::invalid("ordem", "must not be negative"));
+        }
+        Ok(Self {
+            id_curso,
+            titulo: titulo.to_string(),
+            tipo,
+            url: url.to_string(),
+            duracao_segundos: f.duracao_segundos,
+            ordem: (f.ordem > 0).then_some(f.ordem),
+            descricao: f.descricao.trim().to_string(),
+        })
+    }
+}
+
+/// A duration as a reader says it: "45 s", "12 min", "1 h 05 min".
+pub fn human_duration(seconds: i32) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", (s + 30) / 60),
+        s => {
+            let minutes = (s + 30) / 60;
+            format!("{} h {:02} min", minutes / 60, minutes % 60)
+        }
+    }
+}
+
+/// The readable summary of a course's media, e.g.
+/// `3 itens: Vídeo 'Introdução ao Python' (12 min), Slides 'Variáveis', Texto 'Funções'`.
+pub fn summary(id_curso: CourseId, items: &[MediaItem]) -> String {
+    if items.is_empty() {
+        return format!("Nenhuma mídia cadastrada para o curso {}", id_curso.get());
+    }
+    let described: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let label: &str = match MediaKind::parse(&item.tipo) {
+                Some(kind) => kind.label(),
+                None => &item.tipo,
+            };
+            let mut s = format!("{label} '{}'", item.titulo);
+            if item.duracao_segundos > 0 {
+                s.push_str(&format!(" ({})", human_duration(item.duracao_segundos)));
+            }
+            s
+        })
+        .collect();
+    let count = if items.len() == 1 {
+        "1 item".to_string()
+    } else {
+        format!("{} itens", items.len())
+    };
+    format!("{count}: {}", described.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(titulo: &str, tipo: &str, duracao: i32) -> MediaItem {
+        MediaItem {
+            id: 1,
+            id_curso: 1,
+            titulo: titulo.into(),
+            tipo: tipo.into(),
+            url: "https://x".into(),
+            duracao_segundos: duracao,
+            ordem: 1,
+            descricao: String::new(),
+        }
+    }
+
+    #[test]
+    fn summaries_read_naturally() {
+        let c = CourseId::parse("id_curso", "3").unwrap();
+        assert_eq!(
+            summary(
+                c,
+                &[
+                    item("Introdução ao Python", "video", 720),
+                    item("Variáveis", "slides", 0)
+                ]
+            ),
+            "2 itens: Vídeo 'Introdução ao Python' (12 min), Slides 'Variáveis'"
+        );
+        assert_eq!(
+            summary(c, &[item("Guia", "texto", 0)]),
+            "1 item: Texto 'Guia'"
+        );
+        assert_eq!(summary(c, &[]), "Nenhuma mídia cadastrada para o curso 3");
+        assert_eq!(human_duration(45), "45 s");
+        assert_eq!(human_duration(3900), "1 h 05 min");
+    }
+
+    #[test]
+    fn new_media_names_the_bad_field() {
+        let ok = AddMediaFields {
+            id_curso: "1",
+            titulo: "T",
+            tipo: "Video",
+            url: "https://x",
+            ..Default::default()
+        };
+        let parsed = NewMedia::parse(ok.clone()).unwrap();
+        assert_eq!(parsed.tipo, MediaKind::Video);
+        assert_eq!(parsed.ordem, None);
+        let field = |f: AddMediaFields<'_>| match NewMedia::parse(f) {
+            Err(MidiaError::Invalid { field, .. }) => field,
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        assert_eq!(
+            field(AddMediaFields {
+                id_curso: "",
+                ..ok.clone()
+            }),
+            "id_curso"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                id_curso: "x",
+                ..ok.clone()
+            }),
+            "id_curso"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                titulo: " ",
+                ..ok.clone()
+            }),
+            "titulo"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                tipo: "audio",
+                ..ok.clone()
+            }),
+            "tipo"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                url: "",
+                ..ok.clone()
+            }),
+            "url"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                duracao_segundos: -1,
+                ..ok.clone()
+            }),
+            "duracao_segundos"
+        );
+        assert_eq!(field(AddMediaFields { ordem: -1, ..ok }), "ordem");
+    }
+}

@@ -1,0 +1,96 @@
+//! The gRPC edge: protobuf <-> domain, and the one mapping of [`MidiaError`] to a status.
+
+use crate::{
+    domain::{self, AddMediaFields, CourseId, MidiaError, NewMedia},
+    store::Store,
+};
+use aula_api::{
+    midia_conteudo_service_server::MidiaConteudoService, AddMediaRequest, Empty,
+    GetCourseMediaRequest, GetCourseMediaResponse, MediaItem, StatusResponse,
+};
+use std::collections::HashMap;
+use tonic::{Request, Response, Status};
+
+impl From<MidiaError> for Status {
+    fn from(e: MidiaError) -> Self {
+        match e {
+            MidiaError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            MidiaError::Storage(_) => aula_runtime::server::internal(e),
+        }
+    }
+}
+
+/// `services.MidiaConteudoService`.
+pub struct MidiaGrpc {
+    store: Store,
+}
+
+impl MidiaGrpc {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn to_proto(item: domain::MediaItem) -> MediaItem {
+    MediaItem {
+        id: item.id,
+        titulo: item.titulo,
+        tipo: item.tipo,
+        url: item.url,
+        duracao_segundos: item.duracao_segundos,
+        ordem: item.ordem,
+        descricao: item.descricao,
+        id_curso: item.id_curso.to_string(),
+    }
+}
+
+#[tonic::async_trait]
+impl MidiaConteudoService for MidiaGrpc {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        let counts = self.store.counts().await.map_err(MidiaError::from)?;
+        Ok(Response::new(StatusResponse {
+            message: format!(
+                "Serviço de mídia ativo: {} mídias de {} cursos",
+                counts.midias, counts.cursos
+            ),
+            servico: "midia".into(),
+            versao: env!("CARGO_PKG_VERSION").into(),
+            contagens: HashMap::from([
+                ("midias".to_string(), counts.midias),
+                ("cursos".to_string(), counts.cursos),
+            ]),
+            modo: String::new(),
+        }))
+    }
+
+    async fn get_media(
+        &self,
+        request: Request<GetCourseMediaRequest>,
+    ) -> Result<Response<GetCourseMediaResponse>, Status> {
+        let id_curso = CourseId::parse("id_curso", &request.get_ref().id_curso)?;
+        let items = self.store.list(id_curso).await.map_err(MidiaError::from)?;
+        Ok(Response::new(GetCourseMediaResponse {
+            midia_curso: domain::summary(id_curso, &items),
+            itens: items.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn add_media(
+        &self,
+        request: Request<AddMediaRequest>,
+    ) -> Result<Response<MediaItem>, Status> {
+        let r = request.get_ref();
+        let new = NewMedia::parse(AddMediaFields {
+            id_curso: &r.id_curso,
+            titulo: &r.titulo,
+            tipo: &r.tipo,
+            url: &r.url,
+            duracao_segundos: r.duracao_segundos,
+            ordem: r.ordem,
+            descricao: &r.descricao,
+        })?;
+        let item = self.store.add(&new).await.map_err(MidiaError::from)?;
+        tracing::info!(id = item.id, id_curso = item.id_curso, "media added");
+        Ok(Response::new(to_proto(item)))
+    }
+}
