@@ -315,3 +315,11 @@ def test_queries_name_aula_jobs():
     # The check itself catches what it should:
     probe = 'sum(rate(grpc_server_handled_total{grpc_code="OK"}[5m])) + up + up{job="cursos"}'
     assert sorted(unscoped_selectors(probe)) == ['grpc_server_handled_total{grpc_code="OK"}', "up"]
+
+
+def test_no_whole_number_le_matchers():
+    """Prometheus 3 (docker-compose.yml runs v3) stores le="1" as le="1.0": a matcher on a whole
+    number works on one version and silently matches nothing on the other."""
+    exprs = [r["expr"] for r in rules()] + [t["expr"] for d in dashboards().values() for _, t in targets(d)]
+    bad = [e for e in exprs if re.search(r'\ble\s*=~?\s*"[0-9]+"', e)]
+    assert bad == []
