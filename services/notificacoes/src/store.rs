@@ -1,0 +1,131 @@
+//! All of notificacoes' SQL, in the dialect SQLite and PostgreSQL both accept. Booleans are
+//! read back through `CASE` as integers: sqlx's `Any` driver sees SQLite's booleans as integers.
+
+use crate::{NewNotification, Notification};
+use aula_runtime::{db::now_ms, paging::Page};
+use sqlx::{any::AnyRow, AnyPool, Row};
+
+const COLUMNS: &str =
+    "id, id_usuario, mensagem, CASE WHEN lida THEN 1 ELSE 0 END, criada_ms, origem";
+
+/// The notifications table.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    /// Stores a notification unless one with the same key exists; returns the stored one and
+    /// whether it is new.
+    pub async fn insert(&self, new: &NewNotification) -> sqlx::Result<(Notification, bool)> {
+        let now = now_ms();
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO notificacoes (id_usuario, mensagem, lida, criada_ms, origem, chave) \
+             VALUES ($1, $2, FALSE, $3, $4, $5) ON CONFLICT (chave) DO NOTHING RETURNING id",
+        )
+        .bind(new.id_usuario)
+        .bind(&new.message)
+        .bind(now)
+        .bind(&new.origem)
+        .bind(new.chave.clone())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(id) = inserted {
+            let n = Notification {
+                id,
+                id_usuario: new.id_usuario,
+                message: new.message.clone(),
+                lida: false,
+                criada_ms: now,
+                origem: new.origem.clone(),
+            };
+            return Ok((n, true));
+        }
+        // A retry: the key is stored (committed: the conflict saw it), read it back.
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM notificacoes WHERE chave = $1"
+        ))
+        .bind(new.chave.clone())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((from_row(&row)?, false))
+    }
+
+    pub async fn get(&self, id: i64) -> sqlx::Result<Option<Notification>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// A user's notifications, newest first, keyset-paged on the id.
+    pub async fn list(
+        &self,
+        id_usuario: i64,
+        unread_only: bool,
+        page: Page,
+    ) -> sqlx::Result<(Vec<Notification>, String)> {
+        let unread = if unread_only { " AND lida = FALSE" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM notificacoes WHERE id_usuario = $1 AND id < $2{unread} \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(id_usuario)
+        .bind(page.after.unwrap_or(i64::MAX))
+        .bind(page.limit())
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(page.finish(items, |n| n.id))
+    }
+
+    /// Marks the user's notifications among `ids` as read; returns how many of `ids` are the
+    /// user's (all of them read now). Other users' ids are ignored.
+    pub async fn mark_read(&self, id_usuario: i64, ids: &[i64]) -> sqlx::Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let placeholders = (0..ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE notificacoes SET lida = TRUE WHERE id_usuario = $1 AND id IN ({placeholders})"
+        );
+        let mut q = sqlx::query(&sql).bind(id_usuario);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// (all notifications, unread ones).
+    pub async fn counts(&self) -> sqlx::Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN lida THEN 0 ELSE 1 END), 0) AS BIGINT) \
+             FROM notificacoes",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+fn from_row(row: &AnyRow) -> sqlx::Result<Notification> {
+    Ok(Notification {
+        id: row.try_get(0)?,
+        id_usuario: row.try_get(1)?,
+        message: row.try_get(2)?,
+        lida: row.try_get::<i64, _>(3)? != 0,
+        criada_ms: row.try_get(4)?,
+        origem: row.try_get(5)?,
+    })
+}
