@@ -1,0 +1,33 @@
+//! The Aula REST compatibility gateway: the seed's original Flask REST API (`GET /cursos`,
+//! `POST /chatbot/duvida`, ...) with its JSON shapes, each request translated to one gRPC call
+//! on the six services over balanced, observed [`aula_runtime::peers::PeerChannel`]s. It owns
+//! no data: gRPC codes become HTTP statuses, `/healthz` aggregates the services' health.
+//!
+//! # Layout
+//! - [`server`]: [`Gateway`] (the configured app), [`start`] and [`RunningGateway`] (drain, stop).
+//! - [`routes`]: the REST endpoints and their request checks.
+//! - [`json`]: protobuf responses as the seed's JSON.
+//! - [`error`]: [`ApiError`], the one mapping of failures (and gRPC codes) to HTTP.
+//! - [`health`]: `/healthz`, `/livez`, `/readyz`.
+//! - [`observe`]: the `http.server` span and the `http_*` metrics of every request.
+//! - [`backends`]: the six services' channels and clients.
+//! - [`config`]: settings from the environment.
+//! - [`cli`]: the binary's `main` ([`main_entry`]) and [`healthcheck`] its subcommand.
+//! - [`state`]: what handlers share.
+
+pub mod backends;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod healthcheck;
+pub mod json;
+pub mod observe;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use cli::main_entry;
+pub use config::GatewayConfig;
+pub use error::ApiError;
+pub use server::{start, Gateway, RunningGateway};

@@ -1,0 +1,312 @@
+//! The seed's REST endpoints, each translated to one gRPC call. Handlers only parse the request,
+//! call, and shape the JSON ([`crate::json`]); every failure is an [`ApiError`].
+
+use crate::{error::ApiError, json, state::AppState};
+use aula_api::{
+    AskQuestionRequest, ChatbotDuvidaRequest, Empty, GetCourseMediaRequest,
+    GetUserCoursesRequest, NotifyScheduleRequest, RegisterMetricsRequest, SendNotificationRequest,
+};
+use axum::{
+    extract::{Path, Query, State},
+    routing::{get, post},
+    Json, Router,
+};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+type Reply = Result<Json<Value>, ApiError>;
+
+/// The notification `GET /cursos/enviar_notificacao/{id}` sends when no `?message=` is given.
+pub const DEFAULT_NOTIFICATION: &str = "Você tem uma nova notificação do serviço de cursos.";
+
+/// The REST routes (health and readiness are added by [`crate::server`]).
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .route("/cursos", get(cursos_status))
+        .route(
+            "/cursos/ver_inscricoes_do_usuario/{id}",
+            get(ver_inscricoes_do_usuario),
+        )
+        .route("/cursos/consumir_midia_curso/{id}", get(consumir_midia_curso))
+        .route("/cursos/tirar_duvida/{id}", post(tirar_duvida))
+        .route("/cursos/enviar_notificacao/{id}", get(enviar_notificacao))
+        .route("/chatbot", get(chatbot_status))
+        .route("/chatbot/duvida", post(chatbot_duvida))
+        .route(
+            "/chatbot/registrar_metricas/{id}",
+            get(chatbot_registrar_metricas),
+        )
+        .route("/cpar", get(cpar_status))
+        .route(
+            "/cpar/notificar_agendamento/{id}",
+            get(cpar_notificar_agendamento),
+        )
+        .route("/notificacoes", get(notificacoes_status))
+        .route("/insights", get(insights_status))
+        .route("/midia_conteudo", get(midia_status))
+        .route("/midia_conteudo/{id}", get(midia_get))
+}
+
+// ------------------------------------------------------------------ request bodies
+
+/// The JSON object a POST carries; Flask's `request.get_json()` plus its field checks.
+struct JsonBody(Map<String, Value>);
+
+impl JsonBody {
+    fn parse(body: &Bytes) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest(
+                "corpo JSON ausente: envie um objeto com os campos aula_contexto e duvida".into(),
+            ));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::BadRequest(
+                "o corpo deve ser um objeto JSON".into(),
+            )),
+            Err(e) => Err(ApiError::BadRequest(format!("corpo JSON inválido: {e}"))),
+        }
+    }
+
+    /// A text field that must be present and not blank.
+    fn required(&self, field: &str) -> Result<String, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Err(ApiError::BadRequest(format!(
+                "campo obrigatório ausente: {field}"
+            ))),
+            Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::BadRequest(format!(
+                "campo obrigatório vazio: {field}"
+            ))),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "o campo {field} deve ser texto"
+            ))),
+        }
+    }
+
+    /// A text (or integer) field that may be absent.
+    fn optional(&self, field: &str) -> Result<String, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "o campo {field} deve ser texto"
+            ))),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ cursos
+
+async fn cursos_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .cursos()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("cursos", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn ver_inscricoes_do_usuario(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let r = s
+        .backends
+        .cursos()
+        .get_user_courses(GetUserCoursesRequest { id_usuario: id })
+        .await
+        .map_err(|e| ApiError::grpc("cursos", e))?;
+    Ok(Json(json::user_courses(r.get_ref())))
+}
+
+async fn consumir_midia_curso(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let r = s
+        .backends
+        .cursos()
+        .get_course_media(GetCourseMediaRequest { id_curso: id })
+        .await
+        .map_err(|e| ApiError::grpc("cursos", e))?;
+    Ok(Json(json::course_media(r.get_ref())))
+}
+
+async fn tirar_duvida(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Reply {
+    let body = JsonBody::parse(&body)?;
+    let request = AskQuestionRequest {
+        id_curso: id,
+        aula_contexto: body.required("aula_contexto")?,
+        duvida: body.required("duvida")?,
+        id_usuario: body.optional("id_usuario")?,
+    };
+    let r = s
+        .backends
+        .cursos()
+        .ask_question(request)
+        .await
+        .map_err(|e| ApiError::grpc("cursos", e))?;
+    Ok(Json(json::answer(r.get_ref())))
+}
+
+#[derive(Deserialize)]
+struct NotificationQuery {
+    message: Option<String>,
+}
+
+async fn enviar_notificacao(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<NotificationQuery>,
+) -> Reply {
+    let message = q
+        .message
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
+    let r = s
+        .backends
+        .cursos()
+        .send_notification(SendNotificationRequest {
+            id_usuario: id,
+            message,
+            origem: "gateway".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ApiError::grpc("cursos", e))?;
+    Ok(Json(json::notification(r.get_ref())))
+}
+
+// ------------------------------------------------------------------ chatbot
+
+async fn chatbot_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .chatbot()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn chatbot_duvida(State(s): State<AppState>, body: Bytes) -> Reply {
+    let body = JsonBody::parse(&body)?;
+    let request = ChatbotDuvidaRequest {
+        aula_contexto: body.required("aula_contexto")?,
+        duvida: body.required("duvida")?,
+        id_curso: body.optional("id_curso")?,
+        id_usuario: body.optional("id_usuario")?,
+        ..Default::default()
+    };
+    let r = s
+        .backends
+        .chatbot()
+        .resolve_duvida(request)
+        .await
+        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    Ok(Json(json::chatbot_answer(r.get_ref())))
+}
+
+async fn chatbot_registrar_metricas(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let r = s
+        .backends
+        .chatbot()
+        .register_metrics(RegisterMetricsRequest { id_interacao: id })
+        .await
+        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    Ok(Json(json::registered_metrics(r.get_ref())))
+}
+
+// ------------------------------------------------------------------ cpar, notificacoes, insights, midia
+
+async fn cpar_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .cpar()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("cpar", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn cpar_notificar_agendamento(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let r = s
+        .backends
+        .cpar()
+        .notify_schedule(NotifyScheduleRequest {
+            id_agendamento: id,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ApiError::grpc("cpar", e))?;
+    Ok(Json(json::schedule_notified(r.get_ref())))
+}
+
+async fn notificacoes_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .notificacoes()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("notificacoes", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn insights_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .insights()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("insights", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn midia_status(State(s): State<AppState>) -> Reply {
+    let r = s
+        .backends
+        .midia()
+        .get_status(Empty {})
+        .await
+        .map_err(|e| ApiError::grpc("midia", e))?;
+    Ok(Json(json::status(r.get_ref())))
+}
+
+async fn midia_get(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+    let r = s
+        .backends
+        .midia()
+        .get_media(GetCourseMediaRequest { id_curso: id })
+        .await
+        .map_err(|e| ApiError::grpc("midia", e))?;
+    Ok(Json(json::course_media(r.get_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        match JsonBody::parse(&Bytes::from(body.to_string()))
+            .and_then(|b| b.required("aula_contexto").and(b.required("duvida")))
+        {
+            Err(e) => e.to_string(),
+            Ok(_) => "ok".into(),
+        }
+    }
+
+    #[test]
+    fn bodies_are_checked_like_the_seed() {
+        assert!(err("").contains("ausente"));
+        assert!(err("{").contains("inválido"));
+        assert!(err("[]").contains("objeto"));
+        assert_eq!(err(r#"{"duvida":"x"}"#), "campo obrigatório ausente: aula_contexto");
+        assert_eq!(
+            err(r#"{"aula_contexto":"a","duvida":" "}"#),
+            "campo obrigatório vazio: duvida"
+        );
+        assert_eq!(
+            err(r#"{"aula_contexto":1,"duvida":"x"}"#),
+            "o campo aula_contexto deve ser texto"
+        );
+        assert_eq!(err(r#"{"aula_contexto":"a","duvida":"x"}"#), "ok");
+    }
+}

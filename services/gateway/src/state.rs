@@ -1,0 +1,16 @@
+//! What every handler shares.
+
+use crate::backends::Backends;
+use aula_runtime::metrics::Metrics;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub backends: Backends,
+    pub metrics: Metrics,
+    /// Cancelled when the gateway starts draining: `/readyz` answers 503 from then on.
+    pub draining: CancellationToken,
+    /// The deadline of each backend health check behind `/healthz`.
+    pub health_timeout: Duration,
+}
