@@ -1,0 +1,502 @@
+//! The `ChatbotService` edge: protobuf <-> [`crate::engine`] types, the caller's deadline, the
+//! one [`AnswerError`] -> [`Status`] mapping, the `aula_chatbot_questions_total` counter, and
+//! `RegisterMetrics` forwarded to insights.
+
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use aula_api::{
+    chatbot_service_server::ChatbotService, insights_service_client::InsightsServiceClient,
+    ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, MaterialItem,
+    RegisterMetricsRequest, RegisterMetricsResponse, StatusResponse,
+};
+use aula_runtime::{metrics::Metrics, peers::PeerChannel};
+use futures::stream::{BoxStream, Stream, StreamExt};
+use tonic::{metadata::MetadataMap, Request, Response, Status};
+
+use crate::engine::{Answer, AnswerError, Chunk, CourseContext, Engine, Material, Question};
+use crate::recorder::{Interaction, Recorder};
+
+/// The counter of questions, by `mode` (gemini/offline) and `outcome` (ok/error).
+pub const QUESTIONS_METRIC: &str = "aula_chatbot_questions_total";
+/// Longest interaction id accepted by `RegisterMetrics` (ids we issue are 36 characters).
+const MAX_ID_CHARS: usize = 128;
+
+pub struct ChatbotGrpc {
+    engine: Engine,
+    insights: PeerChannel,
+    recorder: Recorder,
+    metrics: Metrics,
+}
+
+impl ChatbotGrpc {
+    pub fn new(engine: Engine, insights: PeerChannel, recorder: Recorder, metrics: Metrics) -> Self {
+        ChatbotGrpc {
+            engine,
+            insights,
+            recorder,
+            metrics,
+        }
+    }
+
+    fn status_message(&self) -> String {
+        match &self.engine {
+            Engine::Offline(_) => {
+                "Chatbot em modo offline (BM25 sobre o material do curso)".to_string()
+            }
+            Engine::Gemini(g) => format!("Chatbot em modo Gemini ({})", g.model()),
+        }
+    }
+}
+
+/// The one place an [`AnswerError`] becomes a status. Display texts never carry the API key.
+pub fn status_of(e: &AnswerError) -> Status {
+    match e {
+        AnswerError::Invalid { field, reason } => {
+            Status::invalid_argument(format!("{field}: {reason}"))
+        }
+        AnswerError::Quota { .. } => Status::resource_exhausted(e.to_string()),
+        AnswerError::Blocked { .. } => Status::failed_precondition(e.to_string()),
+        AnswerError::Timeout => Status::deadline_exceeded(e.to_string()),
+        AnswerError::Unavailable { .. } | AnswerError::CircuitOpen => {
+            Status::unavailable(format!("gemini: {e}"))
+        }
+    }
+}
+
+/// The caller's deadline, from the `grpc-timeout` header, brought forward by a margin so the
+/// error travels back before the caller (and tonic's own timeout, which answers CANCELLED) gives
+/// up: an eighth of the budget, at most 250ms.
+pub fn deadline_of(metadata: &MetadataMap) -> Option<Instant> {
+    let timeout = parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)?;
+    let margin = (timeout / 8).min(Duration::from_millis(250));
+    Some(Instant::now() + (timeout - margin))
+}
+
+/// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Who asked, for the interaction record.
+struct Asker {
+    id_curso: String,
+    id_usuario: String,
+}
+
+fn to_question(req: ChatbotDuvidaRequest) -> (Question, Asker) {
+    let has_course = !req.id_curso.trim().is_empty()
+        || !req.nome_curso.trim().is_empty()
+        || !req.descricao_curso.trim().is_empty()
+        || !req.material.is_empty();
+    let asker = Asker {
+        id_curso: req.id_curso.trim().to_string(),
+        id_usuario: req.id_usuario.trim().to_string(),
+    };
+    let course = has_course.then(|| CourseContext {
+        id: req.id_curso.trim().to_string(),
+        nome: req.nome_curso,
+        descricao: req.descricao_curso,
+        material: req
+            .material
+            .into_iter()
+            .take(crate::engine::MAX_MATERIAL_ITEMS)
+            .map(|MaterialItem { titulo, descricao, tipo }| Material {
+                titulo,
+                descricao,
+                tipo,
+            })
+            .collect(),
+    });
+    let question = Question {
+        aula_contexto: req.aula_contexto,
+        duvida: req.duvida,
+        course,
+    };
+    (question, asker)
+}
+
+/// A fresh interaction id, shaped like a UUID v4 (random, 122 bits).
+pub fn new_interaction_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn tokens(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn to_response(a: Answer, id: String) -> ChatbotDuvidaResponse {
+    ChatbotDuvidaResponse {
+        resposta: a.text,
+        modelo: a.model,
+        id_interacao: id,
+        tokens_entrada: tokens(a.tokens_in),
+        tokens_saida: tokens(a.tokens_out),
+        offline: a.offline,
+    }
+}
+
+fn to_chunk(c: Chunk, id: &str) -> ChatbotDuvidaChunk {
+    ChatbotDuvidaChunk {
+        texto: c.text,
+        r#final: c.is_final,
+        modelo: c.model,
+        id_interacao: id.to_string(),
+        tokens_entrada: tokens(c.tokens_in),
+        tokens_saida: tokens(c.tokens_out),
+    }
+}
+
+/// One question in flight: when it settles, counts it and queues its record for insights.
+/// Bad input is counted but not recorded: nothing was asked of a model.
+struct Outcome {
+    id: String,
+    asker: Asker,
+    mode: &'static str,
+    model: String,
+    started: Instant,
+    recorder: Recorder,
+}
+
+impl Outcome {
+    fn settle(self, result: Result<(), &AnswerError>) {
+        let ok = result.is_ok();
+        metrics::counter!(
+            QUESTIONS_METRIC,
+            "mode" => self.mode,
+            "outcome" => if ok { "ok" } else { "error" }
+        )
+        .increment(1);
+        if matches!(result, Err(AnswerError::Invalid { .. })) {
+            return;
+        }
+        self.recorder.record(Interaction {
+            id_interacao: self.id,
+            id_curso: self.asker.id_curso,
+            id_usuario: self.asker.id_usuario,
+            latencia_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            modelo: self.model,
+            sucesso: ok,
+        });
+    }
+}
+
+/// A streamed answer: polled inside the service's metrics scope (tonic polls response bodies
+/// outside the handler), settled exactly once: on the final chunk, on an error, or, if the
+/// caller goes away first, when dropped (as an error).
+struct AnswerStream {
+    inner: BoxStream<'static, Result<Chunk, AnswerError>>,
+    id: String,
+    outcome: Option<Outcome>,
+    metrics: Metrics,
+    done: bool,
+}
+
+impl Stream for AnswerStream {
+    type Item = Result<ChatbotDuvidaChunk, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let metrics = this.metrics.clone();
+        metrics.scope(|| {
+            let item = match this.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            let (settled, relayed) = match item {
+                Some(Ok(chunk)) => {
+                    let settled = chunk.is_final.then_some(Ok(()));
+                    (settled, Some(Ok(to_chunk(chunk, &this.id))))
+                }
+                Some(Err(e)) => {
+                    this.done = true;
+                    let status = status_of(&e);
+                    (Some(Err(e)), Some(Err(status)))
+                }
+                None if this.outcome.is_none() => {
+                    this.done = true;
+                    (None, None)
+                }
+                None => {
+                    this.done = true;
+                    let e = AnswerError::Unavailable {
+                        detail: "the answer ended without a final chunk".into(),
+                    };
+                    let status = status_of(&e);
+                    (Some(Err(e)), Some(Err(status)))
+                }
+            };
+            if let Some(result) = settled {
+                if let Some(o) = this.outcome.take() {
+                    o.settle(result.as_ref().map(|_| ()));
+                }
+            }
+            Poll::Ready(relayed)
+        })
+    }
+}
+
+impl Drop for AnswerStream {
+    fn drop(&mut self) {
+        if let Some(o) = self.outcome.take() {
+            let cancelled = AnswerError::Unavailable {
+                detail: "the caller went away before the answer ended".into(),
+            };
+            self.metrics.scope(|| o.settle(Err(&cancelled)));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ChatbotService for ChatbotGrpc {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(StatusResponse {
+            message: self.status_message(),
+            servico: aula_runtime::spec::CHATBOT.name.to_string(),
+            versao: env!("CARGO_PKG_VERSION").to_string(),
+            contagens: Default::default(),
+            modo: self.engine.mode().to_string(),
+        }))
+    }
+
+    async fn resolve_duvida(
+        &self,
+        request: Request<ChatbotDuvidaRequest>,
+    ) -> Result<Response<ChatbotDuvidaResponse>, Status> {
+        let deadline = deadline_of(request.metadata());
+        let (question, asker) = to_question(request.into_inner());
+        let outcome = Outcome {
+            id: new_interaction_id(),
+            asker,
+            mode: self.engine.mode(),
+            model: self.engine.model().to_string(),
+            started: Instant::now(),
+            recorder: self.recorder.clone(),
+        };
+        let id = outcome.id.clone();
+        match self.engine.answer(&question, deadline).await {
+            Ok(answer) => {
+                outcome.settle(Ok(()));
+                Ok(Response::new(to_response(answer, id)))
+            }
+            Err(e) => {
+                outcome.settle(Err(&e));
+                Err(status_of(&e))
+            }
+        }
+    }
+
+    type ResolveDuvidaStreamStream = BoxStream<'static, Result<ChatbotDuvidaChunk, Status>>;
+
+    async fn resolve_duvida_stream(
+        &self,
+        request: Request<ChatbotDuvidaRequest>,
+    ) -> Result<Response<Self::ResolveDuvidaStreamStream>, Status> {
+        let deadline = deadline_of(request.metadata());
+        let (question, asker) = to_question(request.into_inner());
+        let outcome = Outcome {
+            id: new_interaction_id(),
+            asker,
+            mode: self.engine.mode(),
+            model: self.engine.model().to_string(),
+            started: Instant::now(),
+            recorder: self.recorder.clone(),
+        };
+        let stream = AnswerStream {
+            id: outcome.id.clone(),
+            inner: self.engine.answer_stream(&question, deadline),
+            outcome: Some(outcome),
+            metrics: self.metrics.clone(),
+            done: false,
+        };
+        Ok(Response::new(stream.boxed()))
+    }
+
+    async fn register_metrics(
+        &self,
+        request: Request<RegisterMetricsRequest>,
+    ) -> Result<Response<RegisterMetricsResponse>, Status> {
+        let id = request.into_inner().id_interacao.trim().to_string();
+        if id.is_empty() {
+            return Err(Status::invalid_argument("id_interacao: must not be empty"));
+        }
+        if id.chars().count() > MAX_ID_CHARS
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Status::invalid_argument(format!(
+                "id_interacao: must be at most {MAX_ID_CHARS} letters, digits, '-' or '_'"
+            )));
+        }
+        let reply = InsightsServiceClient::new(self.insights.clone())
+            .register_metrics(RegisterMetricsRequest {
+                id_interacao: id.clone(),
+            })
+            .await
+            .map_err(insights_status)?
+            .into_inner();
+        let message = if reply.message.is_empty() {
+            format!("Métricas da interação {id} registradas no insights")
+        } else {
+            reply.message
+        };
+        Ok(Response::new(RegisterMetricsResponse {
+            message,
+            id_interacao: id,
+            insights_servico: reply.insights_servico,
+        }))
+    }
+}
+
+/// insights' errors keep their code and name insights (the peer channel already names it when
+/// insights cannot be reached).
+fn insights_status(s: Status) -> Status {
+    if s.message().starts_with("insights") {
+        Status::new(s.code(), s.message().to_string())
+    } else {
+        Status::new(s.code(), format!("insights: {}", s.message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+    }
+
+    #[test]
+    fn deadlines_leave_a_margin() {
+        let mut md = MetadataMap::new();
+        assert_eq!(deadline_of(&md), None);
+        md.insert("grpc-timeout", "2S".parse().unwrap());
+        let d = deadline_of(&md).unwrap();
+        let left = d.saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_millis(1750), "{left:?}");
+        assert!(left > Duration::from_millis(1500), "{left:?}");
+    }
+
+    #[test]
+    fn errors_map_to_codes() {
+        let cases = [
+            (
+                AnswerError::Invalid {
+                    field: "duvida",
+                    reason: "must not be empty".into(),
+                },
+                tonic::Code::InvalidArgument,
+                "duvida: must not be empty",
+            ),
+            (
+                AnswerError::Quota { retry_after: None },
+                tonic::Code::ResourceExhausted,
+                "quota",
+            ),
+            (
+                AnswerError::Blocked {
+                    reason: "SAFETY".into(),
+                },
+                tonic::Code::FailedPrecondition,
+                "SAFETY",
+            ),
+            (
+                AnswerError::Timeout,
+                tonic::Code::DeadlineExceeded,
+                "deadline",
+            ),
+            (
+                AnswerError::Unavailable {
+                    detail: "HTTP 500".into(),
+                },
+                tonic::Code::Unavailable,
+                "gemini: ",
+            ),
+            (
+                AnswerError::CircuitOpen,
+                tonic::Code::Unavailable,
+                "gemini: ",
+            ),
+        ];
+        for (e, code, needle) in cases {
+            let s = status_of(&e);
+            assert_eq!(s.code(), code, "{e:?}");
+            assert!(s.message().contains(needle), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn interaction_ids_are_uuid_shaped_and_fresh() {
+        let a = new_interaction_id();
+        let b = new_interaction_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn course_context_only_when_given() {
+        let (q, asker) = to_question(ChatbotDuvidaRequest {
+            duvida: "o quê?".into(),
+            ..Default::default()
+        });
+        assert!(q.course.is_none());
+        assert_eq!(asker.id_curso, "");
+        let (q, asker) = to_question(ChatbotDuvidaRequest {
+            duvida: "o quê?".into(),
+            id_curso: " 7 ".into(),
+            id_usuario: "3".into(),
+            material: vec![MaterialItem {
+                titulo: "t".into(),
+                descricao: "d".into(),
+                tipo: "video".into(),
+            }],
+            ..Default::default()
+        });
+        let course = q.course.unwrap();
+        assert_eq!(course.id, "7");
+        assert_eq!(course.material[0].titulo, "t");
+        assert_eq!((asker.id_curso.as_str(), asker.id_usuario.as_str()), ("7", "3"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Records every answered question in insights (`RecordInteraction`), in the background.
+//!
+//! An answer must never wait for insights: [`Recorder::record`] only puts the interaction on a
+//! bounded queue (and drops it, counted, when the queue is full). One worker started with
+//! `ctx.spawn` drains the queue, retrying each record with backoff while insights is briefly
+//! down; when the service drains it stops retrying and makes one best-effort pass over what is
+//! still queued. Recording is idempotent on insights' side (keyed by `id_interacao`), so a retry
+//! after a lost reply does no harm.
+
+use std::time::{Duration, Instant};
+
+use aula_api::{insights_service_client::InsightsServiceClient, RecordInteractionRequest};
+use aula_runtime::{peers::PeerChannel, ServiceContext};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+/// Interactions waiting for insights. At a few hundred bytes each, a full queue is well under a
+/// MiB; beyond it insights is clearly not keeping up and newer records are dropped.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Attempts per record while the service runs (the first included).
+const MAX_ATTEMPTS: u32 = 5;
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest the final flush may take (also bounded by half the shutdown grace).
+const FLUSH_MAX: Duration = Duration::from_secs(2);
+
+/// The counter of what happened to each interaction record: `outcome` is `delivered`, `failed`
+/// (insights refused it or stayed down through every attempt) or `dropped` (queue full).
+pub const RECORDS_METRIC: &str = "aula_chatbot_interaction_records_total";
+
+/// One answered (or failed) question, as insights records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction {
+    pub id_interacao: String,
+    pub id_curso: String,
+    pub id_usuario: String,
+    pub latencia_ms: i64,
+    pub modelo: String,
+    pub sucesso: bool,
+}
+
+impl Interaction {
+    fn to_request(&self) -> RecordInteractionRequest {
+        RecordInteractionRequest {
+            id_interacao: self.id_interacao.clone(),
+            id_curso: self.id_curso.clone(),
+            id_usuario: self.id_usuario.clone(),
+            latencia_ms: self.latencia_ms,
+            modelo: self.modelo.clone(),
+            sucesso: self.sucesso,
+        }
+    }
+}
+
+/// The sending side of the queue; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Interaction>,
+}
+
+impl Recorder {
+    /// Starts the worker delivering to `insights`; it stops when the service drains.
+    pub fn start(ctx: &ServiceContext, insights: PeerChannel) -> Recorder {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let flush = FLUSH_MAX.min(ctx.settings().shutdown_grace / 2);
+        ctx.spawn(run(rx, InsightsServiceClient::new(insights), ctx.clone(), flush));
+        Recorder { tx }
+    }
+
+    /// Queues an interaction; never waits. Must be called where metrics are scoped (an RPC
+    /// handler or a scoped stream), as the drop counter records there.
+    pub fn record(&self, interaction: Interaction) {
+        match self.tx.try_send(interaction) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(i)) => {
+                metrics::counter!(RECORDS_METRIC, "outcome" => "dropped").increment(1);
+                tracing::warn!(
+                    id_interacao = %i.id_interacao,
+                    "interaction queue full (insights not keeping up): record dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(i)) => {
+                // The worker has stopped: the service is shutting down.
+                metrics::counter!(RECORDS_METRIC, "outcome" => "dropped").increment(1);
+                tracing::debug!(id_interacao = %i.id_interacao, "recorder stopped: record dropped");
+            }
+        }
+    }
+}
+
+type Client = InsightsServiceClient<PeerChannel>;
+
+async fn run(
+    mut rx: mpsc::Receiver<Interaction>,
+    client: Client,
+    ctx: ServiceContext,
+    flush: Duration,
+) {
+    let draining = ctx.draining();
+    tokio::pin!(draining);
+    // A record whose retries the drain interrupted; it goes first in the flush.
+    let mut interrupted = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut draining => break,
+            next = rx.recv() => match next {
+                Some(i) => {
+                    if !deliver_with_retries(&client, &i, &mut draining).await {
+                        interrupted = Some(i);
+                        break;
+                    }
+                }
+                None => return,
+            },
+        }
+    }
+    // Best effort: one attempt per queued record, all within the flush budget.
+    rx.close();
+    let until = Instant::now() + flush;
+    let mut rest = std::iter::from_fn(|| rx.try_recv().ok());
+    for i in interrupted.into_iter().chain(&mut rest) {
+        if Instant::now() >= until || !deliver_before(&client, &i, until).await {
+            count_failed(&i, "not delivered before shutdown");
+        }
+    }
+}
+
+/// Delivers `i`, retrying transient failures with exponential backoff and jitter. Returns false
+/// only when the drain interrupted it (the record is then neither delivered nor counted).
+async fn deliver_with_retries(
+    client: &Client,
+    i: &Interaction,
+    draining: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> bool {
+    let mut backoff = BACKOFF_BASE;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let mut client = client.clone();
+        let result = tokio::select! {
+            biased;
+            _ = &mut *draining => return false,
+            r = client.record_interaction(i.to_request()) => r,
+        };
+        match result {
+            Ok(_) => {
+                metrics::counter!(RECORDS_METRIC, "outcome" => "delivered").increment(1);
+                return true;
+            }
+            Err(status) if !is_transient(status.code()) => {
+                count_failed(i, status.message());
+                return true;
+            }
+            Err(status) if attempt == MAX_ATTEMPTS => {
+                count_failed(i, status.message());
+                return true;
+            }
+            Err(status) => {
+                tracing::debug!(
+                    id_interacao = %i.id_interacao,
+                    attempt,
+                    error = %status.message(),
+                    "recording the interaction failed; retrying"
+                );
+                let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
+                tokio::select! {
+                    biased;
+                    _ = &mut *draining => return false,
+                    _ = tokio::time::sleep(jittered) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+    true
+}
+
+/// One attempt, bounded by `until`; true when insights took the record.
+async fn deliver_before(client: &Client, i: &Interaction, until: Instant) -> bool {
+    let mut client = client.clone();
+    let call = client.record_interaction(i.to_request());
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(until), call).await {
+        Ok(Ok(_)) => {
+            metrics::counter!(RECORDS_METRIC, "outcome" => "delivered").increment(1);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn count_failed(i: &Interaction, why: &str) {
+    metrics::counter!(RECORDS_METRIC, "outcome" => "failed").increment(1);
+    tracing::warn!(id_interacao = %i.id_interacao, error = %why, "interaction not recorded in insights");
+}
+
+/// Worth retrying: insights down, overloaded or slow. Anything else is its considered answer.
+fn is_transient(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Cancelled
+    )
+}
