@@ -1,0 +1,133 @@
+//! insights owns the record of every question the chatbot answered (course, user, latency,
+//! model, outcome) and turns it into per-course statistics.
+//!
+//! # Layout
+//! - [`grpc`]: the edge: protobuf <-> domain, and the one mapping of [`Error`] to a status.
+//! - [`store`]: all SQL (SQLite and PostgreSQL through one dialect).
+
+pub mod grpc;
+pub mod store;
+
+use aula_runtime::{db::Migrations, spec, ServiceDef};
+use std::collections::HashMap;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The insights service, for `aula up`, its binary and tests.
+pub fn service() -> ServiceDef {
+    ServiceDef {
+        spec: spec::INSIGHTS,
+        migrations: Some(Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }),
+        build: |ctx| Box::pin(grpc::build(ctx)),
+    }
+}
+
+/// Why a request failed; [`grpc`] maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, naming the field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+fn invalid(field: &'static str, reason: &'static str) -> Error {
+    Error::Invalid { field, reason }
+}
+
+/// The longest interaction id or model name accepted.
+const MAX_TEXT: usize = 200;
+
+/// One answered question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interaction {
+    pub id_interacao: String,
+    pub id_curso: i64,
+    pub id_usuario: Option<i64>,
+    pub latencia_ms: i64,
+    pub modelo: String,
+    pub sucesso: bool,
+}
+
+/// A course's statistics; all zeros for a course without questions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CourseInsights {
+    pub id_curso: i64,
+    pub total_perguntas: i64,
+    pub latencia_media_ms: f64,
+    pub taxa_sucesso: f64,
+    pub usuarios_distintos: i64,
+    pub perguntas_por_modelo: HashMap<String, i64>,
+    /// Epoch milliseconds of the latest question.
+    pub ultima_pergunta_ms: Option<i64>,
+}
+
+/// A positive integer identifier.
+pub fn parse_id(field: &'static str, value: &str) -> Result<i64, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, "required"));
+    }
+    match value.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(field, "must be a positive integer")),
+    }
+}
+
+/// An interaction id: any non-empty text the chatbot chose, bounded.
+pub fn parse_interaction_id(value: &str) -> Result<String, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid("id_interacao", "required"));
+    }
+    if value.chars().count() > MAX_TEXT {
+        return Err(invalid("id_interacao", "at most 200 characters"));
+    }
+    Ok(value.to_string())
+}
+
+impl Interaction {
+    /// Validates a recording request's fields ("parse, don't validate").
+    pub fn parse(
+        id_interacao: &str,
+        id_curso: &str,
+        id_usuario: &str,
+        latencia_ms: i64,
+        modelo: &str,
+        sucesso: bool,
+    ) -> Result<Self, Error> {
+        let id_interacao = parse_interaction_id(id_interacao)?;
+        let id_curso = parse_id("id_curso", id_curso)?;
+        // Who asked is optional (AskQuestion's id_usuario is).
+        let id_usuario = match id_usuario.trim() {
+            "" => None,
+            u => Some(parse_id("id_usuario", u)?),
+        };
+        if latencia_ms < 0 {
+            return Err(invalid("latencia_ms", "must not be negative"));
+        }
+        let modelo = match modelo.trim() {
+            "" => "desconhecido".to_string(),
+            m if m.chars().count() > MAX_TEXT => {
+                return Err(invalid("modelo", "at most 200 characters"))
+            }
+            m => m.to_string(),
+        };
+        Ok(Self {
+            id_interacao,
+            id_curso,
+            id_usuario,
+            latencia_ms,
+            modelo,
+            sucesso,
+        })
+    }
+}
