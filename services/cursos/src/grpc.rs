@@ -1,0 +1,330 @@
+//! The gRPC edge: protobuf <-> domain, the calls to midia and chatbot, and the one mapping
+//! of [`CursosError`] to a status.
+
+use crate::{
+    domain::{self, Course, CourseId, CursosError, UserId},
+    store::Store,
+};
+use aula_api::{
+    chatbot_service_client::ChatbotServiceClient, cursos_service_server::CursosService,
+    midia_conteudo_service_client::MidiaConteudoServiceClient, AskQuestionRequest,
+    AskQuestionResponse, ChatbotDuvidaRequest, Empty, EnrollRequest, EnrollResponse,
+    GetCourseMediaRequest, GetCourseMediaResponse, GetCourseRequest, GetUserCoursesRequest,
+    GetUserCoursesResponse, ListCoursesRequest, ListCoursesResponse, MaterialItem,
+    SendNotificationRequest, SendNotificationResponse, StatusResponse, UnenrollRequest,
+    UnenrollResponse,
+};
+use aula_runtime::{
+    outbox::{Delivery, Message, Outbox},
+    paging::Page,
+    peers::PeerChannel,
+};
+use std::{collections::HashMap, time::Duration};
+use tonic::{Code, Request, Response, Status};
+
+/// How long `SendNotification` waits for notificacoes before answering "queued".
+const DELIVER_NOW: Duration = Duration::from_millis(1500);
+/// The chatbot may retry Gemini within its own deadline; give it room beyond the default
+/// peer timeout.
+const CHATBOT_DEADLINE: Duration = Duration::from_secs(60);
+
+impl From<CursosError> for Status {
+    fn from(e: CursosError) -> Self {
+        match &e {
+            CursosError::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            CursosError::CourseNotFound(_) => Status::not_found(e.to_string()),
+            CursosError::PeerUnavailable { .. } => Status::unavailable(e.to_string()),
+            CursosError::PeerRejected { code, .. } => Status::new(Code::from(*code), e.to_string()),
+            CursosError::Storage(_) => aula_runtime::server::internal(e),
+        }
+    }
+}
+
+/// A failed call to a peer, as a domain error naming the peer. "Down" (unreachable,
+/// failing) is UNAVAILABLE; what the peer rejected on purpose (bad input, quota, timeout)
+/// keeps its code.
+fn peer_error(peer: &'static str, status: Status) -> CursosError {
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled => {
+            let detail = status.message();
+            // The runtime's channel already says "<peer> is unavailable (...)".
+            let detail = detail
+                .strip_prefix(&format!("{peer} is unavailable"))
+                .map(|rest| rest.trim_start_matches(':').trim().to_string())
+                .unwrap_or_else(|| detail.to_string());
+            CursosError::PeerUnavailable { peer, detail }
+        }
+        code => CursosError::PeerRejected {
+            peer,
+            code: code as i32,
+            detail: status.message().to_string(),
+        },
+    }
+}
+
+/// `services.CursosService`.
+pub struct CursosGrpc {
+    pub store: Store,
+    pub outbox: Outbox,
+    pub midia: MidiaConteudoServiceClient<PeerChannel>,
+    pub chatbot: ChatbotServiceClient<PeerChannel>,
+}
+
+fn to_proto(c: Course) -> aula_api::Course {
+    aula_api::Course {
+        // Course ids are small (a catalogue, not a log); the API's field is int32.
+        id: i32::try_from(c.id).unwrap_or(i32::MAX),
+        nome: c.nome,
+        descricao: c.descricao,
+        carga_horaria: c.carga_horaria,
+        instrutor: c.instrutor,
+        categoria: c.categoria,
+    }
+}
+
+impl CursosGrpc {
+    async fn media(&self, id: CourseId) -> Result<GetCourseMediaResponse, CursosError> {
+        self.midia
+            .clone()
+            .get_media(GetCourseMediaRequest {
+                id_curso: id.to_string(),
+            })
+            .await
+            .map(Response::into_inner)
+            .map_err(|s| peer_error("midia", s))
+    }
+}
+
+#[tonic::async_trait]
+impl CursosService for CursosGrpc {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        let counts = self.store.counts().await.map_err(CursosError::from)?;
+        let pendentes = self.outbox.pending().await.map_err(CursosError::from)?;
+        Ok(Response::new(StatusResponse {
+            message: format!(
+                "Serviço de cursos ativo: {} cursos, {} inscrições",
+                counts.cursos, counts.inscricoes
+            ),
+            servico: "cursos".into(),
+            versao: env!("CARGO_PKG_VERSION").into(),
+            contagens: HashMap::from([
+                ("cursos".to_string(), counts.cursos),
+                ("inscricoes".to_string(), counts.inscricoes),
+                ("outbox_pendentes".to_string(), pendentes),
+            ]),
+            modo: String::new(),
+        }))
+    }
+
+    async fn get_user_courses(
+        &self,
+        request: Request<GetUserCoursesRequest>,
+    ) -> Result<Response<GetUserCoursesResponse>, Status> {
+        let user = UserId::parse(&request.get_ref().id_usuario)?;
+        let courses = self
+            .store
+            .user_courses(user)
+            .await
+            .map_err(CursosError::from)?;
+        Ok(Response::new(GetUserCoursesResponse {
+            message: domain::user_courses_message(user, courses.len()),
+            cursos_inscritos: courses.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn get_course_media(
+        &self,
+        request: Request<GetCourseMediaRequest>,
+    ) -> Result<Response<GetCourseMediaResponse>, Status> {
+        let id = CourseId::parse(&request.get_ref().id_curso)?;
+        self.store.course(id).await?;
+        Ok(Response::new(self.media(id).await?))
+    }
+
+    async fn ask_question(
+        &self,
+        request: Request<AskQuestionRequest>,
+    ) -> Result<Response<AskQuestionResponse>, Status> {
+        let r = request.into_inner();
+        let id = CourseId::parse(&r.id_curso)?;
+        let duvida = domain::required_text("duvida", &r.duvida)?;
+        let user = UserId::parse_optional(&r.id_usuario)?;
+        let course = self.store.course(id).await?;
+        // The material grounds the answer; without midia the chatbot still answers from the
+        // course's name and description.
+        let material = match self.media(id).await {
+            Ok(media) => media
+                .itens
+                .into_iter()
+                .map(|i| MaterialItem {
+                    titulo: i.titulo,
+                    descricao: i.descricao,
+                    tipo: i.tipo,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, id_curso = id.get(), "answering without the course material");
+                Vec::new()
+            }
+        };
+        let mut ask = Request::new(ChatbotDuvidaRequest {
+            aula_contexto: r.aula_contexto,
+            duvida,
+            id_curso: id.to_string(),
+            nome_curso: course.nome,
+            descricao_curso: course.descricao,
+            material,
+            id_usuario: user.map(|u| u.to_string()).unwrap_or_default(),
+        });
+        ask.set_timeout(CHATBOT_DEADLINE);
+        let answer = self
+            .chatbot
+            .clone()
+            .resolve_duvida(ask)
+            .await
+            .map_err(|s| peer_error("chatbot", s))?
+            .into_inner();
+        Ok(Response::new(AskQuestionResponse {
+            resposta: answer.resposta,
+            modelo: answer.modelo,
+            id_interacao: answer.id_interacao,
+            offline: answer.offline,
+        }))
+    }
+
+    async fn send_notification(
+        &self,
+        request: Request<SendNotificationRequest>,
+    ) -> Result<Response<SendNotificationResponse>, Status> {
+        let r = request.into_inner();
+        let user = UserId::parse(&r.id_usuario)?;
+        let message = domain::required_text("message", &r.message)?;
+        // A caller's idempotency key makes its retries one notification; otherwise each call
+        // is a notification of its own.
+        let key = match r.chave_idempotencia.trim() {
+            "" => domain::fresh_key("notificacao"),
+            k => k.to_string(),
+        };
+        let notice = Message::Notification {
+            id_usuario: user.to_string(),
+            message,
+            origem: r.origem.trim().to_string(),
+        };
+        let row = match self
+            .store
+            .queue_notification(&self.outbox, &key, &notice)
+            .await
+        {
+            Ok(row) => row,
+            // The same key is still waiting in the outbox: this is a retry of it.
+            Err(e) if aula_runtime::db::is_unique_violation(&e) => {
+                return Ok(Response::new(SendNotificationResponse {
+                    message: format!(
+                        "Notificação para o usuário {user} já estava na fila; será entregue assim que o serviço de notificações responder"
+                    ),
+                    notificacao_servico: None,
+                    pendente: true,
+                    id_notificacao: String::new(),
+                }))
+            }
+            Err(e) => return Err(CursosError::from(e).into()),
+        };
+        Ok(Response::new(
+            match self.outbox.deliver_now(row, DELIVER_NOW).await {
+                Delivery::Delivered {
+                    id_notificacao,
+                    status,
+                } => SendNotificationResponse {
+                    message: format!("Notificação enviada ao usuário {user}"),
+                    notificacao_servico: Some(StatusResponse {
+                        message: status,
+                        servico: "notificacoes".into(),
+                        ..Default::default()
+                    }),
+                    pendente: false,
+                    id_notificacao,
+                },
+                Delivery::Pending { reason } => {
+                    tracing::info!(%reason, "notification queued");
+                    SendNotificationResponse {
+                        message: format!(
+                            "Notificação para o usuário {user} registrada e na fila: o serviço de notificações não respondeu agora; será entregue assim que possível"
+                        ),
+                        notificacao_servico: None,
+                        pendente: true,
+                        id_notificacao: String::new(),
+                    }
+                }
+            },
+        ))
+    }
+
+    async fn list_courses(
+        &self,
+        request: Request<ListCoursesRequest>,
+    ) -> Result<Response<ListCoursesResponse>, Status> {
+        let r = request.get_ref();
+        let page = Page::parse(r.page_size, &r.page_token)?;
+        let rows = self
+            .store
+            .courses(page.after, page.limit())
+            .await
+            .map_err(CursosError::from)?;
+        let (rows, next_page_token) = page.finish(rows, |c| c.id);
+        Ok(Response::new(ListCoursesResponse {
+            cursos: rows.into_iter().map(to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_course(
+        &self,
+        request: Request<GetCourseRequest>,
+    ) -> Result<Response<aula_api::Course>, Status> {
+        let id = CourseId::parse(&request.get_ref().id_curso)?;
+        Ok(Response::new(to_proto(self.store.course(id).await?)))
+    }
+
+    async fn enroll(
+        &self,
+        request: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let r = request.get_ref();
+        let user = UserId::parse(&r.id_usuario)?;
+        let id = CourseId::parse(&r.id_curso)?;
+        let enrolment = self.store.enroll(&self.outbox, user, id).await?;
+        let message = if enrolment.nova {
+            metrics::counter!("aula_enrolments_total").increment(1);
+            self.outbox.wake();
+            format!("Usuário {user} inscrito no curso {}", enrolment.course.nome)
+        } else {
+            format!(
+                "Usuário {user} já estava inscrito no curso {}",
+                enrolment.course.nome
+            )
+        };
+        Ok(Response::new(EnrollResponse {
+            message,
+            nova_inscricao: enrolment.nova,
+            curso: Some(to_proto(enrolment.course)),
+        }))
+    }
+
+    async fn unenroll(
+        &self,
+        request: Request<UnenrollRequest>,
+    ) -> Result<Response<UnenrollResponse>, Status> {
+        let r = request.get_ref();
+        let user = UserId::parse(&r.id_usuario)?;
+        let id = CourseId::parse(&r.id_curso)?;
+        let removida = self.store.unenroll(user, id).await?;
+        Ok(Response::new(UnenrollResponse {
+            message: if removida {
+                format!("Inscrição do usuário {user} no curso {id} removida")
+            } else {
+                format!("Usuário {user} não estava inscrito no curso {id}")
+            },
+            removida,
+        }))
+    }
+}

@@ -1,0 +1,168 @@
+//! All of cursos' SQL, in the dialect SQLite and PostgreSQL both accept.
+//!
+//! Write transactions begin with their write: on SQLite a transaction that reads first and
+//! writes later must upgrade its lock, and two of them deadlock (SQLITE_BUSY at once, no
+//! waiting); starting with the write takes the lock up front and `busy_timeout` queues the rest.
+
+use crate::domain::{Course, CourseId, CursosError, Enrolment, UserId};
+use aula_runtime::{
+    db::{now_ms, Db},
+    outbox::{Message, Outbox},
+};
+use sqlx::{any::AnyRow, AnyConnection, Row};
+
+/// The catalogue and the enrolments.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+}
+
+/// What `GetStatus` counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub cursos: i64,
+    pub inscricoes: i64,
+}
+
+const COURSE: &str = "c.id, c.nome, c.descricao, c.carga_horaria, c.instrutor, c.categoria";
+
+fn course(row: &AnyRow) -> sqlx::Result<Course> {
+    Ok(Course {
+        id: row.try_get("id")?,
+        nome: row.try_get("nome")?,
+        descricao: row.try_get("descricao")?,
+        carga_horaria: row.try_get("carga_horaria")?,
+        instrutor: row.try_get("instrutor")?,
+        categoria: row.try_get("categoria")?,
+    })
+}
+
+async fn find_course(conn: &mut AnyConnection, id: CourseId) -> sqlx::Result<Option<Course>> {
+    sqlx::query(&format!("SELECT {COURSE} FROM cursos c WHERE c.id = $1"))
+        .bind(id.get())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(course)
+        .transpose()
+}
+
+impl Store {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub async fn counts(&self) -> sqlx::Result<Counts> {
+        let row =
+            sqlx::query("SELECT (SELECT COUNT(*) FROM cursos), (SELECT COUNT(*) FROM inscricoes)")
+                .fetch_one(&self.db.pool)
+                .await?;
+        Ok(Counts {
+            cursos: row.try_get(0)?,
+            inscricoes: row.try_get(1)?,
+        })
+    }
+
+    pub async fn course(&self, id: CourseId) -> Result<Course, CursosError> {
+        let mut conn = self.db.pool.acquire().await?;
+        find_course(&mut conn, id)
+            .await?
+            .ok_or(CursosError::CourseNotFound(id.get()))
+    }
+
+    /// One page of the catalogue by id (keyset): courses after `after`, at most `limit`.
+    pub async fn courses(&self, after: Option<i64>, limit: i64) -> sqlx::Result<Vec<Course>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COURSE} FROM cursos c WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+        ))
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(course).collect()
+    }
+
+    /// The courses a user is enrolled in, by course id.
+    pub async fn user_courses(&self, user: UserId) -> sqlx::Result<Vec<Course>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COURSE} FROM inscricoes i JOIN cursos c ON c.id = i.id_curso
+             WHERE i.id_usuario = $1 ORDER BY c.id"
+        ))
+        .bind(user.get())
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter().map(course).collect()
+    }
+
+    /// Enrols a user, idempotently. Only the call whose insert created the enrolment enqueues
+    /// the notice, in the same transaction: concurrent identical calls give one enrolment and
+    /// one notification. The caller wakes the outbox after this returns.
+    pub async fn enroll(
+        &self,
+        outbox: &Outbox,
+        user: UserId,
+        id: CourseId,
+    ) -> Result<Enrolment, CursosError> {
+        let mut tx = self.db.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO inscricoes (id_usuario, id_curso, criada_ms)
+             SELECT $1, c.id, $3 FROM cursos c WHERE c.id = $2
+             ON CONFLICT (id_usuario, id_curso) DO NOTHING",
+        )
+        .bind(user.get())
+        .bind(id.get())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let Some(course) = find_course(&mut tx, id).await? else {
+            return Err(CursosError::CourseNotFound(id.get()));
+        };
+        if inserted {
+            let notice = Message::Notification {
+                id_usuario: user.to_string(),
+                message: crate::domain::enrolment_notice(&course),
+                origem: String::new(),
+            };
+            outbox
+                .enqueue(&mut tx, &crate::domain::fresh_key("inscricao"), &notice)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Enrolment {
+            course,
+            nova: inserted,
+        })
+    }
+
+    /// Removes an enrolment; `Ok(false)` when there was none.
+    pub async fn unenroll(&self, user: UserId, id: CourseId) -> Result<bool, CursosError> {
+        let removed = sqlx::query("DELETE FROM inscricoes WHERE id_usuario = $1 AND id_curso = $2")
+            .bind(user.get())
+            .bind(id.get())
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected()
+            > 0;
+        if !removed {
+            // Distinguish "not enrolled" from "no such course".
+            self.course(id).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Stores a notification in the outbox (its own transaction); returns the row id for
+    /// `Outbox::deliver_now`.
+    pub async fn queue_notification(
+        &self,
+        outbox: &Outbox,
+        key: &str,
+        message: &Message,
+    ) -> sqlx::Result<i64> {
+        let mut tx = self.db.pool.begin().await?;
+        let id = outbox.enqueue(&mut tx, key, message).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,134 @@
+//! Shared test helpers: cursos and its peers in-process, a stand-in chatbot that records what
+//! it was asked, and addresses where nothing listens.
+#![allow(dead_code)]
+
+use aula_api::{
+    chatbot_service_server::{ChatbotService, ChatbotServiceServer},
+    cursos_service_client::CursosServiceClient,
+    ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, RegisterMetricsRequest,
+    RegisterMetricsResponse, StatusResponse,
+};
+use aula_runtime::testing::{spawn, TestService};
+use std::{
+    future::Future,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tonic::{transport::Channel, Request, Response, Status};
+
+/// An address where nothing listens (a port bound, then released).
+pub fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// Peers cursos should not reach unless a test says otherwise: all pointed at closed ports, so
+/// a service running on the machine's default ports is never touched.
+pub fn isolated(overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ["MIDIA_ADDR", "CHATBOT_ADDR", "NOTIFICACOES_ADDR"]
+        .iter()
+        .filter(|k| !overrides.iter().any(|(o, _)| o == *k))
+        .map(|k| (k.to_string(), closed_url()))
+        .collect();
+    env.extend(overrides.iter().cloned());
+    env
+}
+
+pub async fn start_cursos(
+    dir: &Path,
+    peers: &[(String, String)],
+) -> (TestService, CursosServiceClient<Channel>) {
+    let svc = spawn(cursos::service(), &dir.join("cursos"), &isolated(peers))
+        .await
+        .expect("cursos starts");
+    let client = CursosServiceClient::new(svc.channel());
+    (svc, client)
+}
+
+pub async fn start_midia(dir: &Path) -> TestService {
+    spawn(midia::service(), &dir.join("midia"), &[])
+        .await
+        .expect("midia starts")
+}
+
+/// Polls `check` until it returns `Some`, for at most 20 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A chatbot stand-in: records each question and answers from it.
+#[derive(Clone, Default)]
+pub struct RecordingChatbot {
+    pub asked: Arc<Mutex<Vec<ChatbotDuvidaRequest>>>,
+}
+
+#[tonic::async_trait]
+impl ChatbotService for RecordingChatbot {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(StatusResponse::default()))
+    }
+
+    async fn resolve_duvida(
+        &self,
+        request: Request<ChatbotDuvidaRequest>,
+    ) -> Result<Response<ChatbotDuvidaResponse>, Status> {
+        let r = request.into_inner();
+        let resposta = format!(
+            "Sobre '{}' em {}: veja {}",
+            r.duvida,
+            r.nome_curso,
+            r.material
+                .first()
+                .map_or("a descrição do curso", |m| m.titulo.as_str())
+        );
+        self.asked.lock().unwrap().push(r);
+        Ok(Response::new(ChatbotDuvidaResponse {
+            resposta,
+            modelo: "stand-in".into(),
+            id_interacao: "int-1".into(),
+            offline: true,
+            ..Default::default()
+        }))
+    }
+
+    async fn register_metrics(
+        &self,
+        _: Request<RegisterMetricsRequest>,
+    ) -> Result<Response<RegisterMetricsResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    type ResolveDuvidaStreamStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<ChatbotDuvidaChunk, Status>>>;
+
+    async fn resolve_duvida_stream(
+        &self,
+        _: Request<ChatbotDuvidaRequest>,
+    ) -> Result<Response<Self::ResolveDuvidaStreamStream>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+}
+
+/// Serves the stand-in on an ephemeral port; returns its URL.
+pub async fn serve_chatbot(bot: RecordingChatbot) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ChatbotServiceServer::new(bot))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    url
+}
