@@ -109,7 +109,9 @@ async fn serve(env: Env) -> ExitCode {
         let config = GatewayConfig::from_env(&env)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("binding the gateway listener on {}: {e}", config.listen))?;
+            .map_err(|e| {
+                anyhow::anyhow!("binding the gateway listener on {}: {e}", config.listen)
+            })?;
         let metrics_listener = match config.metrics_listen {
             Some(a) => Some(metrics::bind(a).await?),
             None => None,

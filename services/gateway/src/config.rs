@@ -19,8 +19,12 @@ pub struct GatewayConfig {
     pub peer_timeout: Duration,
     /// `AULA_DNS_REFRESH`: how often the peers' names are re-resolved.
     pub dns_refresh: Duration,
-    /// `AULA_SHUTDOWN_GRACE`: how long in-flight requests may take once draining.
+    /// `AULA_SHUTDOWN_GRACE`: how long the whole drain may take, from the signal to the stop.
     pub shutdown_grace: Duration,
+    /// `GATEWAY_DRAIN_DELAY`: how long the gateway keeps accepting requests after `/readyz`
+    /// turned 503, so load balancers (Kubernetes endpoints) stop sending before the listener
+    /// closes. At most half the grace period; `0s` closes at once (`aula up`, tests).
+    pub drain_delay: Duration,
 }
 
 impl GatewayConfig {
@@ -38,12 +42,16 @@ impl GatewayConfig {
                 reason: "must be between 1ms and 30s".into(),
             });
         }
+        let shutdown_grace = env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?;
         Ok(Self {
             listen: env.addr("GATEWAY_LISTEN", any(PORT))?,
             metrics_listen,
             peer_timeout: env.duration("AULA_PEER_TIMEOUT", Duration::from_secs(5))?,
             dns_refresh,
-            shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            shutdown_grace,
+            drain_delay: env
+                .duration("GATEWAY_DRAIN_DELAY", Duration::from_secs(2))?
+                .min(shutdown_grace / 2),
         })
     }
 }
@@ -59,6 +67,12 @@ mod tests {
         assert_eq!(c.metrics_listen, Some("0.0.0.0:9080".parse().unwrap()));
         assert_eq!(c.peer_timeout, Duration::from_secs(5));
         assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.drain_delay, Duration::from_secs(2));
+        let short = Env::from_pairs([("AULA_SHUTDOWN_GRACE", "1s"), ("GATEWAY_DRAIN_DELAY", "5s")]);
+        assert_eq!(
+            GatewayConfig::from_env(&short).unwrap().drain_delay,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
@@ -78,6 +92,7 @@ mod tests {
             ("AULA_METRICS_LISTEN", "9080"),
             ("AULA_PEER_TIMEOUT", "soon"),
             ("AULA_DNS_REFRESH", "1m"),
+            ("GATEWAY_DRAIN_DELAY", "later"),
         ] {
             let err = GatewayConfig::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var, var);

@@ -3,8 +3,8 @@
 
 use crate::{error::ApiError, json, state::AppState};
 use aula_api::{
-    AskQuestionRequest, ChatbotDuvidaRequest, Empty, GetCourseMediaRequest,
-    GetUserCoursesRequest, NotifyScheduleRequest, RegisterMetricsRequest, SendNotificationRequest,
+    AskQuestionRequest, ChatbotDuvidaRequest, Empty, GetCourseMediaRequest, GetUserCoursesRequest,
+    NotifyScheduleRequest, RegisterMetricsRequest, SendNotificationRequest,
 };
 use axum::{
     extract::{Path, Query, State},
@@ -28,7 +28,10 @@ pub fn api() -> Router<AppState> {
             "/cursos/ver_inscricoes_do_usuario/{id}",
             get(ver_inscricoes_do_usuario),
         )
-        .route("/cursos/consumir_midia_curso/{id}", get(consumir_midia_curso))
+        .route(
+            "/cursos/consumir_midia_curso/{id}",
+            get(consumir_midia_curso),
+        )
         .route("/cursos/tirar_duvida/{id}", post(tirar_duvida))
         .route("/cursos/enviar_notificacao/{id}", get(enviar_notificacao))
         .route("/chatbot", get(chatbot_status))
@@ -298,7 +301,10 @@ mod tests {
         assert!(err("").contains("ausente"));
         assert!(err("{").contains("inválido"));
         assert!(err("[]").contains("objeto"));
-        assert_eq!(err(r#"{"duvida":"x"}"#), "campo obrigatório ausente: aula_contexto");
+        assert_eq!(
+            err(r#"{"duvida":"x"}"#),
+            "campo obrigatório ausente: aula_contexto"
+        );
         assert_eq!(
             err(r#"{"aula_contexto":"a","duvida":" "}"#),
             "campo obrigatório vazio: duvida"

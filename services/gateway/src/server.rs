@@ -74,6 +74,7 @@ impl Gateway {
         let metrics = self.state.metrics.clone();
         let drain = self.state.draining.clone();
         let grace = self.config.shutdown_grace;
+        let delay = self.config.drain_delay;
 
         // Metrics stay up through the drain, so the last scrape sees it; they stop after.
         let metrics_stop = CancellationToken::new();
@@ -98,7 +99,13 @@ impl Gateway {
         let done = tokio::spawn(async move {
             let shutdown = async move {
                 signal.cancelled().await;
-                tracing::info!(service = "gateway", grace = ?grace, "draining");
+                tracing::info!(service = "gateway", grace = ?grace, delay = ?delay, "draining: not ready");
+                // Still serving, not ready: balancers see /readyz fail and stop sending.
+                tokio::time::sleep(delay).await;
+                tracing::info!(
+                    service = "gateway",
+                    "closing the listener; finishing requests in flight"
+                );
             };
             let serve = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
@@ -163,8 +170,9 @@ impl RunningGateway {
         &self.metrics
     }
 
-    /// Starts draining: `/readyz` turns 503, no new connections are accepted, in-flight
-    /// requests get `AULA_SHUTDOWN_GRACE` to finish.
+    /// Starts draining: `/readyz` turns 503 at once; after `GATEWAY_DRAIN_DELAY` no new
+    /// connections are accepted; whatever still runs when `AULA_SHUTDOWN_GRACE` (counted
+    /// from now) is over is abandoned.
     pub fn drain(&self) {
         self.drain.cancel();
     }

@@ -1,0 +1,115 @@
+//! `/healthz` (the services' health), `/livez`, `/readyz`, the drain, and `gateway healthcheck`.
+
+mod common;
+
+use common::{spawn_app, spawn_app_with, ALL};
+use std::time::Duration;
+
+#[tokio::test]
+async fn healthz_is_200_when_every_service_serves() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "SERVING");
+    for name in ALL {
+        assert_eq!(
+            body["servicos"][name]["status"], "SERVING",
+            "{name}: {body}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_is_503_when_one_service_is_down() {
+    let app = spawn_app(&["insights"]).await;
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "NOT_SERVING");
+    assert_eq!(
+        body["servicos"]["insights"]["status"], "UNAVAILABLE",
+        "{body}"
+    );
+    assert!(
+        body["servicos"]["insights"]["erro"]
+            .as_str()
+            .unwrap()
+            .contains("insights"),
+        "{body}"
+    );
+    assert_eq!(body["servicos"]["cursos"]["status"], "SERVING", "{body}");
+    // Liveness and readiness are the gateway's own, not its backends'.
+    assert_eq!(app.get("/livez").await.0, 200);
+    assert_eq!(app.get("/readyz").await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn draining_turns_readyz_503_then_stops() {
+    // A long drain delay: the listener stays open while /readyz says 503.
+    let app = spawn_app_with(
+        &[],
+        &[
+            ("GATEWAY_DRAIN_DELAY", "30s"),
+            ("AULA_SHUTDOWN_GRACE", "60s"),
+        ],
+    )
+    .await;
+    let addr = app.base.clone();
+    assert_eq!(
+        gateway::healthcheck::readyz_status(&addr, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        200
+    );
+    app.gateway.drain();
+    assert!(app.gateway.is_draining());
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "draining");
+    assert_eq!(
+        gateway::healthcheck::readyz_status(&addr, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        503
+    );
+    // Still serving requests while not ready.
+    assert_eq!(app.get("/cursos").await.0, 200);
+    assert_eq!(app.get("/livez").await.0, 200);
+    // The drain delay is long on purpose; the test runtime ends the gateway with the test.
+    drop(app);
+}
+
+#[tokio::test]
+async fn stop_closes_the_listener() {
+    let app = spawn_app(&[]).await;
+    let addr = app.gateway.addr();
+    app.stop().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_follows_readyz() {
+    let app = spawn_app(&[]).await;
+    let bin = env!("CARGO_BIN_EXE_gateway");
+    let ok = tokio::process::Command::new(bin)
+        .args(["healthcheck", "--addr", &app.base])
+        .output()
+        .await
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let addr = app.gateway.addr();
+    app.stop().await;
+    let down = tokio::process::Command::new(bin)
+        .args([
+            "healthcheck",
+            "--addr",
+            &format!("http://{addr}"),
+            "--timeout",
+            "2s",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!down.status.success(), "{down:?}");
+}

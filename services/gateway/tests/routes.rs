@@ -1,0 +1,217 @@
+//! Every REST route of the seed, its JSON shape, and the errors a user sees.
+
+mod common;
+
+use common::spawn_app;
+use serde_json::json;
+
+#[tokio::test]
+async fn status_routes_answer_each_service_s_status() {
+    let app = spawn_app(&[]).await;
+    for (path, servico) in [
+        ("/cursos", "cursos"),
+        ("/chatbot", "chatbot"),
+        ("/cpar", "cpar"),
+        ("/notificacoes", "notificacoes"),
+        ("/insights", "insights"),
+        ("/midia_conteudo", "midia"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("funcionando"),
+            "{path}: {body}"
+        );
+        assert_eq!(body["servico"], servico, "{path}: {body}");
+        assert_eq!(
+            app.seen.last(&format!("{servico}.GetStatus")).method,
+            format!("{servico}.GetStatus")
+        );
+    }
+    let (_, chatbot) = app.get("/chatbot").await;
+    assert_eq!(chatbot["modo"], "offline");
+    let (_, insights) = app.get("/insights").await;
+    assert_eq!(insights["contagens"], json!({ "interacoes": 4 }));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cursos_routes_keep_the_seed_shapes() {
+    let app = spawn_app(&[]).await;
+
+    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/42").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Cursos do usuário 42");
+    assert_eq!(
+        body["cursos_inscritos"],
+        json!([{
+            "id": 1, "nome": "Sistemas Distribuídos", "descricao": "gRPC, filas e consenso",
+            "carga_horaria": 60, "instrutor": "Ana", "categoria": "computação"
+        }])
+    );
+    assert!(app
+        .seen
+        .last("cursos.GetUserCourses")
+        .request
+        .contains(r#"id_usuario: "42""#));
+
+    let (status, body) = app.get("/cursos/consumir_midia_curso/3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["midia_curso"], "Curso 3: 1 vídeo");
+    assert_eq!(body["itens"][0]["titulo"], "Introdução");
+    assert_eq!(body["itens"][0]["tipo"], "video");
+    assert_eq!(body["itens"][0]["duracao_segundos"], 600);
+    assert_eq!(body["itens"][0]["id_curso"], "3");
+
+    let (status, body) = app
+        .post(
+            "/cursos/tirar_duvida/3",
+            r#"{"aula_contexto": "aula 1", "duvida": "o que é gRPC?", "id_usuario": 42}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resposta"], "Resposta para: o que é gRPC?");
+    assert_eq!(body["offline"], true);
+    let call = app.seen.last("cursos.AskQuestion").request;
+    assert!(call.contains(r#"id_curso: "3""#), "{call}");
+    assert!(call.contains(r#"aula_contexto: "aula 1""#), "{call}");
+    assert!(call.contains(r#"id_usuario: "42""#), "{call}");
+
+    let (status, body) = app.get("/cursos/enviar_notificacao/42").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Notificação enviada: {}",
+            gateway::routes::DEFAULT_NOTIFICATION
+        )
+    );
+    assert_eq!(
+        body["notificacao_servico"]["message"],
+        "Notificação recebida"
+    );
+    assert_eq!(body["pendente"], false);
+
+    let (status, body) = app
+        .get("/cursos/enviar_notificacao/42?message=Prova%20amanh%C3%A3")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Notificação enviada: Prova amanhã");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn chatbot_cpar_and_midia_routes_keep_the_seed_shapes() {
+    let app = spawn_app(&[]).await;
+
+    let (status, body) = app
+        .post(
+            "/chatbot/duvida",
+            r#"{"aula_contexto": "aula 2", "duvida": "e REST?"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resposta"], "Sobre aula 2: e REST?");
+    assert_eq!(body["id_interacao"], "int-2");
+    assert_eq!(body["tokens_saida"], 5);
+
+    let (status, body) = app.get("/chatbot/registrar_metricas/int-2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Métricas registradas");
+    assert_eq!(body["id_interacao"], "int-2");
+    assert_eq!(body["insights_servico"]["message"], "Métricas recebidas");
+
+    let (status, body) = app.get("/cpar/notificar_agendamento/5").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Agendamento notificado");
+    assert_eq!(body["id_agendamento"], "5");
+    assert_eq!(
+        body["notificacao_servico"]["message"],
+        "Notificação recebida"
+    );
+
+    let (status, body) = app.get("/midia_conteudo/8").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["midia_curso"], "Curso 8: 1 vídeo");
+    assert_eq!(body["itens"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_body_or_field_is_400_naming_it() {
+    let app = spawn_app(&[]).await;
+    for path in ["/chatbot/duvida", "/cursos/tirar_duvida/1"] {
+        let (status, body) = app.post(path, "").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["erro"].as_str().unwrap().contains("ausente"), "{body}");
+
+        let (status, body) = app.post(path, "{not json").await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["erro"].as_str().unwrap().contains("JSON"), "{body}");
+
+        let (status, body) = app.post(path, r#"{"duvida": "x"}"#).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(
+            body,
+            json!({ "erro": "campo obrigatório ausente: aula_contexto" })
+        );
+
+        let (status, body) = app.post(path, r#"{"aula_contexto": "x"}"#).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body, json!({ "erro": "campo obrigatório ausente: duvida" }));
+    }
+    // None of them reached a service.
+    assert!(app
+        .seen
+        .calls()
+        .iter()
+        .all(|c| c.method != "chatbot.ResolveDuvida" && c.method != "cursos.AskQuestion"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_codes_become_http_statuses() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/999").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["erro"], "usuário 999 não encontrado");
+    assert_eq!(body["codigo"], "NOT_FOUND");
+    assert_eq!(body["servico"], "cursos");
+
+    let (status, body) = app.get("/midia_conteudo/999").await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, body) = app.get("/cursos/consumir_midia_curso/abc").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["erro"].as_str().unwrap().starts_with("id_curso"),
+        "{body}"
+    );
+
+    let (status, body) = app.get("/nada/aqui").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["erro"], "rota não encontrada: /nada/aqui");
+
+    let r = app
+        .http
+        .delete(format!("{}/cursos", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_is_down_is_503_naming_it() {
+    let app = spawn_app(&["midia"]).await;
+    let (status, body) = app.get("/midia_conteudo/1").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["erro"].as_str().unwrap().contains("midia"), "{body}");
+    assert_eq!(body["servico"], "midia");
+    assert_eq!(body["codigo"], "UNAVAILABLE");
+    // The others still answer.
+    let (status, _) = app.get("/cursos").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
