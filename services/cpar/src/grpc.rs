@@ -1,0 +1,205 @@
+//! The gRPC edge of cpar: protobuf <-> domain, and the one mapping of [`Error`] to a status.
+
+use crate::{parse_id, reminders, store::Store, Error, NewSchedule, Schedule};
+use aula_api::{
+    cpar_service_server::{CparService, CparServiceServer},
+    CancelScheduleRequest, CreateScheduleRequest, Empty, GetScheduleRequest, ListSchedulesRequest,
+    ListSchedulesResponse, NotifyScheduleRequest, NotifyScheduleResponse, StatusResponse,
+};
+use aula_runtime::{
+    db::now_ms,
+    outbox::{Delivery, Outbox},
+    paging::Page,
+    spec, ServiceContext,
+};
+use std::{collections::HashMap, time::Duration};
+use tonic::{service::Routes, Request, Response, Status};
+
+/// How long NotifySchedule waits for notificacoes before answering `pendente`.
+const DELIVER_NOW: Duration = Duration::from_millis(1500);
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { .. } => Status::invalid_argument(e.to_string()),
+            Error::NotFound(_) => Status::not_found(e.to_string()),
+            Error::Storage(e) => aula_runtime::server::internal(e),
+        }
+    }
+}
+
+/// Builds the routes and starts the outbox and the reminder worker.
+pub async fn build(ctx: ServiceContext) -> anyhow::Result<Routes> {
+    let store = Store::new(ctx.db().pool.clone());
+    let outbox = Outbox::start(&ctx, ctx.peer(&spec::NOTIFICACOES)?).await?;
+    reminders::start(&ctx, store.clone(), outbox.clone())?;
+    Ok(Routes::new(CparServiceServer::new(Cpar { store, outbox })))
+}
+
+struct Cpar {
+    store: Store,
+    outbox: Outbox,
+}
+
+impl Cpar {
+    async fn status(&self) -> Result<StatusResponse, Error> {
+        let (total, booked) = self.store.counts().await?;
+        let pending = self.outbox.pending().await?;
+        Ok(StatusResponse {
+            message: format!("CPAR: {total} agendamentos, {booked} ativos"),
+            servico: "cpar".into(),
+            versao: env!("CARGO_PKG_VERSION").into(),
+            contagens: HashMap::from([
+                ("agendamentos".to_string(), total),
+                ("agendados".to_string(), booked),
+                ("notificacoes_pendentes".to_string(), pending),
+            ]),
+            modo: String::new(),
+        })
+    }
+
+    async fn find(&self, id: &str) -> Result<Schedule, Error> {
+        let id = parse_id("id_agendamento", id)?;
+        self.store.get(id).await?.ok_or(Error::NotFound(id))
+    }
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+fn millis(t: &prost_types::Timestamp) -> Result<i64, Error> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Error::Invalid {
+            field: "inicio",
+            reason: "not a valid timestamp",
+        });
+    }
+    t.seconds
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
+        .ok_or(Error::Invalid {
+            field: "inicio",
+            reason: "out of range",
+        })
+}
+
+fn to_proto(s: &Schedule) -> aula_api::Schedule {
+    aula_api::Schedule {
+        id_agendamento: s.id.to_string(),
+        id_usuario: s.id_usuario.to_string(),
+        titulo: s.titulo.clone(),
+        inicio: Some(timestamp(s.inicio_ms)),
+        duracao_minutos: s.duracao_minutos,
+        estado: s.estado.clone(),
+        lembrete_enviado: s.lembrete_enviado,
+    }
+}
+
+#[tonic::async_trait]
+impl CparService for Cpar {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(self.status().await?))
+    }
+
+    async fn notify_schedule(
+        &self,
+        request: Request<NotifyScheduleRequest>,
+    ) -> Result<Response<NotifyScheduleResponse>, Status> {
+        let s = self.find(&request.into_inner().id_agendamento).await?;
+        let row = self
+            .store
+            .enqueue_notice(&self.outbox, &s)
+            .await
+            .map_err(Error::from)?;
+        let servico = |message: String| StatusResponse {
+            message,
+            servico: "notificacoes".into(),
+            ..Default::default()
+        };
+        let (message, status, pendente) = match self.outbox.deliver_now(row, DELIVER_NOW).await {
+            Delivery::Delivered { status, .. } => (
+                format!(
+                    "Notificação do agendamento {} enviada para o usuário {}",
+                    s.id, s.id_usuario
+                ),
+                servico(status),
+                false,
+            ),
+            Delivery::Pending { reason } => (
+                format!(
+                    "Notificação do agendamento {} registrada; será entregue ao usuário {} quando o serviço de notificações responder",
+                    s.id, s.id_usuario
+                ),
+                servico(reason),
+                true,
+            ),
+        };
+        Ok(Response::new(NotifyScheduleResponse {
+            message,
+            id_agendamento: s.id.to_string(),
+            notificacao_servico: Some(status),
+            pendente,
+        }))
+    }
+
+    async fn create_schedule(
+        &self,
+        request: Request<CreateScheduleRequest>,
+    ) -> Result<Response<aula_api::Schedule>, Status> {
+        let r = request.into_inner();
+        let inicio = r.inicio.as_ref().map(millis).transpose()?;
+        let new = NewSchedule::parse(
+            &r.id_usuario,
+            &r.titulo,
+            inicio,
+            r.duracao_minutos,
+            now_ms(),
+        )?;
+        let s = self.store.create(&new).await.map_err(Error::from)?;
+        Ok(Response::new(to_proto(&s)))
+    }
+
+    async fn get_schedule(
+        &self,
+        request: Request<GetScheduleRequest>,
+    ) -> Result<Response<aula_api::Schedule>, Status> {
+        let s = self.find(&request.into_inner().id_agendamento).await?;
+        Ok(Response::new(to_proto(&s)))
+    }
+
+    async fn list_schedules(
+        &self,
+        request: Request<ListSchedulesRequest>,
+    ) -> Result<Response<ListSchedulesResponse>, Status> {
+        let r = request.into_inner();
+        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
+        let page = Page::parse(r.page_size, &r.page_token)?;
+        let (items, next_page_token) = self
+            .store
+            .list(id_usuario, page)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(ListSchedulesResponse {
+            agendamentos: items.iter().map(to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_schedule(
+        &self,
+        request: Request<CancelScheduleRequest>,
+    ) -> Result<Response<aula_api::Schedule>, Status> {
+        let id = parse_id("id_agendamento", &request.into_inner().id_agendamento)?;
+        let s = self
+            .store
+            .cancel(id)
+            .await
+            .map_err(Error::from)?
+            .ok_or(Error::NotFound(id))?;
+        Ok(Response::new(to_proto(&s)))
+    }
+}

@@ -1,0 +1,5 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    aula_runtime::cli::service_main(cpar::service())
+}
