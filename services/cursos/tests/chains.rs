@@ -1,0 +1,231 @@
+//! cursos against the real notificacoes, chatbot (offline mode) and midia, in-process.
+
+mod common;
+
+use aula_api::{
+    notificacoes_service_client::NotificacoesServiceClient, AskQuestionRequest, Empty,
+    EnrollRequest, ListNotificationsRequest, Notification, SendNotificationRequest,
+};
+use aula_runtime::{
+    config::Settings,
+    server,
+    testing::{self, spawn, TestService},
+};
+use common::*;
+use std::path::Path;
+use tonic::transport::Channel;
+
+async fn start_notificacoes(dir: &Path) -> TestService {
+    spawn(notificacoes::service(), &dir.join("notificacoes"), &[])
+        .await
+        .expect("notificacoes starts")
+}
+
+async fn notifications(
+    client: &mut NotificacoesServiceClient<Channel>,
+    id_usuario: &str,
+) -> Vec<Notification> {
+    client
+        .list_notifications(ListNotificationsRequest {
+            id_usuario: id_usuario.into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notificacoes
+}
+
+/// Waits until cursos' outbox is empty (every notice delivered).
+async fn outbox_drained(
+    client: &mut aula_api::cursos_service_client::CursosServiceClient<Channel>,
+) {
+    eventually("the outbox to drain", || {
+        let mut c = client.clone();
+        async move {
+            let s = c.get_status(Empty {}).await.ok()?.into_inner();
+            (s.contagens["outbox_pendentes"] == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn enroll_notifies_the_user_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let notif = start_notificacoes(dir.path()).await;
+    let (svc, mut client) = start_cursos(dir.path(), &[notif.addr_var()]).await;
+    let mut inbox = NotificacoesServiceClient::new(notif.channel());
+
+    let calls = (0..10).map(|_| {
+        let mut c = client.clone();
+        tokio::spawn(async move {
+            c.enroll(EnrollRequest {
+                id_usuario: "12".into(),
+                id_curso: "2".into(),
+            })
+            .await
+        })
+    });
+    for r in futures::future::join_all(calls).await {
+        r.unwrap().expect("Enroll succeeds");
+    }
+    let found = eventually("the enrolment notice", || {
+        let mut inbox = inbox.clone();
+        async move {
+            let n = notifications(&mut inbox, "12").await;
+            (!n.is_empty()).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(
+        found[0].message,
+        "Inscrição confirmada no curso Banco de Dados Relacionais"
+    );
+    assert_eq!(found[0].origem, "cursos");
+    outbox_drained(&mut client).await;
+    let all = notifications(&mut inbox, "12").await;
+    let notices = all
+        .iter()
+        .filter(|n| n.message.starts_with("Inscrição"))
+        .count();
+    assert_eq!(notices, 1, "{all:?}");
+
+    svc.running.stop().await.unwrap();
+    notif.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn send_notification_is_delivered_when_notificacoes_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let notif = start_notificacoes(dir.path()).await;
+    let (svc, mut client) = start_cursos(dir.path(), &[notif.addr_var()]).await;
+    let r = client
+        .send_notification(SendNotificationRequest {
+            id_usuario: "3".into(),
+            message: "Sua prova foi corrigida".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.pendente, "{r:?}");
+    assert!(!r.id_notificacao.is_empty());
+    let status = r.notificacao_servico.expect("what notificacoes said");
+    assert!(!status.message.is_empty());
+    assert_eq!(status.servico, "notificacoes");
+
+    let mut inbox = NotificacoesServiceClient::new(notif.channel());
+    let got = notifications(&mut inbox, "3").await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, r.id_notificacao);
+    assert_eq!(got[0].message, "Sua prova foi corrigida");
+    outbox_drained(&mut client).await;
+
+    svc.running.stop().await.unwrap();
+    notif.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_notification_queued_while_notificacoes_is_down_arrives_once_it_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reserve notificacoes' address, start cursos pointing at it, then bring notificacoes up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let (svc, mut client) =
+        start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url.clone())]).await;
+    let r = client
+        .send_notification(SendNotificationRequest {
+            id_usuario: "4".into(),
+            message: "Material novo disponível".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.pendente);
+
+    let def = notificacoes::service();
+    let settings = Settings::load(
+        def.spec,
+        &testing::env(&def, &dir.path().join("notificacoes"), &[]),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind(url.trim_start_matches("http://"))
+        .await
+        .expect("the reserved port is still free");
+    let notif = server::start_on(def, settings, listener, None)
+        .await
+        .unwrap();
+    let mut inbox = NotificacoesServiceClient::new(testing::channel(&url));
+    let got = eventually("the queued notification", || {
+        let mut inbox = inbox.clone();
+        async move {
+            let n = notifications(&mut inbox, "4").await;
+            (!n.is_empty()).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(got[0].message, "Material novo disponível");
+    outbox_drained(&mut client).await;
+    assert_eq!(notifications(&mut inbox, "4").await.len(), 1);
+
+    svc.running.stop().await.unwrap();
+    notif.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_question_offline_answers_from_the_course_material() {
+    let dir = tempfile::tempdir().unwrap();
+    let midia = start_midia(dir.path()).await;
+    let bot = spawn(
+        chatbot::service(),
+        &dir.path().join("chatbot"),
+        &[("INSIGHTS_ADDR".into(), closed_url())],
+    )
+    .await
+    .expect("chatbot starts");
+    let (svc, mut client) = start_cursos(
+        dir.path(),
+        &[midia.addr_var(), (bot.addr_var().0, bot.url.clone())],
+    )
+    .await;
+    let ask = |duvida: &str| AskQuestionRequest {
+        id_curso: "2".into(),
+        aula_contexto: String::new(),
+        duvida: duvida.into(),
+        id_usuario: "1".into(),
+    };
+    let joins = client
+        .ask_question(ask("Como funciona o LEFT JOIN numa consulta SQL?"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(joins.offline);
+    assert!(!joins.modelo.is_empty());
+    assert!(
+        joins.resposta.contains("Consultas SQL com SELECT e JOIN"),
+        "{}",
+        joins.resposta
+    );
+    let normal = client
+        .ask_question(ask("O que é normalização e a terceira forma normal 3FN?"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        normal.resposta.contains("Normalização: 1FN, 2FN e 3FN"),
+        "{}",
+        normal.resposta
+    );
+    assert_ne!(
+        joins.resposta, normal.resposta,
+        "the answer depends on the question"
+    );
+
+    svc.running.stop().await.unwrap();
+    bot.running.stop().await.unwrap();
+    midia.running.stop().await.unwrap();
+}
