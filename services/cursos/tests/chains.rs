@@ -101,26 +101,39 @@ async fn send_notification_is_delivered_when_notificacoes_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let notif = start_notificacoes(dir.path()).await;
     let (svc, mut client) = start_cursos(dir.path(), &[notif.addr_var()]).await;
-    let r = client
-        .send_notification(SendNotificationRequest {
-            id_usuario: "3".into(),
-            message: "Sua prova foi corrigida".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!r.pendente, "{r:?}");
+    // The first call may also open the connection to notificacoes; on a loaded machine that
+    // can exceed the 1.5 s budget and answer "queued" instead (still delivered later), so ask
+    // until one is delivered on the spot.
+    let r = eventually("a notification delivered on the spot", || {
+        let mut c = client.clone();
+        async move {
+            let r = c
+                .send_notification(SendNotificationRequest {
+                    id_usuario: "3".into(),
+                    message: "Sua prova foi corrigida".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            (!r.pendente).then_some(r)
+        }
+    })
+    .await;
     assert!(!r.id_notificacao.is_empty());
+    assert!(r.message.contains("enviada"), "{}", r.message);
     let status = r.notificacao_servico.expect("what notificacoes said");
     assert!(!status.message.is_empty());
     assert_eq!(status.servico, "notificacoes");
 
     let mut inbox = NotificacoesServiceClient::new(notif.channel());
     let got = notifications(&mut inbox, "3").await;
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].id, r.id_notificacao);
-    assert_eq!(got[0].message, "Sua prova foi corrigida");
+    let stored = got
+        .iter()
+        .find(|n| n.id == r.id_notificacao)
+        .expect("the id cursos returned is notificacoes' id");
+    assert_eq!(stored.message, "Sua prova foi corrigida");
+    assert_eq!(stored.origem, "cursos");
     outbox_drained(&mut client).await;
 
     svc.running.stop().await.unwrap();
