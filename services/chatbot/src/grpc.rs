@@ -31,7 +31,12 @@ pub struct ChatbotGrpc {
 }
 
 impl ChatbotGrpc {
-    pub fn new(engine: Engine, insights: PeerChannel, recorder: Recorder, metrics: Metrics) -> Self {
+    pub fn new(
+        engine: Engine,
+        insights: PeerChannel,
+        recorder: Recorder,
+        metrics: Metrics,
+    ) -> Self {
         ChatbotGrpc {
             engine,
             insights,
@@ -115,11 +120,17 @@ fn to_question(req: ChatbotDuvidaRequest) -> (Question, Asker) {
             .material
             .into_iter()
             .take(crate::engine::MAX_MATERIAL_ITEMS)
-            .map(|MaterialItem { titulo, descricao, tipo }| Material {
-                titulo,
-                descricao,
-                tipo,
-            })
+            .map(
+                |MaterialItem {
+                     titulo,
+                     descricao,
+                     tipo,
+                 }| Material {
+                    titulo,
+                    descricao,
+                    tipo,
+                },
+            )
             .collect(),
     });
     let question = Question {
@@ -174,7 +185,8 @@ fn to_chunk(c: Chunk, id: &str) -> ChatbotDuvidaChunk {
 }
 
 /// One question in flight: when it settles, counts it and queues its record for insights.
-/// Bad input is counted but not recorded: nothing was asked of a model.
+/// Not recorded (only counted): bad input, as nothing was asked of a model, and questions asked
+/// outside a course (no `id_curso`), as insights keeps its statistics per course.
 struct Outcome {
     id: String,
     asker: Asker,
@@ -193,7 +205,7 @@ impl Outcome {
             "outcome" => if ok { "ok" } else { "error" }
         )
         .increment(1);
-        if matches!(result, Err(AnswerError::Invalid { .. })) {
+        if matches!(result, Err(AnswerError::Invalid { .. })) || self.asker.id_curso.is_empty() {
             return;
         }
         self.recorder.record(Interaction {
@@ -497,6 +509,9 @@ mod tests {
         let course = q.course.unwrap();
         assert_eq!(course.id, "7");
         assert_eq!(course.material[0].titulo, "t");
-        assert_eq!((asker.id_curso.as_str(), asker.id_usuario.as_str()), ("7", "3"));
+        assert_eq!(
+            (asker.id_curso.as_str(), asker.id_usuario.as_str()),
+            ("7", "3")
+        );
     }
 }

@@ -55,11 +55,8 @@ fn build(ctx: ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>> {
         tracing::info!(mode = engine.mode(), model = %engine.model(), "chatbot engine ready");
         let insights = ctx.peer(&INSIGHTS)?;
         let recorder = recorder::Recorder::start(&ctx, insights.clone());
-        Ok(Routes::new(ChatbotServiceServer::new(grpc::ChatbotGrpc::new(
-            engine,
-            insights,
-            recorder,
-            ctx.metrics().clone(),
-        ))))
+        Ok(Routes::new(ChatbotServiceServer::new(
+            grpc::ChatbotGrpc::new(engine, insights, recorder, ctx.metrics().clone()),
+        )))
     })
 }

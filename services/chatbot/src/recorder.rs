@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 /// Interactions waiting for insights. At a few hundred bytes each, a full queue is well under a
 /// MiB; beyond it insights is clearly not keeping up and newer records are dropped.
 pub const QUEUE_CAPACITY: usize = 1024;
-/// Attempts per record while the service runs (the first included).
-const MAX_ATTEMPTS: u32 = 5;
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Attempts per record while the service runs (the first included): with the backoff below, a
+/// record waits out an insights outage of 3 to 6 seconds (a restart) before it counts as failed.
+const MAX_ATTEMPTS: u32 = 6;
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(3);
 /// Longest the final flush may take (also bounded by half the shutdown grace).
 const FLUSH_MAX: Duration = Duration::from_secs(2);
 
@@ -63,7 +64,12 @@ impl Recorder {
     pub fn start(ctx: &ServiceContext, insights: PeerChannel) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let flush = FLUSH_MAX.min(ctx.settings().shutdown_grace / 2);
-        ctx.spawn(run(rx, InsightsServiceClient::new(insights), ctx.clone(), flush));
+        ctx.spawn(run(
+            rx,
+            InsightsServiceClient::new(insights),
+            ctx.clone(),
+            flush,
+        ));
         Recorder { tx }
     }
 
