@@ -97,7 +97,8 @@ async fn healthcheck(env: &Env, args: HealthcheckArgs) -> ExitCode {
     }
 }
 
-async fn serve(env: Env) -> ExitCode {
+/// Serves the gateway until SIGTERM/SIGINT (also `aula serve gateway`).
+pub async fn serve(env: Env) -> ExitCode {
     let telemetry = match Telemetry::init("gateway", &env) {
         Ok(t) => t,
         Err(e) => {

@@ -81,35 +81,46 @@ async fn draining_turns_readyz_503_then_stops() {
 }
 
 #[tokio::test]
-async fn stop_closes_the_listener() {
+async fn stop_closes_idle_connections_and_returns() {
+    use tokio::io::AsyncReadExt;
     let app = spawn_app(&[]).await;
-    let addr = app.gateway.addr();
+    // An idle keep-alive connection: the drain must close it rather than wait for it.
+    let mut idle = tokio::net::TcpStream::connect(app.gateway.addr())
+        .await
+        .unwrap();
     app.stop().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buf))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "EOF on the idle connection");
 }
 
 #[tokio::test]
 async fn the_healthcheck_subcommand_follows_readyz() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app_with(
+        &[],
+        &[
+            ("GATEWAY_DRAIN_DELAY", "30s"),
+            ("AULA_SHUTDOWN_GRACE", "60s"),
+        ],
+    )
+    .await;
     let bin = env!("CARGO_BIN_EXE_gateway");
-    let ok = tokio::process::Command::new(bin)
-        .args(["healthcheck", "--addr", &app.base])
-        .output()
-        .await
-        .unwrap();
-    assert!(ok.status.success(), "{ok:?}");
-    let addr = app.gateway.addr();
-    app.stop().await;
-    let down = tokio::process::Command::new(bin)
-        .args([
-            "healthcheck",
-            "--addr",
-            &format!("http://{addr}"),
-            "--timeout",
-            "2s",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(!down.status.success(), "{down:?}");
+    let check = || {
+        tokio::process::Command::new(bin)
+            .args(["healthcheck", "--addr", &app.base, "--timeout", "10s"])
+            .output()
+    };
+    let ready = check().await.unwrap();
+    assert!(ready.status.success(), "{ready:?}");
+    app.gateway.drain();
+    let draining = check().await.unwrap();
+    assert!(!draining.status.success(), "{draining:?}");
+    assert!(
+        String::from_utf8_lossy(&draining.stdout).contains("503"),
+        "{draining:?}"
+    );
+    drop(app);
 }

@@ -409,12 +409,14 @@ async fn serve_fake(name: &str, seen: &Seen) -> (String, Backend) {
     (url, Backend { stop, done })
 }
 
-/// An address where nothing listens (a service that is down).
-async fn closed_port() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
-    url
+/// An address where nothing listens (a service that is down): a socket bound but never
+/// listening refuses connections, and holding it keeps the port from being reused by another
+/// test's server.
+pub fn refusing_port() -> (String, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}", socket.local_addr().unwrap());
+    (url, socket)
 }
 
 /// The gateway and its backends.
@@ -426,6 +428,7 @@ pub struct App {
     pub seen: Seen,
     pub http: reqwest::Client,
     backends: Vec<Backend>,
+    _refusing: Vec<tokio::net::TcpSocket>,
 }
 
 pub const ALL: [&str; 6] = [
@@ -452,9 +455,12 @@ pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
         ("GATEWAY_DRAIN_DELAY", "0s"),
     ]);
     let mut backends = Vec::new();
+    let mut refusing = Vec::new();
     for name in ALL {
         let url = if down.contains(&name) {
-            closed_port().await
+            let (url, socket) = refusing_port();
+            refusing.push(socket);
+            url
         } else {
             let (url, backend) = serve_fake(name, &seen).await;
             backends.push(backend);
@@ -475,6 +481,7 @@ pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
         seen,
         http: reqwest::Client::new(),
         backends,
+        _refusing: refusing,
     }
 }
 
