@@ -204,11 +204,17 @@ def stack(tmp_path_factory) -> Stack:
             # Traffic: the gRPC client, the gateway, and `aula load` when the binary has it.
             codes = traffic.run(work / "stubs", {s.name: s.port for s in services if s.grpc_service})
             gateway = next(s for s in services if s.name == "gateway")
-            for path in ("/healthz", "/livez", "/readyz", "/no-such-route"):
+            # The seed's REST routes (each a gRPC call from the gateway), health, and a 404.
+            for path in (
+                "/cursos", "/cursos/ver_inscricoes_do_usuario/1", "/cursos/consumir_midia_curso/1", "/chatbot",
+                "/cpar", "/cpar/notificar_agendamento/1", "/notificacoes", "/insights", "/midia_conteudo",
+                "/midia_conteudo/1", "/cursos/ver_inscricoes_do_usuario/abc",
+                "/healthz", "/livez", "/readyz", "/no-such-route",
+            ):
                 try:
-                    requests.get(f"http://127.0.0.1:{gateway.port}{path}", timeout=5)
-                except requests.RequestException:
-                    pass
+                    codes[(f"GET {path}", requests.get(f"http://127.0.0.1:{gateway.port}{path}", timeout=10).status_code)] += 1
+                except requests.RequestException as e:
+                    codes[(f"GET {path}", type(e).__name__)] += 1
             if subprocess.run([str(AULA_BIN), "load", "--help"], capture_output=True, env=env).returncode == 0:
                 load = subprocess.run(
                     [str(AULA_BIN), "load", "--duration", "5s"], capture_output=True, text=True, env=env, timeout=60
