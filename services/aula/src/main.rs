@@ -1,0 +1,80 @@
+//! `aula`: the platform in one command.
+//!
+//! - `aula up [SERVICE...]` runs the six services (and the REST gateway) in one process, each
+//!   on its standard port, like the seed's `start_grpc_services.py`.
+//! - `aula serve <SERVICE>` runs one, like its own binary.
+//! - `aula status` checks every service's health and round-trip time.
+//! - `aula load` drives a realistic mix of the API and reports latency percentiles.
+
+mod load;
+mod services;
+mod status;
+mod up;
+
+use aula_runtime::{cli::ServeArgs, Env};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Aula: the online-learning backend, six gRPC services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run services in this process (all six and the gateway when none is named).
+    Up(up::UpArgs),
+    /// Run one service, as its own binary would.
+    Serve {
+        /// cursos, chatbot, cpar, notificacoes, insights, midia or gateway
+        service: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Print each service's address, health and round-trip time; exit 1 unless all serve.
+    Status(status::StatusArgs),
+    /// Generate load: a realistic mix of the API at a target rate or flat out.
+    Load(load::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match aula_runtime::cli::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aula: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Up(args) => rt.block_on(up::run(args)),
+        Command::Serve { service, args } => {
+            let mut env = Env::from_process();
+            args.apply(&mut env);
+            if service == "gateway" {
+                // The gateway's own spelling of the listen address.
+                if let Some(listen) = &args.listen {
+                    env.set("GATEWAY_LISTEN", listen.clone());
+                }
+                return rt.block_on(gateway::cli::serve(env));
+            }
+            match services::by_name(&service) {
+                Some(def) => rt.block_on(aula_runtime::cli::serve(def, env)),
+                None => {
+                    eprintln!(
+                        "aula: unknown service {service:?}; expected one of {}",
+                        services::NAMES.join(", ")
+                    );
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Status(args) => rt.block_on(status::run(args)),
+        Command::Load(args) => rt.block_on(load::run(args)),
+    }
+}

@@ -1,0 +1,55 @@
+//! `aula status`: the seed's gateway test as a tool. One line per service: address, health,
+//! round-trip time; exit 1 unless every service is serving.
+
+use aula_runtime::{config::peer_addr, healthcheck, spec, Env};
+use clap::Args;
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How long to wait for each service
+    #[arg(long, default_value = "2s", value_parser = |s: &str| aula_runtime::config::parse_duration(s).ok_or("expected a duration such as 2s"))]
+    pub timeout: Duration,
+}
+
+pub async fn run(args: StatusArgs) -> ExitCode {
+    let env = Env::from_process();
+    let checks = spec::ALL.iter().map(|s| {
+        let addr = peer_addr(&env, s);
+        async move {
+            let start = Instant::now();
+            let result = healthcheck::check(&addr, s.grpc_service, args.timeout).await;
+            (s, addr, result, start.elapsed())
+        }
+    });
+    let mut all_serving = true;
+    for (s, addr, result, rtt) in futures::future::join_all(checks).await {
+        let (state, detail) = match result {
+            Ok(ServingStatus::Serving) => (
+                "SERVING".to_string(),
+                format!("{:.1} ms", rtt.as_secs_f64() * 1000.0),
+            ),
+            Ok(other) => {
+                all_serving = false;
+                (
+                    other.as_str_name().to_string(),
+                    format!("{:.1} ms", rtt.as_secs_f64() * 1000.0),
+                )
+            }
+            Err(e) => {
+                all_serving = false;
+                ("DOWN".to_string(), format!("{e:#}"))
+            }
+        };
+        println!("{:<13} {:<26} {:<12} {}", s.name, addr, state, detail);
+    }
+    if all_serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

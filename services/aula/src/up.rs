@@ -1,0 +1,123 @@
+//! `aula up`: several services in one process, each on its own standard ports, sharing one
+//! runtime; stopped together on SIGTERM/SIGINT.
+
+use crate::services;
+use aula_runtime::{server, telemetry::Telemetry, Env, Settings};
+use clap::Args;
+use std::{process::ExitCode, time::Duration};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Services to start (default: all six and the gateway)
+    pub services: Vec<String>,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Do not start the REST gateway
+    #[arg(long)]
+    pub no_gateway: bool,
+    /// Directory of the SQLite files [env: AULA_DATA_DIR, default ./data]
+    #[arg(long)]
+    pub data_dir: Option<String>,
+}
+
+pub async fn run(args: UpArgs) -> ExitCode {
+    let mut env = Env::from_process();
+    if let Some(dir) = &args.data_dir {
+        env.set("AULA_DATA_DIR", dir.clone());
+    }
+    let telemetry = match Telemetry::init("aula", &env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("aula: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match up(&args, &env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aula up: {e:#}");
+            ExitCode::FAILURE
+        }
+    };
+    telemetry.shutdown(Duration::from_secs(5));
+    code
+}
+
+async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
+    for name in &args.services {
+        if !services::NAMES.contains(&name.as_str()) {
+            anyhow::bail!(
+                "unknown service {name:?}; expected any of {}",
+                services::NAMES.join(", ")
+            );
+        }
+    }
+    let wanted = |name: &str| args.services.is_empty() || args.services.iter().any(|s| s == name);
+    let mut running = Vec::new();
+    for def in services::all().into_iter().filter(|d| wanted(d.spec.name)) {
+        let mut own = env.clone();
+        own.set("AULA_LISTEN", format!("{}:{}", args.host, def.spec.port));
+        if env.get("AULA_METRICS_LISTEN") != Some("off") {
+            own.set(
+                "AULA_METRICS_LISTEN",
+                format!("{}:{}", args.host, def.spec.metrics_port),
+            );
+        }
+        let settings = Settings::load(def.spec, &own)?;
+        running.push(server::start(def, settings).await?);
+    }
+    let gateway = if !args.no_gateway && wanted("gateway") {
+        let mut own = env.clone();
+        own.set("GATEWAY_LISTEN", format!("{}:8080", args.host));
+        // The drain delay lets load balancers see /readyz fail before the listener closes;
+        // nothing balances in front of `aula up`, so Ctrl-C should not wait for it.
+        if env.get("GATEWAY_DRAIN_DELAY").is_none() {
+            own.set("GATEWAY_DRAIN_DELAY", "0s");
+        }
+        if env.get("AULA_METRICS_LISTEN") != Some("off") {
+            own.set("AULA_METRICS_LISTEN", format!("{}:9080", args.host));
+        }
+        let config = gateway::GatewayConfig::from_env(&own)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the gateway on {}: {e}", config.listen))?;
+        let metrics = match config.metrics_listen {
+            Some(a) => Some(aula_runtime::metrics::bind(a).await?),
+            None => None,
+        };
+        Some(gateway::start(&own, listener, metrics).await?)
+    } else {
+        None
+    };
+    for r in &running {
+        println!(
+            "{:<13} grpc {}  metrics {}",
+            r.spec.name,
+            r.addr,
+            r.metrics_addr.map_or("off".into(), |a| a.to_string())
+        );
+    }
+    if let Some(g) = &gateway {
+        println!("{:<13} http {}", "gateway", g.addr());
+    }
+    aula_runtime::cli::shutdown_signal().await;
+    if let Some(g) = &gateway {
+        g.drain();
+    }
+    for r in &running {
+        r.drain();
+    }
+    let mut first_error = None;
+    if let Some(g) = gateway {
+        if let Err(e) = g.stop().await {
+            first_error.get_or_insert(e);
+        }
+    }
+    for r in running {
+        if let Err(e) = r.wait().await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,155 @@
+//! The whole platform in the test process: the six services on ephemeral ports, wired to
+//! each other as in production (real gRPC between them), data in a temporary directory.
+#![allow(dead_code)]
+
+use aula_api::{
+    chatbot_service_client::ChatbotServiceClient, cpar_service_client::CparServiceClient,
+    cursos_service_client::CursosServiceClient, insights_service_client::InsightsServiceClient,
+    midia_conteudo_service_client::MidiaConteudoServiceClient,
+    notificacoes_service_client::NotificacoesServiceClient,
+};
+use aula_runtime::testing::{spawn, TestService};
+use std::{future::Future, path::Path, time::Duration};
+use tonic::transport::Channel;
+
+pub struct Platform {
+    pub dir: tempfile::TempDir,
+    pub notificacoes: TestService,
+    pub insights: TestService,
+    pub midia: TestService,
+    pub chatbot: TestService,
+    pub cpar: TestService,
+    pub cursos: TestService,
+}
+
+/// Starts the six, leaves first, each caller pointed at its peers.
+pub async fn spawn_platform() -> Platform {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_in(dir).await
+}
+
+pub async fn spawn_in(dir: tempfile::TempDir) -> Platform {
+    let p = dir.path();
+    let notificacoes = spawn(notificacoes::service(), p, &[]).await.unwrap();
+    let insights = spawn(insights::service(), p, &[]).await.unwrap();
+    let midia = spawn(midia::service(), p, &[]).await.unwrap();
+    let chatbot = spawn(chatbot::service(), p, &[insights.addr_var()])
+        .await
+        .unwrap();
+    let cpar = spawn(cpar::service(), p, &[notificacoes.addr_var()])
+        .await
+        .unwrap();
+    let cursos = spawn(
+        cursos::service(),
+        p,
+        &[
+            midia.addr_var(),
+            chatbot.addr_var(),
+            notificacoes.addr_var(),
+        ],
+    )
+    .await
+    .unwrap();
+    Platform {
+        dir,
+        notificacoes,
+        insights,
+        midia,
+        chatbot,
+        cpar,
+        cursos,
+    }
+}
+
+impl Platform {
+    pub fn cursos(&self) -> CursosServiceClient<Channel> {
+        CursosServiceClient::new(self.cursos.channel())
+    }
+    pub fn chatbot(&self) -> ChatbotServiceClient<Channel> {
+        ChatbotServiceClient::new(self.chatbot.channel())
+    }
+    pub fn cpar(&self) -> CparServiceClient<Channel> {
+        CparServiceClient::new(self.cpar.channel())
+    }
+    pub fn notificacoes(&self) -> NotificacoesServiceClient<Channel> {
+        NotificacoesServiceClient::new(self.notificacoes.channel())
+    }
+    pub fn insights(&self) -> InsightsServiceClient<Channel> {
+        InsightsServiceClient::new(self.insights.channel())
+    }
+    pub fn midia(&self) -> MidiaConteudoServiceClient<Channel> {
+        MidiaConteudoServiceClient::new(self.midia.channel())
+    }
+
+    pub fn all(&self) -> [&TestService; 6] {
+        [
+            &self.cursos,
+            &self.chatbot,
+            &self.cpar,
+            &self.notificacoes,
+            &self.insights,
+            &self.midia,
+        ]
+    }
+
+    /// Stops every service (drain, then wait) and hands back the data directory.
+    pub async fn stop(self) -> tempfile::TempDir {
+        for s in [
+            self.cursos,
+            self.cpar,
+            self.chatbot,
+            self.midia,
+            self.insights,
+            self.notificacoes,
+        ] {
+            s.running.stop().await.unwrap();
+        }
+        self.dir
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// GETs a metrics page.
+pub async fn get_text(url: &str) -> String {
+    let url = url.strip_prefix("http://").unwrap();
+    let (host, path) = url.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}

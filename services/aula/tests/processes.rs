@@ -1,0 +1,258 @@
+//! The binaries as users run them: separate processes, signals, exit codes, and one trace
+//! across two services received by a real OTLP endpoint.
+
+mod common;
+
+use aula_api::{cursos_service_client::CursosServiceClient, SendNotificationRequest};
+use common::{closed_port, spawn_platform};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        trace_service_server::{TraceService, TraceServiceServer},
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    },
+    common::v1::any_value::Value,
+};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+const AULA: &str = env!("CARGO_BIN_EXE_aula");
+
+/// A span as the collector received it.
+#[derive(Debug, Clone)]
+struct Span {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    spans.push(Span {
+                        service: service.clone(),
+                        name: s.name,
+                        trace_id: s.trace_id,
+                        span_id: s.span_id,
+                        parent: s.parent_span_id,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// A service process and the address it reported when it started serving.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+/// Starts `aula serve <name>` on an ephemeral port and waits for its "serving" log line.
+fn serve(name: &str, data: &std::path::Path, env: &[(&str, String)]) -> Proc {
+    let mut cmd = Command::new(AULA);
+    cmd.args([
+        "serve",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+        "--log-format",
+        "json",
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+    .env("AULA_SHUTDOWN_GRACE", "5s")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the aula binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == "serving" {
+                        let _ =
+                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                        sent = true;
+                    }
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{name} did not start serving"));
+    Proc {
+        child,
+        addr: format!("http://{addr}"),
+    }
+}
+
+/// Sends SIGTERM and returns the exit status, failing if the process does not stop.
+fn terminate(mut p: Proc) -> std::process::ExitStatus {
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = p.child.kill();
+            panic!("process {pid} did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// Multi-threaded: the in-test collector must keep answering while the test waits on processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_is_one_trace_across_two_processes_and_both_exit_cleanly() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(collector.clone()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+
+    let data = tempfile::tempdir().unwrap();
+    let tracing_env = |name: &str| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone()),
+            ("OTEL_SERVICE_NAME", name.to_string()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".to_string()),
+        ]
+    };
+    let notificacoes = serve("notificacoes", data.path(), &tracing_env("notificacoes"));
+    let mut env = tracing_env("cursos");
+    env.push(("NOTIFICACOES_ADDR", notificacoes.addr.clone()));
+    env.push(("MIDIA_ADDR", format!("http://127.0.0.1:{}", closed_port())));
+    env.push((
+        "CHATBOT_ADDR",
+        format!("http://127.0.0.1:{}", closed_port()),
+    ));
+    let cursos = serve("cursos", data.path(), &env);
+
+    let mut client = CursosServiceClient::connect(cursos.addr.clone())
+        .await
+        .unwrap();
+    let sent = client
+        .send_notification(SendNotificationRequest {
+            id_usuario: "31".into(),
+            message: "rastreada".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!sent.pendente, "{sent:?}");
+    drop(client);
+
+    // Shutdown flushes the spans; both exit 0.
+    let (c, n) = tokio::task::spawn_blocking(move || (terminate(cursos), terminate(notificacoes)))
+        .await
+        .unwrap();
+    assert!(c.success(), "cursos exits 0 on SIGTERM");
+    assert!(n.success(), "notificacoes exits 0 on SIGTERM");
+
+    let spans = collector.0.lock().unwrap().clone();
+    let server_cursos = spans
+        .iter()
+        .find(|s| s.service == "cursos" && s.name == "services.CursosService/SendNotification")
+        .unwrap_or_else(|| panic!("no cursos server span in {spans:#?}"));
+    let server_notif = spans
+        .iter()
+        .find(|s| {
+            s.service == "notificacoes" && s.name == "services.NotificacoesService/SendNotification"
+        })
+        .unwrap_or_else(|| panic!("no notificacoes server span in {spans:#?}"));
+    assert_eq!(
+        server_cursos.trace_id, server_notif.trace_id,
+        "one trace: {spans:#?}"
+    );
+    // notificacoes' server span is the child of a client span in cursos, itself inside the trace.
+    let parent = spans
+        .iter()
+        .find(|s| s.span_id == server_notif.parent)
+        .expect("the parent span was exported");
+    assert_eq!(parent.service, "cursos");
+    assert_eq!(parent.trace_id, server_cursos.trace_id);
+}
+
+#[tokio::test]
+async fn status_exits_non_zero_unless_every_service_serves() {
+    let closed = closed_port();
+    let mut down = Command::new(AULA);
+    down.arg("status").arg("--timeout").arg("1s");
+    for s in aula_runtime::spec::ALL {
+        down.env(
+            format!("{}_ADDR", s.env_prefix()),
+            format!("http://127.0.0.1:{closed}"),
+        );
+    }
+    let out = down.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("DOWN")).count(),
+        6,
+        "{text}"
+    );
+
+    let p = spawn_platform().await;
+    let mut up = tokio::process::Command::new(AULA);
+    up.arg("status");
+    for s in p.all() {
+        let (k, v) = s.addr_var();
+        up.env(k, v);
+    }
+    let out = up.output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("SERVING")).count(),
+        6,
+        "{text}"
+    );
+}
