@@ -1,0 +1,161 @@
+//! The floor of the benchmarks (scripts/bench.sh): a bare tonic server, no middleware, no
+//! metrics, no storage, answering CursosService GetStatus and GetUserCourses with fixed
+//! responses. What cursos does beyond this is what the benchmark's ratio measures.
+//!
+//! With `--from URL` the fixed responses are copied from a running cursos (GetStatus, and
+//! GetUserCourses for `--user`), so both servers send the same bytes; without it, three demo
+//! courses stand in.
+//!
+//! ```text
+//! cargo run --release -p aula --example floor -- --listen 127.0.0.1:50151 --from http://127.0.0.1:50051
+//! ```
+
+use aula_api::{
+    cursos_service_client::CursosServiceClient,
+    cursos_service_server::{CursosService, CursosServiceServer},
+    *,
+};
+use clap::Parser;
+use prost::Message as _;
+use std::net::SocketAddr;
+use tonic::{Request, Response, Status};
+
+#[derive(Parser)]
+struct Args {
+    /// Address to serve on
+    #[arg(long, default_value = "127.0.0.1:50151")]
+    listen: SocketAddr,
+    /// A running cursos to copy the responses from
+    #[arg(long)]
+    from: Option<String>,
+    /// The user whose courses are copied
+    #[arg(long, default_value = "1")]
+    user: String,
+}
+
+struct Floor {
+    status: StatusResponse,
+    courses: GetUserCoursesResponse,
+}
+
+#[tonic::async_trait]
+impl CursosService for Floor {
+    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(self.status.clone()))
+    }
+
+    async fn get_user_courses(
+        &self,
+        _: Request<GetUserCoursesRequest>,
+    ) -> Result<Response<GetUserCoursesResponse>, Status> {
+        Ok(Response::new(self.courses.clone()))
+    }
+
+    async fn get_course_media(
+        &self,
+        _: Request<GetCourseMediaRequest>,
+    ) -> Result<Response<GetCourseMediaResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn ask_question(
+        &self,
+        _: Request<AskQuestionRequest>,
+    ) -> Result<Response<AskQuestionResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn send_notification(
+        &self,
+        _: Request<SendNotificationRequest>,
+    ) -> Result<Response<SendNotificationResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn list_courses(
+        &self,
+        _: Request<ListCoursesRequest>,
+    ) -> Result<Response<ListCoursesResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn get_course(&self, _: Request<GetCourseRequest>) -> Result<Response<Course>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn enroll(&self, _: Request<EnrollRequest>) -> Result<Response<EnrollResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn unenroll(
+        &self,
+        _: Request<UnenrollRequest>,
+    ) -> Result<Response<UnenrollResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+}
+
+fn demo(user: &str) -> Floor {
+    let course = |id: i32, nome: &str, categoria: &str| Course {
+        id,
+        nome: nome.into(),
+        descricao: format!("Curso de {nome}"),
+        carga_horaria: 40,
+        instrutor: "Equipe Aula".into(),
+        categoria: categoria.into(),
+    };
+    Floor {
+        status: StatusResponse {
+            message: "Serviço de cursos ativo".into(),
+            servico: "cursos".into(),
+            versao: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        },
+        courses: GetUserCoursesResponse {
+            message: format!("Cursos do usuário {user}"),
+            cursos_inscritos: vec![
+                course(1, "Python", "programação"),
+                course(2, "Rust", "programação"),
+                course(3, "Sistemas Distribuídos", "computação"),
+            ],
+        },
+    }
+}
+
+async fn copy_from(url: &str, user: &str) -> anyhow::Result<Floor> {
+    let mut client = CursosServiceClient::connect(url.to_string()).await?;
+    let status = client.get_status(Empty {}).await?.into_inner();
+    let courses = client
+        .get_user_courses(GetUserCoursesRequest {
+            id_usuario: user.into(),
+        })
+        .await?
+        .into_inner();
+    Ok(Floor { status, courses })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let floor = match &args.from {
+        Some(url) => copy_from(url, &args.user).await?,
+        None => demo(&args.user),
+    };
+    eprintln!(
+        "floor: serving on {} (GetStatus {} bytes, GetUserCourses {} bytes, {} courses{})",
+        args.listen,
+        floor.status.encoded_len(),
+        floor.courses.encoded_len(),
+        floor.courses.cursos_inscritos.len(),
+        args.from
+            .as_ref()
+            .map_or(String::new(), |u| format!(", copied from {u}")),
+    );
+    tonic::transport::Server::builder()
+        .add_service(CursosServiceServer::new(floor))
+        .serve_with_shutdown(args.listen, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The calls: generated clients on tonic channels, and the request each RPC of the mix sends.
+//!
+//! Requests look like a real user's: random users 1000..1999 (a range of their own, so load
+//! never touches the demo users' data), courses 1..5, schedules in the future.
+
+use super::mix::{Rpc, Target};
+use aula_api::{
+    chatbot_service_client::ChatbotServiceClient, cpar_service_client::CparServiceClient,
+    cursos_service_client::CursosServiceClient, insights_service_client::InsightsServiceClient,
+    midia_conteudo_service_client::MidiaConteudoServiceClient,
+    notificacoes_service_client::NotificacoesServiceClient, *,
+};
+use rand::{rngs::StdRng, Rng};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tonic::transport::{Channel, Endpoint};
+
+/// One connection to each service.
+#[derive(Clone)]
+pub struct Conn {
+    cursos: CursosServiceClient<Channel>,
+    chatbot: ChatbotServiceClient<Channel>,
+    cpar: CparServiceClient<Channel>,
+    notificacoes: NotificacoesServiceClient<Channel>,
+    insights: InsightsServiceClient<Channel>,
+    midia: MidiaConteudoServiceClient<Channel>,
+}
+
+impl Conn {
+    /// Lazily connected channels (nothing connects until the first call) to where `addrs` says
+    /// each service is (`http://host:port`), each request bounded by `timeout`.
+    pub fn new(addrs: &dyn Fn(Target) -> String, timeout: Duration) -> anyhow::Result<Self> {
+        let channel = |t: Target| -> anyhow::Result<Channel> {
+            let url = addrs(t);
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| anyhow::anyhow!("{}: bad address {url:?}: {e}", t.name()))?;
+            Ok(endpoint
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(timeout)
+                .tcp_nodelay(true)
+                .connect_lazy())
+        };
+        Ok(Self {
+            cursos: CursosServiceClient::new(channel(Target::Cursos)?),
+            chatbot: ChatbotServiceClient::new(channel(Target::Chatbot)?),
+            cpar: CparServiceClient::new(channel(Target::Cpar)?),
+            notificacoes: NotificacoesServiceClient::new(channel(Target::Notificacoes)?),
+            insights: InsightsServiceClient::new(channel(Target::Insights)?),
+            midia: MidiaConteudoServiceClient::new(channel(Target::Midia)?),
+        })
+    }
+
+    /// Sends one request of `rpc`; the answer's content is not checked, only its status.
+    pub async fn call(&mut self, rpc: Rpc, rng: &mut StdRng) -> Result<(), tonic::Status> {
+        match rpc {
+            Rpc::ListCourses => {
+                let req = ListCoursesRequest {
+                    page_size: 10,
+                    page_token: String::new(),
+                };
+                self.cursos.list_courses(req).await.map(drop)
+            }
+            Rpc::GetCourse => {
+                let req = GetCourseRequest {
+                    id_curso: course(rng),
+                };
+                self.cursos.get_course(req).await.map(drop)
+            }
+            Rpc::GetUserCourses => {
+                let req = GetUserCoursesRequest {
+                    id_usuario: user(rng),
+                };
+                self.cursos.get_user_courses(req).await.map(drop)
+            }
+            Rpc::Enroll => {
+                let req = EnrollRequest {
+                    id_usuario: user(rng),
+                    id_curso: course(rng),
+                };
+                self.cursos.enroll(req).await.map(drop)
+            }
+            Rpc::Unenroll => {
+                let req = UnenrollRequest {
+                    id_usuario: user(rng),
+                    id_curso: course(rng),
+                };
+                self.cursos.unenroll(req).await.map(drop)
+            }
+            Rpc::GetCourseMedia => {
+                let req = GetCourseMediaRequest {
+                    id_curso: course(rng),
+                };
+                self.cursos.get_course_media(req).await.map(drop)
+            }
+            Rpc::GetMedia => {
+                let req = GetCourseMediaRequest {
+                    id_curso: course(rng),
+                };
+                self.midia.get_media(req).await.map(drop)
+            }
+            Rpc::AskQuestion => {
+                let req = question(rng);
+                self.cursos.ask_question(req).await.map(drop)
+            }
+            Rpc::SendNotification => {
+                let req = SendNotificationRequest {
+                    id_usuario: user(rng),
+                    message: "Nova aula disponível (aula load)".into(),
+                    ..Default::default()
+                };
+                self.cursos.send_notification(req).await.map(drop)
+            }
+            Rpc::ListNotifications => {
+                let req = ListNotificationsRequest {
+                    id_usuario: user(rng),
+                    unread_only: false,
+                    page_size: 10,
+                    page_token: String::new(),
+                };
+                self.notificacoes.list_notifications(req).await.map(drop)
+            }
+            Rpc::CreateSchedule => {
+                let req = schedule(rng, SystemTime::now());
+                self.cpar.create_schedule(req).await.map(drop)
+            }
+            Rpc::ListSchedules => {
+                let req = ListSchedulesRequest {
+                    id_usuario: user(rng),
+                    page_size: 10,
+                    page_token: String::new(),
+                };
+                self.cpar.list_schedules(req).await.map(drop)
+            }
+            Rpc::NotifySchedule => {
+                let req = NotifyScheduleRequest {
+                    id_agendamento: "1".into(),
+                    ..Default::default()
+                };
+                self.cpar.notify_schedule(req).await.map(drop)
+            }
+            Rpc::GetStatus(t) => match t {
+                Target::Cursos => self.cursos.get_status(Empty {}).await.map(drop),
+                Target::Chatbot => self.chatbot.get_status(Empty {}).await.map(drop),
+                Target::Cpar => self.cpar.get_status(Empty {}).await.map(drop),
+                Target::Notificacoes => self.notificacoes.get_status(Empty {}).await.map(drop),
+                Target::Insights => self.insights.get_status(Empty {}).await.map(drop),
+                Target::Midia => self.midia.get_status(Empty {}).await.map(drop),
+            },
+        }
+    }
+}
+
+/// A load user: 1000..1999.
+fn user(rng: &mut StdRng) -> String {
+    rng.random_range(1000..2000u32).to_string()
+}
+
+/// One of the demo courses, 1..5.
+fn course(rng: &mut StdRng) -> String {
+    rng.random_range(1..=5u32).to_string()
+}
+
+const QUESTIONS: &[(&str, &str)] = &[
+    ("Introdução", "Qual é o objetivo deste curso?"),
+    (
+        "Aula 2",
+        "Pode explicar de novo o conceito principal da aula?",
+    ),
+    ("Aula 3", "Onde encontro o material complementar?"),
+    ("Revisão", "Quais tópicos caem na avaliação final?"),
+];
+
+fn question(rng: &mut StdRng) -> AskQuestionRequest {
+    let (aula, duvida) = QUESTIONS[rng.random_range(0..QUESTIONS.len())];
+    AskQuestionRequest {
+        id_curso: course(rng),
+        aula_contexto: aula.into(),
+        duvida: duvida.into(),
+        id_usuario: user(rng),
+    }
+}
+
+/// A schedule two to thirty days ahead: well past cpar's reminder lead, so load does not
+/// trigger reminders.
+fn schedule(rng: &mut StdRng, now: SystemTime) -> CreateScheduleRequest {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let ahead = rng.random_range(2 * 86_400..30 * 86_400i64);
+    CreateScheduleRequest {
+        id_usuario: user(rng),
+        titulo: "Sessão de estudo (aula load)".into(),
+        inicio: Some(prost_types::Timestamp {
+            seconds: now + ahead,
+            nanos: 0,
+        }),
+        duracao_minutos: 30,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn requests_stay_in_their_ranges() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let u: u32 = user(&mut rng).parse().unwrap();
+            assert!((1000..2000).contains(&u));
+            let c: u32 = course(&mut rng).parse().unwrap();
+            assert!((1..=5).contains(&c));
+        }
+        let q = question(&mut rng);
+        assert!(!q.duvida.is_empty() && !q.aula_contexto.is_empty() && !q.id_usuario.is_empty());
+    }
+
+    #[test]
+    fn schedules_are_in_the_future_beyond_a_day() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for _ in 0..100 {
+            let s = schedule(&mut rng, now).inicio.unwrap().seconds;
+            assert!((1_800_000_000 + 2 * 86_400..1_800_000_000 + 30 * 86_400).contains(&s));
+        }
+    }
+}

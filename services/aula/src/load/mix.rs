@@ -1,0 +1,341 @@
+//! The mix: which RPCs `aula load` calls and how often.
+//!
+//! Proportions are exact rather than sampled: the weights are laid out once as a smooth
+//! weighted round-robin sequence (nginx's algorithm) and every request takes the next slot of
+//! one shared counter. Any run of `total weight` consecutive requests therefore calls each RPC
+//! exactly its weight's number of times, spread out rather than in bursts, so even a short run
+//! exercises the rare RPCs.
+
+use std::fmt;
+
+/// The service an RPC is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Cursos,
+    Chatbot,
+    Cpar,
+    Notificacoes,
+    Insights,
+    Midia,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Cursos => "cursos",
+            Target::Chatbot => "chatbot",
+            Target::Cpar => "cpar",
+            Target::Notificacoes => "notificacoes",
+            Target::Insights => "insights",
+            Target::Midia => "midia",
+        }
+    }
+}
+
+/// One RPC of the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rpc {
+    ListCourses,
+    GetCourse,
+    GetUserCourses,
+    Enroll,
+    Unenroll,
+    GetCourseMedia,
+    GetMedia,
+    AskQuestion,
+    SendNotification,
+    ListNotifications,
+    CreateSchedule,
+    ListSchedules,
+    NotifySchedule,
+    GetStatus(Target),
+}
+
+impl Rpc {
+    /// The service that receives the call.
+    pub fn target(self) -> Target {
+        match self {
+            Rpc::ListCourses
+            | Rpc::GetCourse
+            | Rpc::GetUserCourses
+            | Rpc::Enroll
+            | Rpc::Unenroll
+            | Rpc::GetCourseMedia
+            | Rpc::AskQuestion
+            | Rpc::SendNotification => Target::Cursos,
+            Rpc::GetMedia => Target::Midia,
+            Rpc::ListNotifications => Target::Notificacoes,
+            Rpc::CreateSchedule | Rpc::ListSchedules | Rpc::NotifySchedule => Target::Cpar,
+            Rpc::GetStatus(t) => t,
+        }
+    }
+
+    /// The gRPC method name, as `--only` accepts it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Rpc::ListCourses => "ListCourses",
+            Rpc::GetCourse => "GetCourse",
+            Rpc::GetUserCourses => "GetUserCourses",
+            Rpc::Enroll => "Enroll",
+            Rpc::Unenroll => "Unenroll",
+            Rpc::GetCourseMedia => "GetCourseMedia",
+            Rpc::GetMedia => "GetMedia",
+            Rpc::AskQuestion => "AskQuestion",
+            Rpc::SendNotification => "SendNotification",
+            Rpc::ListNotifications => "ListNotifications",
+            Rpc::CreateSchedule => "CreateSchedule",
+            Rpc::ListSchedules => "ListSchedules",
+            Rpc::NotifySchedule => "NotifySchedule",
+            Rpc::GetStatus(_) => "GetStatus",
+        }
+    }
+
+    /// Whether `--only` names this RPC: by method (`GetStatus` is all six) or by
+    /// `service.Method` (`cursos.GetStatus`), ignoring case.
+    pub fn matches(self, name: &str) -> bool {
+        let name = name.trim();
+        name.eq_ignore_ascii_case(self.method()) || name.eq_ignore_ascii_case(&self.to_string())
+    }
+}
+
+impl fmt::Display for Rpc {
+    /// `service.Method`, the label of the reports.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.target().name(), self.method())
+    }
+}
+
+/// The default mix: reads dominate, as on a learning platform; writes, questions and schedules
+/// are rarer; every service's GetStatus is polled now and then, like a dashboard would.
+pub const DEFAULT_WEIGHTS: &[(Rpc, u32)] = &[
+    (Rpc::ListCourses, 10),
+    (Rpc::GetCourse, 10),
+    (Rpc::GetUserCourses, 20),
+    (Rpc::Enroll, 4),
+    (Rpc::Unenroll, 2),
+    (Rpc::GetCourseMedia, 8),
+    (Rpc::GetMedia, 6),
+    (Rpc::AskQuestion, 3),
+    (Rpc::SendNotification, 3),
+    (Rpc::ListNotifications, 8),
+    (Rpc::CreateSchedule, 2),
+    (Rpc::ListSchedules, 5),
+    (Rpc::NotifySchedule, 1),
+    (Rpc::GetStatus(Target::Cursos), 1),
+    (Rpc::GetStatus(Target::Chatbot), 1),
+    (Rpc::GetStatus(Target::Cpar), 1),
+    (Rpc::GetStatus(Target::Notificacoes), 1),
+    (Rpc::GetStatus(Target::Insights), 1),
+    (Rpc::GetStatus(Target::Midia), 1),
+];
+
+/// A weighted mix, laid out as a sequence of slots.
+#[derive(Debug, Clone)]
+pub struct Mix {
+    weights: Vec<(Rpc, u32)>,
+    slots: Vec<Rpc>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum MixError {
+    /// A name `--only` gave, and the names it could have been.
+    Unknown(String, String),
+    Empty,
+}
+
+impl fmt::Display for MixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MixError::Unknown(name, known) => {
+                write!(f, "--only {name:?} names no RPC of the mix; known: {known}")
+            }
+            MixError::Empty => write!(f, "the mix is empty"),
+        }
+    }
+}
+
+impl std::error::Error for MixError {}
+
+impl Mix {
+    /// A mix of the given weights (zero weights are dropped).
+    pub fn new(weights: &[(Rpc, u32)]) -> Result<Self, MixError> {
+        let weights: Vec<(Rpc, u32)> = weights.iter().copied().filter(|(_, w)| *w > 0).collect();
+        if weights.is_empty() {
+            return Err(MixError::Empty);
+        }
+        let total: i64 = weights.iter().map(|(_, w)| i64::from(*w)).sum();
+        // Smooth weighted round-robin: each step every entry gains its weight, the richest is
+        // picked and pays the total. Over `total` steps each entry is picked `weight` times.
+        let mut current = vec![0i64; weights.len()];
+        let mut slots = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            for (c, (_, w)) in current.iter_mut().zip(&weights) {
+                *c += i64::from(*w);
+            }
+            let best = (0..weights.len())
+                .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+                .expect("not empty");
+            current[best] -= total;
+            slots.push(weights[best].0);
+        }
+        Ok(Self { weights, slots })
+    }
+
+    /// The default mix, restricted to the RPCs `only` names (all of them when `only` is empty).
+    pub fn restricted(only: &[String]) -> Result<Self, MixError> {
+        if only.is_empty() {
+            return Self::new(DEFAULT_WEIGHTS);
+        }
+        for name in only {
+            if !DEFAULT_WEIGHTS.iter().any(|(r, _)| r.matches(name)) {
+                return Err(MixError::Unknown(name.clone(), known_names()));
+            }
+        }
+        let chosen: Vec<(Rpc, u32)> = DEFAULT_WEIGHTS
+            .iter()
+            .copied()
+            .filter(|(r, _)| only.iter().any(|n| r.matches(n)))
+            .collect();
+        Self::new(&chosen)
+    }
+
+    /// The RPC of the `n`th request.
+    pub fn pick(&self, n: u64) -> Rpc {
+        self.slots[(n % self.slots.len() as u64) as usize]
+    }
+
+    /// The RPCs of the mix with their weights, in declaration order.
+    pub fn weights(&self) -> &[(Rpc, u32)] {
+        &self.weights
+    }
+
+    pub fn rpcs(&self) -> impl Iterator<Item = Rpc> + '_ {
+        self.weights.iter().map(|(r, _)| *r)
+    }
+
+    /// The sum of the weights: the length of one cycle of the mix.
+    pub fn cycle(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The services the mix calls.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut t: Vec<Target> = self.rpcs().map(Rpc::target).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+}
+
+fn known_names() -> String {
+    let mut names: Vec<&str> = DEFAULT_WEIGHTS.iter().map(|(r, _)| r.method()).collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Splits `--only a,b` (and repeated flags) into names.
+pub fn split_names(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn counts(mix: &Mix, from: u64, n: u64) -> HashMap<Rpc, u32> {
+        let mut c = HashMap::new();
+        for i in from..from + n {
+            *c.entry(mix.pick(i)).or_insert(0) += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn every_cycle_holds_each_rpc_exactly_its_weight() {
+        let mix = Mix::new(DEFAULT_WEIGHTS).unwrap();
+        let total: u32 = DEFAULT_WEIGHTS.iter().map(|(_, w)| w).sum();
+        assert_eq!(mix.cycle(), total as usize);
+        // Any window of one cycle, not only the first: the sequence repeats.
+        for start in [0, 7, 1000] {
+            let c = counts(&mix, start, total.into());
+            for (rpc, w) in DEFAULT_WEIGHTS {
+                assert_eq!(c[rpc], *w, "{rpc} from {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn heavy_rpcs_are_spread_out_not_bunched() {
+        let mix = Mix::new(&[(Rpc::GetUserCourses, 3), (Rpc::Enroll, 1)]).unwrap();
+        let seq: Vec<Rpc> = (0..4).map(|i| mix.pick(i)).collect();
+        assert_eq!(
+            seq,
+            [
+                Rpc::GetUserCourses,
+                Rpc::GetUserCourses,
+                Rpc::Enroll,
+                Rpc::GetUserCourses
+            ]
+        );
+        // The longest run of the heaviest RPC in the default mix stays short.
+        let mix = Mix::new(DEFAULT_WEIGHTS).unwrap();
+        let mut run = 0;
+        let mut longest = 0;
+        for i in 0..mix.cycle() as u64 * 2 {
+            run = if mix.pick(i) == Rpc::GetUserCourses {
+                run + 1
+            } else {
+                0
+            };
+            longest = longest.max(run);
+        }
+        assert!(longest <= 2, "GetUserCourses ran {longest} times in a row");
+    }
+
+    #[test]
+    fn only_restricts_by_method_or_qualified_name() {
+        let mix = Mix::restricted(&["GetUserCourses".into()]).unwrap();
+        assert_eq!(mix.rpcs().collect::<Vec<_>>(), [Rpc::GetUserCourses]);
+        assert!((0..10).all(|i| mix.pick(i) == Rpc::GetUserCourses));
+
+        let all_status = Mix::restricted(&["getstatus".into()]).unwrap();
+        assert_eq!(all_status.rpcs().count(), 6);
+        assert_eq!(all_status.targets().len(), 6);
+
+        let one = Mix::restricted(&split_names(&["cursos.GetStatus, AskQuestion".into()])).unwrap();
+        assert_eq!(
+            one.rpcs().collect::<Vec<_>>(),
+            [Rpc::AskQuestion, Rpc::GetStatus(Target::Cursos)]
+        );
+        assert_eq!(one.targets(), [Target::Cursos]);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_known_ones() {
+        let err = Mix::restricted(&["GetUserCoures".into()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("GetUserCoures") && msg.contains("GetUserCourses"),
+            "{msg}"
+        );
+        assert_eq!(Mix::new(&[(Rpc::Enroll, 0)]).unwrap_err(), MixError::Empty);
+    }
+
+    #[test]
+    fn labels_name_the_service() {
+        assert_eq!(Rpc::GetStatus(Target::Midia).to_string(), "midia.GetStatus");
+        assert_eq!(Rpc::GetMedia.to_string(), "midia.GetMedia");
+        assert_eq!(Rpc::NotifySchedule.to_string(), "cpar.NotifySchedule");
+        assert_eq!(
+            split_names(&["a, b".into(), "c".into(), ",".into()]),
+            ["a", "b", "c"]
+        );
+    }
+}

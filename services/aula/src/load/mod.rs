@@ -1,0 +1,385 @@
+//! `aula load`: drives a realistic, weighted mix of the API over real gRPC and reports latency
+//! percentiles per RPC.
+//!
+//! # Layout
+//! - [`mix`]: the RPCs, their weights, `--only`.
+//! - [`schedule`]: open-loop pacing at `--rate` and where latency counts from.
+//! - [`calls`]: the generated clients and the request each RPC sends.
+//! - [`report`]: histograms, the progress line, the final table and the JSON summary.
+//!
+//! Without `--rate`, `--concurrency` workers send back to back (closed loop: the throughput the
+//! services sustain). With `--rate`, requests fall due at fixed intervals and at most
+//! `--concurrency` are in flight; a request that waits for a free worker counts its wait as
+//! latency (see [`schedule`]).
+
+pub mod calls;
+pub mod mix;
+pub mod report;
+pub mod schedule;
+
+use aula_runtime::{
+    config::{parse_duration, peer_addr},
+    spec, Env,
+};
+use calls::Conn;
+use clap::Args;
+use mix::{Mix, Target};
+use rand::{rngs::StdRng, SeedableRng};
+use report::{progress_line, Recorder, Summary};
+use schedule::{latency_origin, Schedule};
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+use tokio::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Requests per second, open loop: latency counts from each request's due time. Flat out
+    /// (closed loop) when absent
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Requests in flight at most
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// How long to measure (after the warm-up)
+    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    pub duration: Duration,
+    /// Load sent before measuring starts (shown in the progress, not in the results)
+    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    pub warmup: Duration,
+    /// Only these RPCs: method names (GetUserCourses, GetStatus) or service.Method
+    /// (cursos.GetStatus), comma-separated
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write a JSON summary (HdrHistogram percentiles per RPC) to this file
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Exit 1 when more than this fraction of the calls failed
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_ratio: f64,
+    /// Host of every service, keeping each one's port (default: the host of <NAME>_ADDR,
+    /// else 127.0.0.1)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// HTTP/2 connections to each service
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+    /// Deadline of each call
+    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (500ms, 10s, 5m)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(Schedule::new)
+        .map(|s| s.rate())
+        .ok_or_else(|| format!("{s:?} is not a positive number of requests per second"))
+}
+
+pub async fn run(args: LoadArgs) -> ExitCode {
+    let mix = match Mix::restricted(&mix::split_names(&args.only)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("aula load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = Env::from_process();
+    let addr = |t: Target| {
+        let spec = spec::by_name(t.name()).expect("every target is a service");
+        let url = peer_addr(&env, spec);
+        match &args.host {
+            Some(h) => with_host(&url, h),
+            None => url,
+        }
+    };
+    let conns: Vec<Conn> = match (0..args.connections)
+        .map(|_| Conn::new(&addr, args.timeout))
+        .collect::<anyhow::Result<_>>()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aula load: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let targets: Vec<String> = mix
+        .targets()
+        .into_iter()
+        .map(|t| format!("{} {}", t.name(), addr(t)))
+        .collect();
+    eprintln!(
+        "aula load: {} RPCs, {}, concurrency {}, warm-up {}s, duration {}s; {}",
+        mix.weights().len(),
+        args.rate
+            .map_or("flat out".to_string(), |r| format!("{r} req/s open loop")),
+        args.concurrency,
+        args.warmup.as_secs_f64(),
+        args.duration.as_secs_f64(),
+        targets.join(", ")
+    );
+    if let Some(pace) = args.rate.and_then(Schedule::new) {
+        let planned = pace.due_within(args.duration);
+        if planned < mix.cycle() as u64 {
+            eprintln!(
+                "aula load: only {planned} requests planned, fewer than one cycle of the mix \
+                 ({}): some RPCs may not be called",
+                mix.cycle()
+            );
+        }
+    }
+
+    let recorder = Arc::new(Recorder::new(mix.rpcs()));
+    let measured = drive(&args, Arc::new(mix), conns, recorder.clone()).await;
+
+    let summary = Summary::new(
+        args.rate,
+        args.concurrency as usize,
+        args.warmup,
+        measured,
+        &recorder.snapshot(),
+    );
+    print!("{}", summary.table());
+    let _ = std::io::stdout().flush();
+    if let Some(path) = &args.json {
+        let written = serde_json::to_vec_pretty(&summary)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| std::fs::write(path, json).map_err(Into::into));
+        if let Err(e) = written {
+            eprintln!("aula load: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let ratio = summary.error_ratio();
+    if summary.total.count == 0 {
+        eprintln!("aula load: no call completed in the measured time");
+        ExitCode::FAILURE
+    } else if ratio > args.max_error_ratio {
+        eprintln!(
+            "aula load: {:.2}% of the calls failed, above --max-error-ratio {}",
+            ratio * 100.0,
+            args.max_error_ratio
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs the warm-up and the measured phase; returns how long was measured (shorter than
+/// `--duration` when interrupted by Ctrl-C).
+async fn drive(
+    args: &LoadArgs,
+    mix: Arc<Mix>,
+    conns: Vec<Conn>,
+    recorder: Arc<Recorder>,
+) -> Duration {
+    let start = Instant::now();
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    // The number of the next request: its slot in the mix and, at a rate, its due time.
+    let next = Arc::new(AtomicU64::new(0));
+    let pace = args.rate.and_then(Schedule::new);
+
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..args.concurrency as usize {
+        let mut conn = conns[w % conns.len()].clone();
+        let (mix, recorder, next, stop) =
+            (mix.clone(), recorder.clone(), next.clone(), stop.clone());
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let picked_up = Instant::now();
+                let (origin, due) = match pace {
+                    Some(pace) => {
+                        let due = start + pace.due(n);
+                        if due >= end || stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        tokio::time::sleep_until(due).await;
+                        let sent = Instant::now();
+                        (
+                            latency_origin(due.into_std(), picked_up.into_std(), sent.into_std()),
+                            due,
+                        )
+                    }
+                    None => {
+                        if picked_up >= end || stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        (picked_up.into_std(), picked_up)
+                    }
+                };
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let rpc = mix.pick(n);
+                let outcome = conn.call(rpc, &mut rng).await.map_err(|s| s.code());
+                recorder.record(rpc, origin.elapsed(), outcome, due >= measure_from);
+            }
+        });
+    }
+
+    let progress = tokio::spawn(progress(
+        recorder.clone(),
+        start,
+        measure_from,
+        stop.clone(),
+    ));
+    let interrupted = tokio::select! {
+        _ = async { while workers.join_next().await.is_some() {} } => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        // Stop sending; let the calls in flight finish (each is bounded by --timeout).
+        stop.store(true, Ordering::Relaxed);
+        let stopped_at = Instant::now();
+        while workers.join_next().await.is_some() {}
+        stop_progress(&stop, progress).await;
+        return stopped_at.min(end).saturating_duration_since(measure_from);
+    }
+    stop_progress(&stop, progress).await;
+    args.duration
+}
+
+async fn stop_progress(stop: &AtomicBool, progress: tokio::task::JoinHandle<()>) {
+    stop.store(true, Ordering::Relaxed);
+    let _ = progress.await;
+}
+
+/// A line a second on stderr: one updating line on a terminal, plain lines otherwise (logs, CI).
+async fn progress(
+    recorder: Arc<Recorder>,
+    start: Instant,
+    measure_from: Instant,
+    stop: Arc<AtomicBool>,
+) {
+    let tty = std::io::stderr().is_terminal();
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = start;
+    let mut printed = false;
+    while !stop.load(Ordering::Relaxed) {
+        // Wake at least every 100 ms to notice the end promptly.
+        let now = tokio::select! {
+            now = tick.tick() => now,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+        };
+        // The line describes the second that just ended.
+        let phase = if now <= measure_from { "warmup" } else { "run" };
+        let line = progress_line(phase, now - start, now - last, &recorder.take_window());
+        last = now;
+        let mut err = std::io::stderr().lock();
+        let _ = if tty {
+            write!(err, "\r\x1b[2K{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+        printed = true;
+    }
+    if tty && printed {
+        eprintln!();
+    }
+}
+
+/// `url` with its host replaced, keeping the scheme and port: `--host` for every service.
+pub fn with_host(url: &str, host: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    // The port follows the last ':' unless that ':' is inside an IPv6 literal.
+    let port = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[i..],
+        _ => "",
+    };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!("{scheme}://{host}{port}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    #[test]
+    fn host_replaces_only_the_host() {
+        assert_eq!(
+            with_host("http://127.0.0.1:50051", "10.1.2.3"),
+            "http://10.1.2.3:50051"
+        );
+        assert_eq!(
+            with_host("http://cursos:50051", "localhost"),
+            "http://localhost:50051"
+        );
+        assert_eq!(with_host("https://[::1]:50056/", "h"), "https://h:50056/");
+        assert_eq!(with_host("http://midia:50056", "::1"), "http://[::1]:50056");
+        assert_eq!(with_host("cpar:50053", "h"), "http://h:50053");
+        assert_eq!(with_host("http://cpar", "h"), "http://h");
+    }
+
+    #[test]
+    fn flags_and_defaults() {
+        let a = Cli::parse_from(["x"]).load;
+        assert_eq!(a.rate, None);
+        assert_eq!(a.concurrency, 16);
+        assert_eq!(a.duration, Duration::from_secs(30));
+        assert_eq!(a.warmup, Duration::from_secs(5));
+        assert_eq!(a.max_error_ratio, 0.01);
+        assert!(a.only.is_empty() && a.json.is_none() && a.host.is_none());
+
+        let a = Cli::parse_from([
+            "x",
+            "--rate",
+            "250",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--only",
+            "GetUserCourses,AskQuestion",
+            "--concurrency",
+            "4",
+        ])
+        .load;
+        assert_eq!(a.rate, Some(250.0));
+        assert_eq!(a.duration, Duration::from_secs(2));
+        assert_eq!(a.warmup, Duration::from_millis(500));
+        assert_eq!(a.only, ["GetUserCourses", "AskQuestion"]);
+        assert_eq!(a.concurrency, 4);
+
+        for bad in [
+            &["x", "--rate", "0"][..],
+            &["x", "--rate", "fast"],
+            &["x", "--duration", "soon"],
+            &["x", "--concurrency", "0"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+}
