@@ -12,19 +12,13 @@ pub mod grpc;
 pub mod reminders;
 pub mod store;
 
-use aula_runtime::{db::Migrations, spec, ServiceDef};
-
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+use aula_runtime::{spec, ServiceDef};
 
 /// The cpar service, for `aula up`, its binary and tests.
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: spec::CPAR,
-        migrations: Some(Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }),
+        migrations: Some(aula_runtime::migrations!()),
         build: |ctx| Box::pin(grpc::build(ctx)),
     }
 }

@@ -20,7 +20,6 @@ use aula_api::{
     midia_conteudo_service_client::MidiaConteudoServiceClient,
 };
 use aula_runtime::{
-    db::Migrations,
     outbox::Outbox,
     spec::{CHATBOT, CURSOS, MIDIA, NOTIFICACOES},
     ServiceContext, ServiceDef,
@@ -28,17 +27,11 @@ use aula_runtime::{
 use futures::future::BoxFuture;
 use tonic::service::Routes;
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 /// The cursos service, for `aula up`, the `cursos` binary and tests.
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: CURSOS,
-        migrations: Some(Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }),
+        migrations: Some(aula_runtime::migrations!()),
         build,
     }
 }

@@ -8,20 +8,14 @@
 pub mod grpc;
 pub mod store;
 
-use aula_runtime::{db::Migrations, spec, ServiceDef};
+use aula_runtime::{spec, ServiceDef};
 use std::collections::HashMap;
-
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The insights service, for `aula up`, its binary and tests.
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: spec::INSIGHTS,
-        migrations: Some(Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }),
+        migrations: Some(aula_runtime::migrations!()),
         build: |ctx| Box::pin(grpc::build(ctx)),
     }
 }

@@ -15,21 +15,15 @@ pub mod grpc;
 pub mod store;
 
 use aula_api::midia_conteudo_service_server::MidiaConteudoServiceServer;
-use aula_runtime::{db::Migrations, spec::MIDIA, ServiceContext, ServiceDef};
+use aula_runtime::{spec::MIDIA, ServiceContext, ServiceDef};
 use futures::future::BoxFuture;
 use tonic::service::Routes;
-
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The midia service, for `aula up`, the `midia` binary and tests.
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: MIDIA,
-        migrations: Some(Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }),
+        migrations: Some(aula_runtime::migrations!()),
         build,
     }
 }

@@ -12,19 +12,13 @@ pub mod fanout;
 pub mod grpc;
 pub mod store;
 
-use aula_runtime::{db::Migrations, spec, ServiceDef};
-
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+use aula_runtime::{spec, ServiceDef};
 
 /// The notificacoes service, for `aula up`, its binary and tests.
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: spec::NOTIFICACOES,
-        migrations: Some(Migrations {
-            sqlite: &SQLITE,
-            postgres: &POSTGRES,
-        }),
+        migrations: Some(aula_runtime::migrations!()),
         build: |ctx| Box::pin(grpc::build(ctx)),
     }
 }

@@ -11,6 +11,20 @@ use anyhow::Context as _;
 use sqlx::{any::AnyPoolOptions, migrate::Migrator, AnyPool, Executor};
 use std::time::Duration;
 
+/// A service's migrations, embedded from its `migrations/sqlite` and `migrations/postgres`
+/// folders: `migrations: Some(aula_runtime::migrations!())` in its `ServiceDef`.
+#[macro_export]
+macro_rules! migrations {
+    () => {{
+        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+        $crate::db::Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }
+    }};
+}
+
 /// A service's embedded migrations, one set per dialect.
 #[derive(Clone, Copy)]
 pub struct Migrations {
