@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the Aula images without pulling anything: aula/<name>:$AULA_TAG (default dev) for the six
+# services, the gateway and the `aula` CLI.
+#
+#   1. one cargo invocation builds every binary, static, in release mode, in target/;
+#   2. the binaries, the host's CA bundle and an empty data/ are staged in a small context
+#      directory (Docker 20.10's BuildKit rejects named build contexts, so no --build-context);
+#   3. the repository's Dockerfile builds each image from that context with BINARY=prebuilt:
+#      BuildKit builds only the stages the target needs, so `FROM rust` is never touched;
+#   4. prints each image's size and fails if a service image exceeds 20 MB (the CLI: 25 MB).
+#
+# Usage: scripts/build-images.sh [NAME...]        (default: all eight)
+# Environment:
+#   AULA_TAG          image tag (default dev)
+#   AULA_SKIP_CARGO=1 use the binaries already in $AULA_BIN_DIR instead of running cargo
+#   AULA_BIN_DIR      where the static binaries are (default target/x86_64-unknown-linux-gnu/release)
+# Ports come from docs/CONFIG.md's table, the single source.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+ALL=(cursos chatbot cpar notificacoes insights midia gateway aula)
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+tag=${AULA_TAG:-dev}
+triple=x86_64-unknown-linux-gnu
+bin_dir=${AULA_BIN_DIR:-$root/target/$triple/release}
+service_limit=$((20 * 1000 * 1000))
+cli_limit=$((25 * 1000 * 1000))
+
+log() { printf 'build-images: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# grpc and metrics port of NAME from docs/CONFIG.md ("| cursos | services.CursosService | 50051 | 9051 |").
+ports_of() {
+  awk -F'|' -v n="$1" '
+    { for (i = 1; i <= NF; i++) gsub(/^[ \t]+|[ \t]+$/, "", $i) }
+    $2 == n && $4 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ { print $4, $5; exit }
+  ' docs/CONFIG.md
+}
+
+for n in "${names[@]}"; do
+  case " ${ALL[*]} " in *" $n "*) ;; *) die "unknown image '$n' (one of: ${ALL[*]})" ;; esac
+done
+
+"$root/scripts/install-docker-plugins.sh" >/dev/null
+
+# ------------------------------------------------------------------ 1. static binaries
+if [ "${AULA_SKIP_CARGO:-0}" != 1 ]; then
+  bin_args=()
+  for n in "${names[@]}"; do bin_args+=(--bin "$n"); done
+  log "cargo build --release --target $triple ${bin_args[*]}"
+  # With an explicit --target, RUSTFLAGS reach only the target's crates, not build scripts.
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --target "$triple" --target-dir "$root/target" "${bin_args[@]}"
+fi
+
+# ------------------------------------------------------------------ 2. staging context
+ctx="$root/target/docker-context"
+rm -rf "$ctx"
+mkdir -p "$ctx/bin" "$ctx/data"
+ca=/etc/ssl/certs/ca-certificates.crt
+[ -s "$ca" ] || die "no CA bundle at $ca (apt-get install -y ca-certificates)"
+cp "$ca" "$ctx/ca-certificates.crt"
+for n in "${names[@]}"; do
+  b="$bin_dir/$n"
+  [ -x "$b" ] || die "missing binary $b"
+  # A scratch image has no dynamic loader: refuse anything that needs one.
+  if readelf -l "$b" 2>/dev/null | grep -q 'Requesting program interpreter' \
+     || readelf -d "$b" 2>/dev/null | grep -q '(NEEDED)'; then
+    die "$b is dynamically linked; build it with RUSTFLAGS='-C target-feature=+crt-static' --target $triple"
+  fi
+  cp "$b" "$ctx/bin/$n"
+done
+
+# ------------------------------------------------------------------ 3. images
+version=$(awk -F'"' '/^\[workspace.package\]/ {p = 1} p && /^version *=/ {print $2; exit}' Cargo.toml)
+revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+for n in "${names[@]}"; do
+  if [ "$n" = aula ]; then
+    # The CLI can serve everything (`aula up`): expose every port of the table.
+    grpc=""; metrics=""
+    for s in "${ALL[@]}"; do
+      [ "$s" = aula ] && continue
+      read -r g m <<<"$(ports_of "$s")"
+      grpc="$grpc $g"; metrics="$metrics $m"
+    done
+    grpc=${grpc# }; metrics=${metrics# }
+  else
+    read -r grpc metrics <<<"$(ports_of "$n")"
+  fi
+  [ -n "$grpc" ] && [ -n "$metrics" ] || die "no ports for $n in docs/CONFIG.md"
+  log "aula/$n:$tag (ports $grpc / $metrics)"
+  DOCKER_BUILDKIT=1 docker buildx build --load --progress=plain \
+    --file "$root/Dockerfile" --target image \
+    --build-arg SERVICE="$n" --build-arg BINARY=prebuilt \
+    --build-arg GRPC_PORT="$grpc" --build-arg METRICS_PORT="$metrics" \
+    --build-arg VERSION="${version:-0.0.0}" --build-arg REVISION="$revision" \
+    --build-arg CREATED="$created" \
+    --tag "aula/$n:$tag" "$ctx" >"$ctx/build-$n.log" 2>&1 \
+    || { cat "$ctx/build-$n.log" >&2; die "building aula/$n:$tag failed"; }
+done
+
+# ------------------------------------------------------------------ 4. sizes
+fail=0
+printf '%-24s %10s %10s\n' IMAGE SIZE LIMIT
+for n in "${names[@]}"; do
+  size=$(docker image inspect --format '{{.Size}}' "aula/$n:$tag")
+  limit=$service_limit
+  [ "$n" = aula ] && limit=$cli_limit
+  verdict=ok
+  if [ "$size" -gt "$limit" ]; then verdict="TOO BIG"; fail=1; fi
+  printf '%-24s %7.1f MB %7.1f MB  %s\n' "aula/$n:$tag" \
+    "$(awk -v s="$size" 'BEGIN {print s / 1e6}')" "$(awk -v s="$limit" 'BEGIN {print s / 1e6}')" "$verdict"
+done
+[ "$fail" = 0 ] || die "an image exceeds its size budget"
