@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 
 import yaml
 
-from conftest import CHART_DIR, ROOT, matrix_render
+from conftest import CHART_DIR, ROOT, matrix_render, render
 
 RULES = ROOT / "observability" / "prometheus" / "rules"
 DASHBOARDS = ROOT / "observability" / "grafana" / "dashboards"
@@ -49,6 +50,21 @@ def test_dashboard_configmaps_carry_every_dashboard():
         by_key[key] = text
     for f in files:
         assert json.loads(by_key[f.name]) == json.loads(f.read_text()), f.name
+
+
+def test_the_datasource_the_dashboards_name_is_shipped():
+    """Every dashboard queries uid aula-prometheus; the chart provisions that uid for the sidecar."""
+    r = matrix_render("everything")
+    [ds_map] = [c for c in r.of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_datasource") == "1"]
+    [text] = ds_map["data"].values()
+    [ds] = yaml.safe_load(text)["datasources"]
+    assert ds["type"] == "prometheus" and ds["url"].startswith("http")
+    for f in DASHBOARDS.glob("*.json"):
+        uids = {m for m in re.findall(r'"uid":\s*"([^"]+)"', f.read_text()) if m.startswith("aula-") and m != "aula-jaeger"}
+        uids -= {json.loads(f.read_text())["uid"]}
+        assert uids <= {ds["uid"]}, (f.name, uids)
+    off = render({"dashboards": {"enabled": True, "datasource": {"create": False}}})
+    assert not [c for c in off.of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_datasource")]
 
 
 def test_monitoring_objects_off_by_default():
