@@ -540,3 +540,35 @@ async fn metrics_show_server_and_client_sides() {
         "registries are per service: {midia}"
     );
 }
+
+#[tokio::test]
+async fn questions_outside_a_course_are_recorded_too() {
+    let p = spawn_platform().await;
+    let held = |s: StatusResponse| s.contagens.values().copied().max().unwrap_or(0);
+    let before = held(
+        p.insights()
+            .get_status(Empty {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    // The seed's ResolveDuvida, called directly: no course, only a context and a question.
+    let answer = p
+        .chatbot()
+        .resolve_duvida(ChatbotDuvidaRequest {
+            aula_contexto: "Listas em Python guardam vários valores em ordem.".into(),
+            duvida: "Como guardo vários valores?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.resposta.is_empty());
+    eventually(WAIT, "insights to hold the interaction", || {
+        let mut insights = p.insights();
+        async move {
+            (held(insights.get_status(Empty {}).await.ok()?.into_inner()) > before).then_some(())
+        }
+    })
+    .await;
+}

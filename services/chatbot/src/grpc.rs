@@ -168,8 +168,9 @@ fn to_chunk(c: Chunk, id: &str) -> ChatbotDuvidaChunk {
 }
 
 /// One question in flight: when it settles, counts it and queues its record for insights.
-/// Not recorded (only counted): bad input, as nothing was asked of a model, and questions asked
-/// outside a course (no `id_curso`), as insights keeps its statistics per course.
+/// Not recorded (only counted): bad input, as nothing was asked of a model. Questions asked
+/// outside a course (no `id_curso`) are recorded without one: insights counts them in its
+/// totals, not in any course's statistics.
 struct Outcome {
     id: String,
     asker: Asker,
@@ -188,7 +189,7 @@ impl Outcome {
             "outcome" => if ok { "ok" } else { "error" }
         )
         .increment(1);
-        if matches!(result, Err(AnswerError::Invalid { .. })) || self.asker.id_curso.is_empty() {
+        if matches!(result, Err(AnswerError::Invalid { .. })) {
             return;
         }
         self.recorder.record(Interaction {

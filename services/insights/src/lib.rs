@@ -44,7 +44,8 @@ const MAX_TEXT: usize = 200;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
     pub id_interacao: String,
-    pub id_curso: i64,
+    /// `None` for a question asked outside a course (the seed's ResolveDuvida called directly).
+    pub id_curso: Option<i64>,
     pub id_usuario: Option<i64>,
     pub latencia_ms: i64,
     pub modelo: String,
@@ -99,8 +100,12 @@ impl Interaction {
         sucesso: bool,
     ) -> Result<Self, Error> {
         let id_interacao = parse_interaction_id(id_interacao)?;
-        let id_curso = parse_id("id_curso", id_curso)?;
-        // Who asked is optional (AskQuestion's id_usuario is).
+        // The course and who asked are optional: a question can come outside a course, and
+        // AskQuestion's id_usuario is optional. Given, they must be valid ids.
+        let id_curso = match id_curso.trim() {
+            "" => None,
+            c => Some(parse_id("id_curso", c)?),
+        };
         let id_usuario = match id_usuario.trim() {
             "" => None,
             u => Some(parse_id("id_usuario", u)?),

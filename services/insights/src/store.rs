@@ -16,8 +16,8 @@ impl Store {
         Self { pool }
     }
 
-    /// Records an interaction; false when its id was already recorded with a course. A row
-    /// left by `RegisterMetrics` (no course) is completed instead.
+    /// Records an interaction; false when its id was already recorded (a retry). A row left by
+    /// `RegisterMetrics` (a bare id, no model yet) is completed instead.
     pub async fn record(&self, i: &Interaction) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "INSERT INTO interacoes (id_interacao, id_curso, id_usuario, latencia_ms, modelo, sucesso, criada_ms) \
@@ -25,7 +25,7 @@ impl Store {
              ON CONFLICT (id_interacao) DO UPDATE SET id_curso = excluded.id_curso, \
              id_usuario = excluded.id_usuario, latencia_ms = excluded.latencia_ms, \
              modelo = excluded.modelo, sucesso = excluded.sucesso \
-             WHERE interacoes.id_curso IS NULL",
+             WHERE interacoes.modelo = ''",
         )
         .bind(&i.id_interacao)
         .bind(i.id_curso)

@@ -143,11 +143,6 @@ async fn invalid_requests_name_the_field() {
         "id_interacao",
     );
     assert_invalid(
-        c.record_interaction(interaction("a", "", "1", 1, "m", true))
-            .await,
-        "id_curso",
-    );
-    assert_invalid(
         c.record_interaction(interaction("a", "x", "1", 1, "m", true))
             .await,
         "id_curso",
