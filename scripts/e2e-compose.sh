@@ -182,7 +182,7 @@ load_check() {
   local rc=0
   timeout 90 "${compose[@]}" --profile load run --rm --no-deps --name "$project-load-check" \
     load load --warmup 1s --duration 5s --rate 20 || rc=$?
-  docker rm -f "$project-load-check" >/dev/null 2>&1 || true
+  docker rm -f -v "$project-load-check" >/dev/null 2>&1 || true
   return $rc
 }
 check "aula load (the compose 'load' service) runs 5 s against the stack" load_check
@@ -215,7 +215,9 @@ else
 fi
 
 # ------------------------------------------------------------------ scale midia to three
-if "${compose[@]}" up -d --no-build --no-recreate --scale midia=3 --wait --wait-timeout 90 >/tmp/e2e-compose-scale.log 2>&1; then
+# docker-compose.scale.yml: the new replicas publish no host port (the first keeps 50056/9056).
+if "${compose[@]}" -f "$root/docker-compose.scale.yml" up -d --no-build --no-recreate --scale midia=3 \
+    --wait --wait-timeout 90 >/tmp/e2e-compose-scale.log 2>&1; then
   pass "midia scaled to 3 replicas, all healthy"
 else fail "midia scaled to 3"; tail -n 20 /tmp/e2e-compose-scale.log; fi
 
