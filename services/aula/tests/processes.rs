@@ -74,6 +74,8 @@ impl TraceService for Collector {
 struct Proc {
     child: Child,
     addr: String,
+    /// Every line the process logged (JSON).
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 /// Starts `aula serve <name>` on an ephemeral port and waits for its "serving" log line.
@@ -101,9 +103,12 @@ fn serve(name: &str, data: &std::path::Path, env: &[(&str, String)]) -> Proc {
     let mut child = cmd.spawn().expect("the aula binary runs");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = lines.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            keep.lock().unwrap().push(line.clone());
             if !sent {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     if v["fields"]["message"] == "serving" {
@@ -121,6 +126,7 @@ fn serve(name: &str, data: &std::path::Path, env: &[(&str, String)]) -> Proc {
     Proc {
         child,
         addr: format!("http://{addr}"),
+        lines,
     }
 }
 
@@ -255,4 +261,60 @@ async fn status_exits_non_zero_unless_every_service_serves() {
         6,
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_inside_a_request_carry_its_trace_without_an_exporter() {
+    let data = tempfile::tempdir().unwrap();
+    let midia = serve(
+        "midia",
+        data.path(),
+        &[("RUST_LOG", "info,sqlx=debug".to_string())],
+    );
+    let mut client = aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient::connect(
+        midia.addr.clone(),
+    )
+    .await
+    .unwrap();
+    client
+        .get_media(aula_api::GetCourseMediaRequest {
+            id_curso: "1".into(),
+        })
+        .await
+        .unwrap();
+    drop(client);
+    let lines = midia.lines.clone();
+    let status = tokio::task::spawn_blocking(move || terminate(midia))
+        .await
+        .unwrap();
+    assert!(status.success());
+    let lines = lines.lock().unwrap().clone();
+    let in_request: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["spans"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["name"] == "grpc.server"))
+        })
+        .collect();
+    assert!(
+        !in_request.is_empty(),
+        "no log line inside a request: {lines:#?}"
+    );
+    for v in &in_request {
+        let server = v["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "grpc.server")
+            .unwrap();
+        let trace_id = server["trace_id"].as_str().unwrap_or_default();
+        assert_eq!(trace_id.len(), 32, "{v}");
+        assert_eq!(
+            server["span_id"].as_str().unwrap_or_default().len(),
+            16,
+            "{v}"
+        );
+    }
 }

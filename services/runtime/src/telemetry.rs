@@ -39,32 +39,31 @@ impl Telemetry {
             tracing_subscriber::fmt::layer()
                 .json()
                 .with_current_span(true)
-                .with_span_list(false)
+                // The whole list: trace_id sits on the request's span, maybe not the innermost.
+                .with_span_list(true)
                 .boxed()
         } else {
             tracing_subscriber::fmt::layer().with_target(false).boxed()
         };
 
-        let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            Some(_) => Some(build_provider(default_service_name, env)?),
-            None => None,
-        };
-        let otel = provider.as_ref().map(|p| {
-            tracing_opentelemetry::layer()
-                .with_tracer(p.tracer("aula"))
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-        });
+        // Spans get OpenTelemetry ids even when nothing is exported, so every log line inside a
+        // request carries trace_id/span_id and trace context passes through to the next service.
+        let exporting = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+        let provider = build_provider(default_service_name, env, exporting)?;
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("aula"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         // A second init in the same process (tests, `aula up`) keeps the first subscriber.
         let installed = tracing_subscriber::registry()
             .with(otel)
             .with(fmt.with_filter(filter))
             .try_init()
             .is_ok();
-        if let (true, Some(p)) = (installed, &provider) {
-            opentelemetry::global::set_tracer_provider(p.clone());
+        if installed {
+            opentelemetry::global::set_tracer_provider(provider.clone());
         }
         Ok(Self {
-            provider: if installed { provider } else { None },
+            provider: (installed && exporting).then_some(provider),
         })
     }
 
@@ -90,8 +89,25 @@ impl Telemetry {
     }
 }
 
-fn build_provider(default_service_name: &str, env: &Env) -> anyhow::Result<SdkTracerProvider> {
+fn build_provider(
+    default_service_name: &str,
+    env: &Env,
+    exporting: bool,
+) -> anyhow::Result<SdkTracerProvider> {
     use opentelemetry_otlp::WithExportConfig;
+    // Resource::builder() runs the standard detectors (OTEL_SERVICE_NAME,
+    // OTEL_RESOURCE_ATTRIBUTES); our name is only the default when the user set none.
+    let resource = if env.get("OTEL_SERVICE_NAME").is_some() {
+        Resource::builder().build()
+    } else {
+        Resource::builder()
+            .with_service_name(default_service_name.to_string())
+            .build()
+    };
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    if !exporting {
+        return Ok(builder.build());
+    }
     let endpoint = env
         .get("OTEL_EXPORTER_OTLP_ENDPOINT")
         .unwrap_or_default()
@@ -107,19 +123,7 @@ fn build_provider(default_service_name: &str, env: &Env) -> anyhow::Result<SdkTr
             opentelemetry_sdk::runtime::Tokio,
         )
         .build();
-    // Resource::builder() runs the standard detectors (OTEL_SERVICE_NAME,
-    // OTEL_RESOURCE_ATTRIBUTES); our name is only the default when the user set none.
-    let resource = if env.get("OTEL_SERVICE_NAME").is_some() {
-        Resource::builder().build()
-    } else {
-        Resource::builder()
-            .with_service_name(default_service_name.to_string())
-            .build()
-    };
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_resource(resource)
-        .build())
+    Ok(builder.with_span_processor(processor).build())
 }
 
 /// Reads W3C trace context from request headers.
