@@ -193,8 +193,11 @@ fn spawn_resolver(inner: Weak<Inner>) {
 }
 
 async fn resolve(inner: &Inner) {
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((inner.host.as_str(), inner.port))
-        .await
+    let mut addrs: Vec<SocketAddr> = match tokio::net::lookup_host((
+        inner.host.as_str(),
+        inner.port,
+    ))
+    .await
     {
         Ok(a) => a.collect(),
         Err(e) => {
@@ -202,12 +205,12 @@ async fn resolve(inner: &Inner) {
             return; // keep what we had: DNS hiccups must not empty a healthy pool
         }
     };
+    // DNS servers rotate their answers; the pool is a set, kept in address order.
+    addrs.sort_unstable();
+    addrs.dedup();
     let mut replicas = inner.replicas.write().unwrap();
     let mut next: Vec<Arc<Replica>> = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        if next.iter().any(|r| r.addr == addr) {
-            continue;
-        }
         match replicas.iter().find(|r| r.addr == addr) {
             Some(existing) => next.push(existing.clone()),
             None => {
