@@ -43,7 +43,12 @@ impl Telemetry {
                 .with_span_list(true)
                 .boxed()
         } else {
-            tracing_subscriber::fmt::layer().with_target(false).boxed()
+            // Colours only on a terminal: piped logs (files, docker) stay plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(ansi)
+                .boxed()
         };
 
         // Spans get OpenTelemetry ids even when nothing is exported, so every log line inside a
