@@ -31,6 +31,11 @@ struct Args {
     /// The user whose courses are copied
     #[arg(long, default_value = "1")]
     user: String,
+    /// Serve a pre-bound listener through `serve_with_incoming_shutdown`, as aula_runtime
+    /// does, without setting TCP_NODELAY on accepted sockets (tonic ignores the builder's
+    /// `tcp_nodelay` there): reproduces the Nagle/delayed-ACK stall BENCHMARKS.md describes
+    #[arg(long)]
+    plain_incoming: bool,
 }
 
 struct Floor {
@@ -151,11 +156,20 @@ async fn main() -> anyhow::Result<()> {
             .as_ref()
             .map_or(String::new(), |u| format!(", copied from {u}")),
     );
-    tonic::transport::Server::builder()
-        .add_service(CursosServiceServer::new(floor))
-        .serve_with_shutdown(args.listen, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(CursosServiceServer::new(floor));
+    if args.plain_incoming {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        server
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+    } else {
+        server.serve_with_shutdown(args.listen, shutdown).await?;
+    }
     Ok(())
 }

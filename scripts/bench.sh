@@ -1,0 +1,392 @@
+#!/usr/bin/env bash
+# The benchmarks of BENCHMARKS.md, reproducible: builds release binaries, then measures
+#   1. time from start to SERVING of each service (separate binaries, fresh and existing data);
+#   2. idle RSS of each service;
+#   3. cursos GetStatus / GetUserCourses vs the floor (a bare tonic server sending the same bytes,
+#      services/aula/examples/floor.rs), server pinned to one core, h2load to the other, rounds
+#      alternating between the two servers;
+#   4. p99 latency of GetUserCourses at half the maximum rate (h2load --rps, and aula load --rate);
+#   5. the AskQuestion chain (cursos -> chatbot -> insights) flat out with `aula load`;
+#   6. the whole mix flat out, then peak RSS of each service;
+#   7. the cost of tracing at 10% sampling (OTLP to an in-process sink, examples/otlp_sink.rs);
+#   8. image sizes, when `docker images aula/*` has any.
+# Results: target/bench/results.tsv (key, value) and target/bench/summary.md; logs next to them.
+#
+# Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
+# BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
+# BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PORT_BASE (51000), BENCH_OUT (target/bench),
+# BENCH_SKIP_BUILD=1 to reuse the binaries in target/release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SECS=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CLIENTS=${BENCH_CLIENTS:-16}
+STREAMS=${BENCH_STREAMS:-10}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+BASE=${BENCH_PORT_BASE:-51000}
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+REL=$ROOT/target/release
+SERVICES=(cursos chatbot cpar notificacoes insights midia)
+
+mkdir -p "$OUT/logs"
+: >"$OUT/results.tsv"
+WORK=$(mktemp -d)
+PIDS=()
+
+log() { printf '\n== %s\n' "$*" >&2; }
+result() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/results.tsv"; printf '   %-40s %s\n' "$1" "$2" >&2; }
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- tools and binaries
+if ! command -v h2load >/dev/null; then
+    log "installing h2load (nghttp2-client)"
+    apt-get install -y nghttp2-client >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null; }
+fi
+command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is required" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then echo "bench: needs two cores (server and load generator apart)" >&2; exit 1; fi
+
+if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+    log "building release binaries"
+    cargo build --release --bins --examples -p aula
+    cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia
+fi
+for b in "${SERVICES[@]}" aula examples/floor examples/otlp_sink; do
+    [ -x "$REL/$b" ] || { echo "bench: $REL/$b missing; build first" >&2; exit 1; }
+done
+
+# gRPC request bodies for h2load: the 5-byte frame prefix (uncompressed, big-endian length)
+# and the protobuf bytes.
+python3 - "$WORK" <<'EOF'
+import struct, sys
+def frame(msg: bytes) -> bytes:
+    return b"\x00" + struct.pack(">I", len(msg)) + msg
+user = b"1"
+open(sys.argv[1] + "/empty.bin", "wb").write(frame(b""))
+# GetUserCoursesRequest { id_usuario (1): "1" }: tag 0x0a, length, bytes.
+open(sys.argv[1] + "/user1.bin", "wb").write(frame(b"\x0a" + bytes([len(user)]) + user))
+EOF
+
+port() { # service -> its gRPC port in the bench's range
+    local i
+    for i in "${!SERVICES[@]}"; do [ "${SERVICES[$i]}" = "$1" ] && { echo $((BASE + 51 + i)); return; }; done
+    return 1
+}
+metrics_port() { echo $(($(port "$1") + 900)); }
+peer_env() { # every service's address, for peers and `aula load`
+    local s
+    for s in "${SERVICES[@]}"; do printf '%s_ADDR=http://127.0.0.1:%s ' "${s^^}" "$(port "$s")"; done
+}
+
+START_PID=
+# start NAME CPU DATA_DIR LOGNAME [VAR=value ...]: a service binary, pinned, on its bench port.
+start() {
+    local name=$1 cpu=$2 data=$3 logname=$4
+    shift 4
+    # shellcheck disable=SC2046
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$data" \
+        AULA_LISTEN="127.0.0.1:$(port "$name")" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port "$name")" \
+        "$@" taskset -c "$cpu" "$REL/$name" >"$OUT/logs/$logname.log" 2>&1 &
+    START_PID=$!
+    PIDS+=("$START_PID")
+}
+healthy() { # NAME [ADDR]: exits 0 once the server answers SERVING
+    "$REL/$1" healthcheck --addr "${2:-http://127.0.0.1:$(port "$1")}" --timeout 1s >/dev/null 2>&1
+}
+wait_serving() {
+    local i
+    for i in $(seq 1 400); do healthy "$@" && return 0; sleep 0.025; done
+    echo "bench: $1 did not become SERVING; see $OUT/logs" >&2
+    return 1
+}
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# h2load NAME URL BODY [extra flags]: one timed measurement, on the load core; prints req/s.
+h2() {
+    local name=$1 url=$2 body=$3
+    shift 3
+    taskset -c "$LOAD_CPU" h2load -D "$SECS" --warm-up-time 1 -c "$CLIENTS" -m "$STREAMS" -t 1 \
+        -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "$@" "$url" \
+        >"$OUT/logs/h2load-$name.log" 2>&1 || true
+    local rps failed
+    rps=$(awk '/^finished in/ { gsub(",", "", $4); print $4 }' "$OUT/logs/h2load-$name.log")
+    failed=$(awk '/^requests:/ { print $10 }' "$OUT/logs/h2load-$name.log")
+    if [ -z "$rps" ] || [ "${failed:-1}" != 0 ]; then
+        echo "bench: h2load $name failed (see $OUT/logs/h2load-$name.log)" >&2
+        echo 0
+        return
+    fi
+    echo "$rps"
+}
+wait_port() { # PORT: until something listens there
+    local i
+    for i in $(seq 1 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done
+    echo "bench: nothing listens on port $1; see $OUT/logs" >&2
+    return 1
+}
+
+# ---------------------------------------------------------------- 1. time to SERVING
+log "1. time from start to SERVING (separate binaries; includes one healthcheck exec)"
+# What one healthcheck costs by itself, against a server already serving.
+start midia "$SERVER_CPU" "$WORK/probe" probe
+wait_serving midia
+t0=$(now_ms); for _ in 1 2 3 4 5; do healthy midia; done; t1=$(now_ms)
+stop "$START_PID"
+result healthcheck_exec_ms $(((t1 - t0) / 5))
+for s in "${SERVICES[@]}"; do
+    for run in fresh warm warm2; do
+        [ "$run" = fresh ] && rm -rf "$WORK/serving-$s"
+        t0=$(now_ms)
+        start "$s" "$SERVER_CPU" "$WORK/serving-$s" "serving-$s-$run"
+        until healthy "$s"; do
+            sleep 0.002
+            [ $(($(now_ms) - t0)) -lt 10000 ] || { echo "bench: $s not SERVING after 10s" >&2; break; }
+        done
+        t1=$(now_ms)
+        stop "$START_PID"
+        result "serving_ms.$s.$run" $((t1 - t0))
+    done
+done
+
+# ---------------------------------------------------------------- 2. idle RSS
+log "2. the six services, each its own process on core $SERVER_CPU; idle RSS"
+declare -A PID_OF
+for s in insights midia notificacoes chatbot cpar cursos; do
+    start "$s" "$SERVER_CPU" "$WORK/data" "$s"
+    PID_OF[$s]=$START_PID
+done
+for s in "${SERVICES[@]}"; do wait_serving "$s"; done
+sleep 2
+for s in "${SERVICES[@]}"; do result "idle_rss_kb.$s" "$(rss_kb "${PID_OF[$s]}" VmRSS)"; done
+
+env -u RUST_LOG taskset -c "$SERVER_CPU" "$REL/examples/floor" --listen "127.0.0.1:$((BASE + 151))" \
+    --from "http://127.0.0.1:$(port cursos)" >"$OUT/logs/floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_port $((BASE + 151))
+sleep 0.5
+result idle_rss_kb.floor "$(rss_kb "$FLOOR_PID" VmRSS)"
+# The floor copied its responses from cursos; its log says how many bytes each is.
+result floor_responses "$(sed -n 's/^floor: serving on [^ ]* (\(.*\))$/\1/p' "$OUT/logs/floor.log")"
+
+# ---------------------------------------------------------------- 3. throughput vs the floor
+log "3. throughput: cursos vs floor, $ROUNDS alternating rounds of ${SECS}s, h2load -c $CLIENTS -m $STREAMS on core $LOAD_CPU"
+CURSOS_URL="http://127.0.0.1:$(port cursos)/services.CursosService"
+FLOOR_URL="http://127.0.0.1:$((BASE + 151))/services.CursosService"
+for r in $(seq 1 "$ROUNDS"); do
+    for rpc in GetStatus GetUserCourses; do
+        body=$WORK/empty.bin
+        [ "$rpc" = GetUserCourses ] && body=$WORK/user1.bin
+        result "rps.floor.$rpc.$r" "$(h2 "floor-$rpc-$r" "$FLOOR_URL/$rpc" "$body")"
+        result "rps.cursos.$rpc.$r" "$(h2 "cursos-$rpc-$r" "$CURSOS_URL/$rpc" "$body")"
+    done
+done
+
+# ---------------------------------------------------------------- 4. p99 at half the max rate
+HALF=$(awk -F'\t' '$1 ~ /^rps\.cursos\.GetUserCourses\./ { print $2 }' "$OUT/results.tsv" | sort -n |
+    awk '{ v[NR] = $1 } END { print int(v[int((NR + 1) / 2)] / 2) }')
+log "4. p99 of cursos GetUserCourses at half its max rate: $HALF req/s"
+result half_rate "$HALF"
+if [ "${HALF:-0}" -gt 0 ]; then
+    h2 "cursos-half" "$CURSOS_URL/GetUserCourses" "$WORK/user1.bin" \
+        --rps $(((HALF + CLIENTS - 1) / CLIENTS)) --log-file "$OUT/logs/half.tsv" >/dev/null
+    python3 - "$OUT/logs/half.tsv" >>"$OUT/results.tsv" <<'EOF'
+import sys
+rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
+t0 = min(int(r[0]) for r in rows)
+# Skip the first second (connections ramping up); h2load logs its warm-up too.
+lat = sorted(int(r[2]) for r in rows if int(r[0]) >= t0 + 1_000_000 and r[1] == "200")
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
+span = (max(int(r[0]) for r in rows) - t0 - 1_000_000) / 1e6
+print(f"half.h2load.rate\t{len(lat) / max(span, 1e-9):.0f}")
+print(f"half.h2load.p50_ms\t{q(0.5):.3f}")
+print(f"half.h2load.p99_ms\t{q(0.99):.3f}")
+EOF
+    tail -n 3 "$OUT/results.tsv" >&2
+    # The same rate from aula load: open loop, latency from each request's due time.
+    env $(peer_env) taskset -c "$LOAD_CPU" "$REL/aula" load --only GetUserCourses --rate "$HALF" \
+        --concurrency 64 --connections 4 --duration "${SECS}s" --warmup 2s \
+        --json "$OUT/half-aula-load.json" >"$OUT/logs/half-aula-load.log" 2>&1 || true
+    python3 - "$OUT/half-aula-load.json" >>"$OUT/results.tsv" <<'EOF' || true
+import json, sys
+s = json.load(open(sys.argv[1]))["total"]
+print(f"half.aula_load.rate\t{s['rate']:.0f}")
+print(f"half.aula_load.errors\t{s['errors']}")
+print(f"half.aula_load.p50_ms\t{s['latency_ms']['p50']:.3f}")
+print(f"half.aula_load.p99_ms\t{s['latency_ms']['p99']:.3f}")
+EOF
+fi
+
+# ---------------------------------------------------------------- 5, 6. aula load: chain and mix
+aula_load() { # NAME [flags]: aula load on the load core; its summary to $OUT/NAME.json
+    local name=$1
+    shift
+    env $(peer_env) taskset -c "$LOAD_CPU" "$REL/aula" load --duration "${SECS}s" --warmup 2s \
+        --json "$OUT/$name.json" "$@" >"$OUT/logs/$name.log" 2>&1 || echo "bench: aula load $name exited $?" >&2
+    python3 - "$OUT/$name.json" "$name" >>"$OUT/results.tsv" <<'EOF' || true
+import json, sys
+s = json.load(open(sys.argv[1]))["total"]
+n = sys.argv[2]
+print(f"{n}.rate\t{s['rate']:.0f}")
+print(f"{n}.errors\t{s['errors']}")
+print(f"{n}.p50_ms\t{s['latency_ms']['p50']:.3f}")
+print(f"{n}.p99_ms\t{s['latency_ms']['p99']:.3f}")
+EOF
+    sed -n '/^rpc /,$p' "$OUT/logs/$name.log" >&2
+}
+log "5. AskQuestion chain flat out (cursos -> chatbot -> insights, offline answerer)"
+aula_load askquestion --only AskQuestion --concurrency 32 --connections 2
+log "6. the whole mix flat out"
+aula_load mix --concurrency 32 --connections 2
+for s in "${SERVICES[@]}"; do result "peak_rss_kb.$s" "$(rss_kb "${PID_OF[$s]}" VmHWM)"; done
+result peak_rss_kb.floor "$(rss_kb "$FLOOR_PID" VmHWM)"
+
+for s in "${SERVICES[@]}"; do stop "${PID_OF[$s]}"; done
+stop "$FLOOR_PID"
+
+# ---------------------------------------------------------------- 7. tracing at 10% sampling
+log "7. tracing cost: cursos with and without OTLP export at 10% sampling, alternating rounds"
+SINK=$((BASE + 317))
+taskset -c "$LOAD_CPU" "$REL/examples/otlp_sink" --listen "127.0.0.1:$SINK" --report "$OUT/spans.txt" \
+    >"$OUT/logs/otlp_sink.log" 2>&1 &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+wait_port "$SINK"
+cp -r "$WORK/data" "$WORK/data-traced"
+start cursos "$SERVER_CPU" "$WORK/data" cursos-untraced
+PLAIN_PID=$START_PID
+wait_serving cursos
+TRACED=$((BASE + 161))
+env $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$WORK/data-traced" \
+    AULA_LISTEN="127.0.0.1:$TRACED" AULA_METRICS_LISTEN="127.0.0.1:$((TRACED + 800))" \
+    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_TRACES_SAMPLER=parentbased_traceidratio \
+    OTEL_TRACES_SAMPLER_ARG=0.1 taskset -c "$SERVER_CPU" "$REL/cursos" >"$OUT/logs/cursos-traced.log" 2>&1 &
+TRACED_PID=$!
+PIDS+=("$TRACED_PID")
+wait_serving cursos "http://127.0.0.1:$TRACED"
+TRACED_URL="http://127.0.0.1:$TRACED/services.CursosService"
+for r in $(seq 1 "$ROUNDS"); do
+    result "rps.untraced.GetUserCourses.$r" "$(h2 "untraced-$r" "$CURSOS_URL/GetUserCourses" "$WORK/user1.bin")"
+    result "rps.traced.GetUserCourses.$r" "$(h2 "traced-$r" "$TRACED_URL/GetUserCourses" "$WORK/user1.bin")"
+done
+sleep 6 # the batch exporter's interval: let the last spans arrive
+result spans_received "$(cut -d' ' -f1 "$OUT/spans.txt" 2>/dev/null || echo 0)"
+stop "$PLAIN_PID"
+stop "$TRACED_PID"
+stop "$SINK_PID"
+
+# ---------------------------------------------------------------- 8. image sizes
+log "8. image sizes"
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' 'aula/*' | while IFS=$'\t' read -r img size; do
+        result "image.$img" "$size"
+    done
+fi
+
+# ---------------------------------------------------------------- summary
+python3 - "$OUT/results.tsv" "$OUT/summary.md" "$SECS" "$ROUNDS" "$CLIENTS" "$STREAMS" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+path, out, secs, rounds, clients, streams = sys.argv[1:]
+r = {}
+for line in open(path):
+    k, _, v = line.rstrip("\n").partition("\t")
+    r[k] = v
+num = lambda k, d=0.0: float(r.get(k) or d)
+
+def runs(prefix):
+    return [float(v) for k, v in r.items() if k.startswith(prefix + ".") and k[len(prefix) + 1:].isdigit()]
+
+lines = []
+w = lines.append
+verdicts = []
+def target(name, ok, detail):
+    verdicts.append(f"| {name} | {detail} | {'met' if ok else 'MISSED'} |")
+
+w(f"# Benchmark run\n\nh2load -c {clients} -m {streams}, {secs}s per measurement, {rounds} alternating rounds; server on one core, load on the other.\n")
+w("## Throughput (req/s, median of rounds)\n")
+w("| rpc | floor | cursos | ratio | rounds (floor / cursos) |\n|---|---|---|---|---|")
+for rpc, need in (("GetStatus", 0.8), ("GetUserCourses", 0.5)):
+    f, c = runs(f"rps.floor.{rpc}"), runs(f"rps.cursos.{rpc}")
+    if f and c and statistics.median(f) > 0:
+        ratio = statistics.median(c) / statistics.median(f)
+        w(f"| {rpc} | {statistics.median(f):,.0f} | {statistics.median(c):,.0f} | {ratio:.2f} | "
+          f"{' '.join(f'{x:,.0f}' for x in f)} / {' '.join(f'{x:,.0f}' for x in c)} |")
+        target(f"{rpc} >= {need}x floor", ratio >= need, f"{ratio:.2f}x")
+w("")
+w(f"The floor's responses, copied from cursos: {r.get('floor_responses')}\n")
+
+w("## Latency at half the max rate (cursos GetUserCourses)\n")
+w(f"rate {r.get('half_rate')} req/s: h2load --rps p50 {r.get('half.h2load.p50_ms')} ms, p99 {r.get('half.h2load.p99_ms')} ms "
+  f"(achieved {r.get('half.h2load.rate')} req/s); aula load --rate p50 {r.get('half.aula_load.p50_ms')} ms, "
+  f"p99 {r.get('half.aula_load.p99_ms')} ms (achieved {r.get('half.aula_load.rate')} req/s, {r.get('half.aula_load.errors')} errors)\n")
+if "half.h2load.p99_ms" in r:
+    p99 = num("half.h2load.p99_ms")
+    target("p99 <= 2 ms at half the max rate (h2load)", p99 <= 2.0, f"{p99:.2f} ms")
+if "half.aula_load.p99_ms" in r:
+    p99 = num("half.aula_load.p99_ms")
+    target("p99 <= 2 ms at half the max rate (aula load, CO-corrected)", p99 <= 2.0, f"{p99:.2f} ms")
+
+w("## aula load, flat out\n")
+w("| run | req/s | errors | p50 ms | p99 ms |\n|---|---|---|---|---|")
+for n in ("askquestion", "mix"):
+    if f"{n}.rate" in r:
+        w(f"| {n} | {r[n + '.rate']} | {r[n + '.errors']} | {r[n + '.p50_ms']} | {r[n + '.p99_ms']} |")
+w("")
+
+w("## Memory (RSS, MB)\n")
+w("| service | idle VmRSS | peak VmHWM |\n|---|---|---|")
+worst_idle = 0.0
+for s in ("cursos", "chatbot", "cpar", "notificacoes", "insights", "midia", "floor"):
+    idle, peak = num(f"idle_rss_kb.{s}") / 1024, num(f"peak_rss_kb.{s}") / 1024
+    w(f"| {s} | {idle:.1f} | {peak:.1f} |")
+    if s != "floor":
+        worst_idle = max(worst_idle, idle)
+w("")
+target("idle RSS <= 15 MB per service", worst_idle <= 15, f"max {worst_idle:.1f} MB")
+
+w("## Start to SERVING (ms, spawn to first SERVING answer, one healthcheck exec included)\n")
+w(f"healthcheck exec alone: {r.get('healthcheck_exec_ms')} ms\n")
+w("| service | fresh data | existing data | existing data |\n|---|---|---|---|")
+worst = 0
+for s in ("cursos", "chatbot", "cpar", "notificacoes", "insights", "midia"):
+    v = [r.get(f"serving_ms.{s}.{x}", "?") for x in ("fresh", "warm", "warm2")]
+    w(f"| {s} | {' | '.join(v)} |")
+    worst = max([worst] + [int(x) for x in v if x.isdigit()])
+w("")
+probe = int(num("healthcheck_exec_ms"))
+target("SERVING within 100 ms of start", worst - probe <= 100, f"max {worst} ms, {worst - probe} ms without the {probe} ms probe")
+
+u, t = runs("rps.untraced.GetUserCourses"), runs("rps.traced.GetUserCourses")
+if u and t and statistics.median(u) > 0:
+    ratio = statistics.median(t) / statistics.median(u)
+    w("## Tracing at 10% sampling (cursos GetUserCourses)\n")
+    w(f"without {statistics.median(u):,.0f} req/s, with {statistics.median(t):,.0f} req/s: {ratio:.2f}x "
+      f"(rounds {' '.join(f'{x:,.0f}' for x in u)} / {' '.join(f'{x:,.0f}' for x in t)}); spans received by the sink: {r.get('spans_received')}\n")
+    target("tracing at 10% costs <= 10% of throughput", ratio >= 0.9, f"{(1 - ratio) * 100:.1f}% lost")
+
+images = {k[6:]: v for k, v in r.items() if k.startswith("image.")}
+if images:
+    w("## Images\n")
+    w("| image | size |\n|---|---|")
+    for k, v in sorted(images.items()):
+        w(f"| {k} | {v} |")
+    w("")
+
+w("## Targets\n")
+w("| target | measured | verdict |\n|---|---|---|")
+lines.extend(verdicts)
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
