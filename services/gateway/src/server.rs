@@ -107,6 +107,10 @@ impl Gateway {
                     "closing the listener; finishing requests in flight"
                 );
             };
+            // Small JSON answers must not wait for Nagle + delayed ACK (40 ms stalls).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .into_future();

@@ -215,7 +215,6 @@ pub async fn start_on(
         // Long-lived connections are closed now and then so clients rebalance onto new replicas.
         .max_connection_age(Duration::from_secs(300))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true)
         .layer(ServerLayer::new(
             metrics_registry.clone(),
             spec.grpc_service,
@@ -225,7 +224,11 @@ pub async fn start_on(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Set per accepted socket here: the builder's tcp_nodelay does not apply to an incoming
+    // stream we hand it, and Nagle + delayed ACK would stall small responses by 40 ms.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let signal = drain.clone();
     let drain_reporter = reporter.clone();
     let done = tokio::spawn(async move {
