@@ -3,7 +3,7 @@
 
 use crate::{
     domain::{self, Course, CourseId, CursosError, UserId},
-    store::Store,
+    store::{Counts, Store},
 };
 use aula_api::{
     chatbot_service_client::ChatbotServiceClient, cursos_service_server::CursosService,
@@ -18,6 +18,7 @@ use aula_runtime::{
     outbox::{Delivery, Message, Outbox},
     paging::Page,
     peers::PeerChannel,
+    recent::Recent,
 };
 use std::{collections::HashMap, time::Duration};
 use tonic::{Code, Request, Response, Status};
@@ -68,7 +69,13 @@ pub struct CursosGrpc {
     pub outbox: Outbox,
     pub midia: MidiaConteudoServiceClient<PeerChannel>,
     pub chatbot: ChatbotServiceClient<PeerChannel>,
+    /// The counts GetStatus reports, at most [`STATUS_TTL`] old: monitors poll it far more
+    /// often than courses and enrolments change.
+    pub status: Recent<(Counts, i64)>,
 }
+
+/// How old GetStatus' counts may be.
+pub const STATUS_TTL: Duration = Duration::from_secs(1);
 
 fn to_proto(c: Course) -> aula_api::Course {
     aula_api::Course {
@@ -98,8 +105,13 @@ impl CursosGrpc {
 #[tonic::async_trait]
 impl CursosService for CursosGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
-        let counts = self.store.counts().await.map_err(CursosError::from)?;
-        let pendentes = self.outbox.pending().await.map_err(CursosError::from)?;
+        let (counts, pendentes) = self
+            .status
+            .get(|| async {
+                let counts = self.store.counts().await?;
+                Ok::<_, CursosError>((counts, self.outbox.pending().await?))
+            })
+            .await?;
         Ok(Response::new(StatusResponse {
             message: format!(
                 "Serviço de cursos ativo: {} cursos, {} inscrições",

@@ -44,6 +44,7 @@ fn build(ctx: ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>> {
             outbox,
             midia: MidiaConteudoServiceClient::new(ctx.peer(&MIDIA)?),
             chatbot: ChatbotServiceClient::new(ctx.peer(&CHATBOT)?),
+            status: aula_runtime::recent::Recent::new(grpc::STATUS_TTL),
         };
         Ok(Routes::new(CursosServiceServer::new(service)))
     })

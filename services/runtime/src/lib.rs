@@ -13,6 +13,7 @@
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
 //! - [`paging`]: page sizes and opaque page tokens.
+//! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`healthcheck`]: the images' own health probe.
 //! - [`testing`]: services in-process on ephemeral ports, for tests.
 
@@ -25,6 +26,7 @@ pub mod observe;
 pub mod outbox;
 pub mod paging;
 pub mod peers;
+pub mod recent;
 pub mod server;
 pub mod spec;
 pub mod telemetry;
