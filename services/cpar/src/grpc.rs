@@ -75,7 +75,7 @@ fn millis(t: &prost_types::Timestamp) -> Result<i64, Error> {
     if !(0..1_000_000_000).contains(&t.nanos) {
         return Err(Error::Invalid {
             field: "inicio",
-            reason: "not a valid timestamp",
+            reason: "not a valid timestamp".into(),
         });
     }
     t.seconds
@@ -83,7 +83,7 @@ fn millis(t: &prost_types::Timestamp) -> Result<i64, Error> {
         .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
         .ok_or(Error::Invalid {
             field: "inicio",
-            reason: "out of range",
+            reason: "out of range".into(),
         })
 }
 

@@ -28,18 +28,27 @@ pub fn service() -> ServiceDef {
 pub enum Error {
     /// Bad input, naming the field.
     #[error("{field}: {reason}")]
-    Invalid {
-        field: &'static str,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, reason: String },
     #[error("agendamento {0} não encontrado")]
     NotFound(i64),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
 }
 
-fn invalid(field: &'static str, reason: &'static str) -> Error {
-    Error::Invalid { field, reason }
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl From<aula_runtime::ids::InvalidField> for Error {
+    fn from(e: aula_runtime::ids::InvalidField) -> Self {
+        Error::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
 }
 
 pub const AGENDADO: &str = "agendado";
@@ -109,16 +118,9 @@ impl NewSchedule {
     }
 }
 
-/// A positive integer identifier.
+/// A required identifier field (the runtime's one parser).
 pub fn parse_id(field: &'static str, value: &str) -> Result<i64, Error> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(invalid(field, "required"));
-    }
-    match value.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(field, "must be a positive integer")),
-    }
+    Ok(aula_runtime::ids::parse_id(field, value)?)
 }
 
 /// A start time as users read it: `04/03/2030 às 17:00 (UTC)`.

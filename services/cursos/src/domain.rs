@@ -35,19 +35,9 @@ impl CursosError {
     }
 }
 
-/// Parses an identifier field: the API carries ids as strings; each must be a positive integer.
+/// Parses an identifier field (the runtime's one parser).
 fn positive_id(field: &'static str, raw: &str) -> Result<i64, CursosError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err(CursosError::invalid(field, "must not be empty"));
-    }
-    match raw.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(CursosError::invalid(
-            field,
-            format!("must be a positive integer (got {raw:?})"),
-        )),
-    }
+    aula_runtime::ids::parse_id(field, raw).map_err(|e| CursosError::invalid(e.field, e.reason))
 }
 
 /// A course id (`id_curso`).

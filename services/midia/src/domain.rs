@@ -26,17 +26,9 @@ pub struct CourseId(i64);
 
 impl CourseId {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, MidiaError> {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err(MidiaError::invalid(field, "must not be empty"));
-        }
-        match raw.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(Self(n)),
-            _ => Err(MidiaError::invalid(
-                field,
-                format!("must be a positive integer (got {raw:?})"),
-            )),
-        }
+        aula_runtime::ids::parse_id(field, raw)
+            .map(Self)
+            .map_err(|e| MidiaError::invalid(e.field, e.reason))
     }
 
     pub fn get(self) -> i64 {

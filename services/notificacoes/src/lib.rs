@@ -28,12 +28,18 @@ pub fn service() -> ServiceDef {
 pub enum Error {
     /// Bad input, naming the field.
     #[error("{field}: {reason}")]
-    Invalid {
-        field: &'static str,
-        reason: &'static str,
-    },
+    Invalid { field: &'static str, reason: String },
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+}
+
+impl From<aula_runtime::ids::InvalidField> for Error {
+    fn from(e: aula_runtime::ids::InvalidField) -> Self {
+        Error::Invalid {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
 }
 
 /// A stored notification.
@@ -61,22 +67,9 @@ pub struct NewNotification {
 /// The longest message accepted, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 
-/// A user id: a positive integer, as every identifier in the API.
+/// A required identifier field (the runtime's one parser).
 pub fn parse_id(field: &'static str, value: &str) -> Result<i64, Error> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(Error::Invalid {
-            field,
-            reason: "required",
-        });
-    }
-    match value.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(Error::Invalid {
-            field,
-            reason: "must be a positive integer",
-        }),
-    }
+    Ok(aula_runtime::ids::parse_id(field, value)?)
 }
 
 /// A message to store: required, bounded.
@@ -85,13 +78,13 @@ pub fn parse_message(value: &str) -> Result<String, Error> {
     if value.is_empty() {
         return Err(Error::Invalid {
             field: "message",
-            reason: "required",
+            reason: "required".into(),
         });
     }
     if value.chars().count() > MAX_MESSAGE_CHARS {
         return Err(Error::Invalid {
             field: "message",
-            reason: "at most 2000 characters",
+            reason: "at most 2000 characters".into(),
         });
     }
     Ok(value.to_string())

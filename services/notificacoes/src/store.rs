@@ -93,12 +93,12 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let placeholders = (0..ids.len())
+        let params = (0..ids.len())
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "UPDATE notificacoes SET lida = TRUE WHERE id_usuario = $1 AND id IN ({placeholders})"
+            "UPDATE notificacoes SET lida = TRUE WHERE id_usuario = $1 AND id IN ({params})"
         );
         let mut q = sqlx::query(&sql).bind(id_usuario);
         for id in ids {

@@ -12,6 +12,7 @@
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
+//! - [`ids`]: identifier fields (strings holding positive integers) and field errors.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`healthcheck`]: the images' own health probe.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod healthcheck;
+pub mod ids;
 pub mod metrics;
 pub mod observe;
 pub mod outbox;
