@@ -4,7 +4,7 @@
 mod common;
 
 use aula_api::*;
-use common::{eventually, get_text, spawn_in, spawn_platform};
+use common::{eventually, spawn_in, spawn_platform};
 use std::time::Duration;
 use tonic::Code;
 use tonic_health::pb::{
@@ -517,7 +517,7 @@ async fn metrics_show_server_and_client_sides() {
             id_usuario: String::new(),
         })
         .await;
-    let text = get_text(&p.cursos.metrics_url).await;
+    let text = p.cursos.metrics_text().await;
     assert!(text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="services.CursosService",grpc_method="GetCourseMedia",grpc_code="OK"}"#), "{text}");
     assert!(
         text.contains(r#"grpc_method="GetUserCourses",grpc_code="InvalidArgument""#),
@@ -530,7 +530,7 @@ async fn metrics_show_server_and_client_sides() {
     );
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     assert!(text.contains("aula_build_info"), "{text}");
-    let midia = get_text(&p.midia.metrics_url).await;
+    let midia = p.midia.metrics_text().await;
     assert!(
         midia.contains(r#"grpc_method="GetMedia",grpc_code="OK""#),
         "{midia}"

@@ -89,15 +89,6 @@ fn cooking(duvida: &str) -> ChatbotDuvidaRequest {
     }
 }
 
-async fn metrics_text(service: &TestService) -> String {
-    reqwest::get(&service.metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Polls `check` until it holds or `within` passes.
 async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
 where
@@ -403,7 +394,7 @@ async fn questions_are_counted_by_mode_and_outcome() {
         .unwrap();
     bot.client.resolve_duvida(cooking(" ")).await.unwrap_err();
 
-    let text = metrics_text(&bot.service).await;
+    let text = bot.service.metrics_text().await;
     let ok = text
         .lines()
         .find(|l| {
@@ -443,7 +434,7 @@ async fn gemini_outcomes_are_counted_in_gemini_mode() {
         .unwrap();
     let service = &bot.service;
     eventually(SLACK, "the gemini counters", || async {
-        let text = metrics_text(service).await;
+        let text = service.metrics_text().await;
         let total: f64 = text
             .lines()
             .filter(|l| {

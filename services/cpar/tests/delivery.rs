@@ -149,7 +149,7 @@ async fn an_appointment_starting_soon_gets_one_reminder() {
         !get(later.id_agendamento).await.lembrete_enviado,
         "outside the lead"
     );
-    assert_eq!(reminders_sent(&metrics_text(&s.metrics_url).await), 1);
+    assert_eq!(reminders_sent(&s.metrics_text().await), 1);
     s.running.stop().await.unwrap();
     n.running.stop().await.unwrap();
 }
@@ -189,8 +189,7 @@ async fn two_replicas_on_one_database_send_each_reminder_once() {
         assert_eq!(n, 1, "{t}: {got:?}");
     }
     assert_eq!(got.len(), 5);
-    let sent = reminders_sent(&metrics_text(&a.metrics_url).await)
-        + reminders_sent(&metrics_text(&b.metrics_url).await);
+    let sent = reminders_sent(&a.metrics_text().await) + reminders_sent(&b.metrics_text().await);
     assert_eq!(sent, 5, "claimed once across both replicas");
     a.running.stop().await.unwrap();
     b.running.stop().await.unwrap();

@@ -45,22 +45,6 @@ fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     assert!(e.message().starts_with(field), "{field}: {e:?}");
 }
 
-async fn metrics_text(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (host, path) = url
-        .strip_prefix("http://")
-        .unwrap()
-        .split_once('/')
-        .unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 async fn count(c: &mut Client) -> i64 {
     c.get_status(Empty {}).await.unwrap().into_inner().contagens["interacoes"]
 }
@@ -124,7 +108,7 @@ async fn records_once_and_reports_course_statistics() {
     assert_eq!(i.perguntas_por_modelo["desconhecido"], 1);
     assert!(i.ultima_pergunta.unwrap().seconds > 1_700_000_000);
     assert_eq!(count(&mut c).await, 5);
-    let metrics = metrics_text(&s.metrics_url).await;
+    let metrics = s.metrics_text().await;
     assert!(
         metrics.contains("aula_interactions_recorded_total 5"),
         "{metrics}"

@@ -8,7 +8,6 @@ use aula_api::{
 };
 use aula_runtime::testing::{self, TestService};
 use std::{path::Path, time::Duration};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{transport::Channel, Code};
 
 type Client = NotificacoesServiceClient<Channel>;
@@ -57,18 +56,6 @@ fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let e = r.expect_err("an invalid request is refused");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().starts_with(field), "{field}: {e:?}");
-}
-
-async fn metrics_text(url: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +125,7 @@ async fn send_validates_and_stores_once_per_key() {
     assert_eq!(mine[3].origem, "cursos");
     assert_eq!(mine[0].origem, "api");
 
-    let text = metrics_text(&s.metrics_url).await;
+    let text = s.metrics_text().await;
     assert!(
         text.contains(r#"aula_notifications_stored_total{origem="cursos"} 2"#),
         "{text}"

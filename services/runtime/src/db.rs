@@ -1,6 +1,6 @@
 //! Storage: SQLite embedded by default, PostgreSQL when a `postgres://` URL is configured.
 //! Both through sqlx's `Any` driver, so each service's SQL lives once in its `store.rs`
-//! (written in the dialect both accept: `$1` placeholders, `ON CONFLICT`, `RETURNING`,
+//! (written in the dialect both accept: `$1` parameters, `ON CONFLICT`, `RETURNING`,
 //! times as epoch milliseconds). Migrations are embedded per dialect.
 //!
 //! On PostgreSQL every service keeps its tables in a schema named after it, so one database

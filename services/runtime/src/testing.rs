@@ -23,6 +23,25 @@ impl TestService {
         channel(&self.url)
     }
 
+    /// The service's Prometheus page, as a scrape sees it.
+    pub async fn metrics_text(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = self
+            .metrics_url
+            .strip_prefix("http://")
+            .expect("an http URL");
+        let (host, path) = rest.split_once('/').expect("a path");
+        let mut s = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("the metrics port answers");
+        s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .expect("the request is sent");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("the page is read");
+        out
+    }
+
     /// The environment variable pointing peers at this service (`MIDIA_ADDR=...`).
     pub fn addr_var(&self) -> (String, String) {
         (
