@@ -81,13 +81,12 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration (500ms, 3s, 1m)"))
 }
 
-/// A runtime with at least two workers: span export's shutdown blocks one.
+/// A multi-threaded runtime with one worker per core this process may use (tokio counts the
+/// CPU affinity mask and the cgroup quota; `TOKIO_WORKER_THREADS` overrides). A service pinned
+/// to one core gets one worker: a second would only add thread switches on every spawned
+/// request. Blocking work (span export's shutdown) runs on its own threads, never on a worker.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .max(2);
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
         .enable_all()
         .build()
 }

@@ -147,13 +147,15 @@ where
         let path = req.uri().path().to_string();
         let method = self.layer.table.get(&path).clone();
         let (svc, name) = split_path(&path);
+        // Plain `&str` values, not `%` (Display): the OpenTelemetry layer copies a string
+        // directly but runs a formatter for a Display value, on every request.
         let span = tracing::info_span!(
             "grpc.server",
-            otel.name = %path.trim_start_matches('/'),
+            otel.name = path.trim_start_matches('/'),
             otel.kind = "server",
             rpc.system = "grpc",
-            rpc.service = %svc,
-            rpc.method = %name,
+            rpc.service = svc,
+            rpc.method = name,
             rpc.grpc.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
@@ -321,12 +323,12 @@ impl ClientCall {
         let (svc, name) = split_path(path);
         let span = tracing::info_span!(
             "grpc.client",
-            otel.name = %path.trim_start_matches('/'),
+            otel.name = path.trim_start_matches('/'),
             otel.kind = "client",
             rpc.system = "grpc",
-            rpc.service = %svc,
-            rpc.method = %name,
-            peer.service = %peer,
+            rpc.service = svc,
+            rpc.method = name,
+            peer.service = peer,
             rpc.grpc.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );

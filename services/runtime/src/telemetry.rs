@@ -4,8 +4,8 @@
 //! sampler, batch settings) itself.
 //!
 //! The batch processor runs on tokio; its shutdown blocks the thread that calls it, which would
-//! deadlock a one-worker runtime. [`Telemetry::shutdown`] therefore runs on a plain thread and is
-//! bounded in time, and the CLI never builds a runtime with fewer than two workers.
+//! deadlock a worker of a one-worker runtime. [`Telemetry::shutdown`] therefore runs it on a
+//! plain thread, bounded in time.
 
 use crate::config::Env;
 use opentelemetry::{
@@ -35,6 +35,11 @@ impl Telemetry {
             Some("json") => true,
             Some(other) => anyhow::bail!("AULA_LOG_FORMAT: expected text or json, got {other:?}"),
         };
+        // The log shows a request span (and the ids recorded on it) only when the filter lets
+        // INFO spans through; otherwise recording the ids is work no line will ever print.
+        let logs_spans = filter
+            .max_level_hint()
+            .is_none_or(|max| max >= tracing_subscriber::filter::LevelFilter::INFO);
         let fmt = if json {
             tracing_subscriber::fmt::layer()
                 .json()
@@ -55,8 +60,16 @@ impl Telemetry {
         // request carries trace_id/span_id and trace context passes through to the next service.
         let exporting = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
         let provider = build_provider(default_service_name, env, exporting)?;
+        // Every request pays for this layer, so it keeps only what a trace viewer uses: no
+        // source location (always the observing layer), thread names or busy/idle timings,
+        // and no OpenTelemetry context attached on every poll (propagation reads the span's
+        // context directly, see `inject_into`).
         let otel = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("aula"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         // A second init in the same process (tests, `aula up`) keeps the first subscriber.
         let installed = tracing_subscriber::registry()
@@ -66,6 +79,7 @@ impl Telemetry {
             .is_ok();
         if installed {
             opentelemetry::global::set_tracer_provider(provider.clone());
+            LOG_IDS.store(logs_spans, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Self {
             provider: (installed && exporting).then_some(provider),
@@ -159,6 +173,11 @@ impl Injector for HeaderInjector<'_> {
 
 /// Makes `span` a child of the trace context carried by `headers`, if any.
 pub fn set_parent_from(span: &tracing::Span, headers: &http::HeaderMap) {
+    // Most calls from outside carry no context: skip the propagator (and its lock) for them.
+    if !headers.contains_key("traceparent") {
+        record_ids(span);
+        return;
+    }
     let parent =
         opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
@@ -192,9 +211,16 @@ pub fn set_parent_traceparent(span: &tracing::Span, traceparent: &str) {
     set_parent_from(span, &headers);
 }
 
+/// Whether the installed log filter shows request spans (see [`Telemetry::init`]); true until
+/// a subscriber is installed.
+static LOG_IDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// Records `trace_id`/`span_id` on a span that declared them, so every log line inside it
 /// carries them.
 fn record_ids(span: &tracing::Span) {
+    if !LOG_IDS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     use opentelemetry::trace::TraceContextExt;
     let cx: Context = span.context();
     let sc = cx.span().span_context().clone();
