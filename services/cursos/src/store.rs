@@ -1,5 +1,9 @@
 //! All of cursos' SQL, in the dialect SQLite and PostgreSQL both accept.
 //!
+//! The catalogue reads (a course, a page, a user's courses) run inline on SQLite through the
+//! runtime's [`Reads`](aula_runtime::reads::Reads) and through the sqlx pool on PostgreSQL:
+//! the same SQL text, two row mappings.
+//!
 //! Write transactions begin with their write: on SQLite a transaction that reads first and
 //! writes later must upgrade its lock, and two of them deadlock (SQLITE_BUSY at once, no
 //! waiting); starting with the write takes the lock up front and `busy_timeout` queues the rest.
@@ -24,7 +28,32 @@ pub struct Counts {
     pub inscricoes: i64,
 }
 
-const COURSE: &str = "c.id, c.nome, c.descricao, c.carga_horaria, c.instrutor, c.categoria";
+/// The course columns, in the order [`sqlite_course`] reads them.
+macro_rules! select_course {
+    ($rest:literal) => {
+        concat!(
+            "SELECT c.id, c.nome, c.descricao, c.carga_horaria, c.instrutor, c.categoria ",
+            $rest
+        )
+    };
+}
+const COURSE_BY_ID: &str = select_course!("FROM cursos c WHERE c.id = $1");
+const COURSE_PAGE: &str = select_course!("FROM cursos c WHERE c.id > $1 ORDER BY c.id LIMIT $2");
+const USER_COURSES: &str = select_course!(
+    "FROM inscricoes i JOIN cursos c ON c.id = i.id_curso WHERE i.id_usuario = $1 ORDER BY c.id"
+);
+
+/// A row of the course columns, in their order, from the inline SQLite path.
+fn sqlite_course(row: &rusqlite::Row<'_>) -> rusqlite::Result<Course> {
+    Ok(Course {
+        id: row.get(0)?,
+        nome: row.get(1)?,
+        descricao: row.get(2)?,
+        carga_horaria: row.get(3)?,
+        instrutor: row.get(4)?,
+        categoria: row.get(5)?,
+    })
+}
 
 fn course(row: &AnyRow) -> sqlx::Result<Course> {
     Ok(Course {
@@ -38,7 +67,7 @@ fn course(row: &AnyRow) -> sqlx::Result<Course> {
 }
 
 async fn find_course(conn: &mut AnyConnection, id: CourseId) -> sqlx::Result<Option<Course>> {
-    sqlx::query(&format!("SELECT {COURSE} FROM cursos c WHERE c.id = $1"))
+    sqlx::query(COURSE_BY_ID)
         .bind(id.get())
         .fetch_optional(conn)
         .await?
@@ -64,33 +93,49 @@ impl Store {
     }
 
     pub async fn course(&self, id: CourseId) -> Result<Course, CursosError> {
-        let mut conn = self.db.pool.acquire().await?;
-        find_course(&mut conn, id)
-            .await?
-            .ok_or(CursosError::CourseNotFound(id.get()))
+        let found = match self.db.sqlite_reads() {
+            Some(reads) => reads.run(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(COURSE_BY_ID)?
+                    .query_row([id.get()], sqlite_course)
+                    .optional()
+            })?,
+            None => find_course(&mut *self.db.pool.acquire().await?, id).await?,
+        };
+        found.ok_or(CursosError::CourseNotFound(id.get()))
     }
 
     /// One page of the catalogue by id (keyset): courses after `after`, at most `limit`.
     pub async fn courses(&self, after: Option<i64>, limit: i64) -> sqlx::Result<Vec<Course>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COURSE} FROM cursos c WHERE c.id > $1 ORDER BY c.id LIMIT $2"
-        ))
-        .bind(after.unwrap_or(0))
-        .bind(limit)
-        .fetch_all(&self.db.pool)
-        .await?;
+        let after = after.unwrap_or(0);
+        if let Some(reads) = self.db.sqlite_reads() {
+            return reads.run(|c| {
+                c.prepare_cached(COURSE_PAGE)?
+                    .query_map([after, limit], sqlite_course)?
+                    .collect()
+            });
+        }
+        let rows = sqlx::query(COURSE_PAGE)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter().map(course).collect()
     }
 
     /// The courses a user is enrolled in, by course id.
     pub async fn user_courses(&self, user: UserId) -> sqlx::Result<Vec<Course>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COURSE} FROM inscricoes i JOIN cursos c ON c.id = i.id_curso
-             WHERE i.id_usuario = $1 ORDER BY c.id"
-        ))
-        .bind(user.get())
-        .fetch_all(&self.db.pool)
-        .await?;
+        if let Some(reads) = self.db.sqlite_reads() {
+            return reads.run(|c| {
+                c.prepare_cached(USER_COURSES)?
+                    .query_map([user.get()], sqlite_course)?
+                    .collect()
+            });
+        }
+        let rows = sqlx::query(USER_COURSES)
+            .bind(user.get())
+            .fetch_all(&self.db.pool)
+            .await?;
         rows.iter().map(course).collect()
     }
 

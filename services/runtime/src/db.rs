@@ -6,10 +6,13 @@
 //! On PostgreSQL every service keeps its tables in a schema named after it, so one database
 //! can hold all six (`aula up` with one `DATABASE_URL`).
 
-use crate::config::{Database, Settings};
+use crate::{
+    config::{Database, Settings},
+    reads::Reads,
+};
 use anyhow::Context as _;
 use sqlx::{any::AnyPoolOptions, migrate::Migrator, AnyPool, Executor};
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// A service's migrations, embedded from its `migrations/sqlite` and `migrations/postgres`
 /// folders: `migrations: Some(aula_runtime::migrations!())` in its `ServiceDef`.
@@ -46,6 +49,8 @@ pub struct Db {
     pub dialect: Dialect,
     /// The PostgreSQL URL and schema, for features that need a dedicated connection (LISTEN).
     postgres: Option<(String, String)>,
+    /// Inline read-only connections to the SQLite file (hot read paths; see [`crate::reads`]).
+    reads: Option<Arc<Reads>>,
 }
 
 impl Db {
@@ -81,6 +86,10 @@ impl Db {
                     pool,
                     dialect: Dialect::Sqlite,
                     postgres: None,
+                    reads: Some(Arc::new(Reads::new(
+                        path,
+                        settings.db_max_connections as usize,
+                    ))),
                 }
             }
             Database::Postgres(url) => {
@@ -102,6 +111,7 @@ impl Db {
                     pool,
                     dialect: Dialect::Postgres,
                     postgres: Some((url.clone(), schema)),
+                    reads: None,
                 }
             }
         };
@@ -131,6 +141,12 @@ impl Db {
         self.postgres
             .as_ref()
             .map(|(u, s)| (u.as_str(), s.as_str()))
+    }
+
+    /// Read-only connections that run a query on the caller's thread, on SQLite; `None` on
+    /// PostgreSQL, where the same query goes through [`Db::pool`].
+    pub fn sqlite_reads(&self) -> Option<&Reads> {
+        self.reads.as_deref()
     }
 
     /// Publishes pool usage as `aula_db_pool_connections{state}` and `aula_db_pool_max_connections`.

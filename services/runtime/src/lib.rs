@@ -11,6 +11,7 @@
 //! - [`metrics`]: one Prometheus registry per service and its `/metrics` endpoint.
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
+//! - [`reads`]: inline reads from the SQLite file on hot paths.
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
 //! - [`ids`]: identifier fields (strings holding positive integers) and field errors.
 //! - [`paging`]: page sizes and opaque page tokens.
@@ -28,6 +29,7 @@ pub mod observe;
 pub mod outbox;
 pub mod paging;
 pub mod peers;
+pub mod reads;
 pub mod recent;
 pub mod server;
 pub mod spec;
