@@ -19,6 +19,12 @@
 //! - [`healthcheck`]: the images' own health probe.
 //! - [`testing`]: services in-process on ephemeral ports, for tests.
 
+/// Every binary built on the runtime allocates through mimalloc: a request allocates and frees
+/// dozens of small objects (headers, futures, span data), and glibc's malloc spent ~18% of a
+/// saturated core on them (BENCHMARKS.md). Its one setting is in `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cli;
 pub mod config;
 pub mod db;
