@@ -12,13 +12,3 @@ pub use services::*;
 /// The encoded `FileDescriptorSet` of the API (with its imports), for tonic-reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/services_descriptor.bin"));
-
-/// The fully qualified gRPC service names, as health checks and reflection report them.
-pub mod names {
-    pub const CURSOS: &str = "services.CursosService";
-    pub const CHATBOT: &str = "services.ChatbotService";
-    pub const CPAR: &str = "services.CPARService";
-    pub const NOTIFICACOES: &str = "services.NotificacoesService";
-    pub const INSIGHTS: &str = "services.InsightsService";
-    pub const MIDIA: &str = "services.MidiaConteudoService";
-}

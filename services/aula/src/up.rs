@@ -2,7 +2,7 @@
 //! runtime; stopped together on SIGTERM/SIGINT.
 
 use crate::services;
-use aula_runtime::{server, telemetry::Telemetry, Env, Settings};
+use aula_runtime::{server, spec, telemetry::Telemetry, Env, Settings};
 use clap::Args;
 use std::{process::ExitCode, time::Duration};
 
@@ -67,16 +67,22 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
         let settings = Settings::load(def.spec, &own)?;
         running.push(server::start(def, settings).await?);
     }
-    let gateway = if !args.no_gateway && wanted("gateway") {
+    let gateway = if !args.no_gateway && wanted(spec::GATEWAY.name) {
         let mut own = env.clone();
-        own.set("GATEWAY_LISTEN", format!("{}:8080", args.host));
+        own.set(
+            "GATEWAY_LISTEN",
+            format!("{}:{}", args.host, spec::GATEWAY.port),
+        );
         // The drain delay lets load balancers see /readyz fail before the listener closes;
         // nothing balances in front of `aula up`, so Ctrl-C should not wait for it.
         if env.get("GATEWAY_DRAIN_DELAY").is_none() {
             own.set("GATEWAY_DRAIN_DELAY", "0s");
         }
         if env.get("AULA_METRICS_LISTEN") != Some("off") {
-            own.set("AULA_METRICS_LISTEN", format!("{}:9080", args.host));
+            own.set(
+                "AULA_METRICS_LISTEN",
+                format!("{}:{}", args.host, spec::GATEWAY.metrics_port),
+            );
         }
         let config = gateway::GatewayConfig::from_env(&own)?;
         let listener = tokio::net::TcpListener::bind(config.listen)

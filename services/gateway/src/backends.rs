@@ -1,4 +1,4 @@
-//! The six gRPC services behind the gateway: one [`PeerChannel`] each (DNS-discovered replicas,
+//! The gRPC services behind the gateway (its callees in services/catalogue.toml): one [`PeerChannel`] each (DNS-discovered replicas,
 //! client-side balancing, deadlines, client metrics, trace propagation), and typed clients.
 
 use crate::config::GatewayConfig;
@@ -15,35 +15,28 @@ use aula_runtime::{
     spec::{self, ServiceSpec},
 };
 
-/// Channels to every service the gateway calls, in docs/CONFIG.md's order.
+/// Channels to every service the gateway calls, in the catalogue's order.
 #[derive(Clone)]
 pub struct Backends {
-    channels: [(ServiceSpec, PeerChannel); 6],
+    channels: Vec<(ServiceSpec, PeerChannel)>,
 }
 
 impl Backends {
     /// Channels from `<NAME>_ADDR` (default `http://127.0.0.1:<port>`); nothing connects yet.
     pub fn new(env: &Env, config: &GatewayConfig, metrics: &Metrics) -> anyhow::Result<Self> {
-        let channel = |spec: ServiceSpec| -> anyhow::Result<(ServiceSpec, PeerChannel)> {
-            let ch = PeerChannel::new(
-                &spec,
-                &peer_addr(env, &spec),
-                config.peer_timeout,
-                config.dns_refresh,
-                metrics,
-            )?;
-            Ok((spec, ch))
-        };
-        Ok(Self {
-            channels: [
-                channel(spec::CURSOS)?,
-                channel(spec::CHATBOT)?,
-                channel(spec::CPAR)?,
-                channel(spec::NOTIFICACOES)?,
-                channel(spec::INSIGHTS)?,
-                channel(spec::MIDIA)?,
-            ],
-        })
+        let channels = spec::peers_of(spec::GATEWAY.name)
+            .map(|spec| {
+                let ch = PeerChannel::new(
+                    spec,
+                    &peer_addr(env, spec),
+                    config.peer_timeout,
+                    config.dns_refresh,
+                    metrics,
+                )?;
+                Ok((*spec, ch))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { channels })
     }
 
     /// Every service and its channel.
@@ -56,7 +49,9 @@ impl Backends {
             .iter()
             .find(|(s, _)| s.name == spec.name)
             .map(|(_, c)| c.clone())
-            .expect("every service has a channel")
+            .expect(
+                "services/catalogue.toml lists the gateway as a caller of every service it calls",
+            )
     }
 
     pub fn cursos(&self) -> CursosServiceClient<PeerChannel> {

@@ -4,9 +4,9 @@
 use aula_runtime::config::{ConfigError, Env};
 use std::{net::SocketAddr, time::Duration};
 
-/// The gateway's HTTP port and its metrics port (docs/CONFIG.md).
-pub const PORT: u16 = 8080;
-pub const METRICS_PORT: u16 = 9080;
+/// The gateway's HTTP port and its metrics port (services/catalogue.toml).
+pub const PORT: u16 = aula_runtime::spec::GATEWAY.port;
+pub const METRICS_PORT: u16 = aula_runtime::spec::GATEWAY.metrics_port;
 
 /// Everything the gateway reads from its environment.
 #[derive(Debug, Clone)]

@@ -90,19 +90,26 @@ pub fn parse_message(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
-/// The `origem` label of `aula_notifications_stored_total`: the known senders, anything else
-/// folded into "outra" so a client cannot grow the metric's cardinality.
+/// The `origem` label of `aula_notifications_stored_total`: the known senders (the services of
+/// the catalogue, "api" for a call that names none, "aula" for the CLI), anything else folded
+/// into "outra" so a client cannot grow the metric's cardinality.
 pub fn origem_label(origem: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "cursos",
-        "chatbot",
-        "cpar",
-        "notificacoes",
-        "insights",
-        "midia",
-        "gateway",
-        "api",
-        "aula",
-    ];
-    KNOWN.into_iter().find(|k| *k == origem).unwrap_or("outra")
+    const CLIENTS: [&str; 2] = ["api", "aula"];
+    aula_runtime::spec::NAMES
+        .into_iter()
+        .chain(CLIENTS)
+        .find(|k| *k == origem)
+        .unwrap_or("outra")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_service_of_the_catalogue_is_a_known_sender() {
+        for name in aula_runtime::spec::NAMES {
+            assert_eq!(super::origem_label(name), name);
+        }
+        assert_eq!(super::origem_label("api"), "api");
+        assert_eq!(super::origem_label("someone"), "outra");
+    }
 }

@@ -2,7 +2,7 @@
 //! telemetry, metrics, health, reflection, graceful shutdown, peers and storage.
 //!
 //! # Layout
-//! - [`spec`]: the six services' names and ports.
+//! - [`spec`]: the catalogue of services (generated from `services/catalogue.toml`).
 //! - [`config`]: settings from the environment (a parameter, for tests).
 //! - [`server`]: [`server::ServiceDef`], [`server::ServiceContext`] and [`server::start`].
 //! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
