@@ -9,6 +9,8 @@ pub mod services {
 
 pub use services::*;
 
+pub mod limits;
+
 /// The encoded `FileDescriptorSet` of the API (with its imports), for tonic-reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/services_descriptor.bin"));

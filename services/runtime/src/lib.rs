@@ -13,7 +13,9 @@
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
 //! - [`reads`]: inline reads from the SQLite file on hot paths.
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
-//! - [`ids`]: identifier fields (strings holding positive integers) and field errors.
+//! - [`error`]: the one mapping of every service's domain error to a gRPC status.
+//! - [`fields`]: request fields checked at the edge (lengths, URLs) and short quotes of bad input.
+//! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`healthcheck`]: the images' own health probe.
@@ -28,6 +30,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod error;
+pub mod fields;
 pub mod healthcheck;
 pub mod ids;
 pub mod metrics;
@@ -43,4 +47,4 @@ pub mod telemetry;
 pub mod testing;
 
 pub use config::{Env, Settings};
-pub use server::{ServiceContext, ServiceDef};
+pub use server::{BuildFuture, ServiceContext, ServiceDef};

@@ -28,6 +28,12 @@ impl Page {
         };
         let after = if page_token.is_empty() {
             None
+        } else if page_token.len() > aula_api::limits::PAGE_TOKEN_CHARS {
+            return Err(tonic::Status::invalid_argument(format!(
+                "page_token: must be at most {} characters (got {})",
+                aula_api::limits::PAGE_TOKEN_CHARS,
+                page_token.chars().count()
+            )));
         } else {
             Some(decode(page_token).ok_or_else(|| {
                 tonic::Status::invalid_argument("page_token: not a token this service issued")
@@ -81,6 +87,11 @@ mod tests {
             .unwrap_err()
             .message()
             .starts_with("page_token"));
+        let huge = Page::parse(5, &"A".repeat(1 << 20)).unwrap_err();
+        assert!(huge
+            .message()
+            .starts_with("page_token: must be at most 64 characters"));
+        assert!(huge.message().len() < 100);
         let page = Page::parse(2, "").unwrap();
         let (rows, token) = page.finish(vec![1, 2, 3], |r| *r);
         assert_eq!(rows, vec![1, 2]);

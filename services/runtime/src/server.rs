@@ -17,6 +17,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
+/// What a service's `build` returns: its routes, once its background work has started.
+pub type BuildFuture = BoxFuture<'static, anyhow::Result<Routes>>;
+
 /// What a service crate provides.
 #[derive(Clone, Copy)]
 pub struct ServiceDef {
@@ -24,7 +27,7 @@ pub struct ServiceDef {
     /// `None` for a service without storage.
     pub migrations: Option<Migrations>,
     /// Builds the service's gRPC routes (and starts its background work through the context).
-    pub build: fn(ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>>,
+    pub build: fn(ServiceContext) -> BuildFuture,
 }
 
 /// What a service gets to build itself: its settings, metrics, database, peers, and a place
