@@ -1,48 +1,52 @@
-//! The gRPC edge of cpar: protobuf <-> domain, and the one mapping of [`Error`] to a status.
+//! The gRPC edge of cpar: protobuf <-> domain, and what kind of failure each [`CparError`] is
+//! (the runtime maps it to a status).
 
-use crate::{parse_id, reminders, store::Store, Error, NewSchedule, Schedule};
+use crate::{
+    domain::{CparError, NewSchedule, Schedule},
+    store::Store,
+};
 use aula_api::{
-    cpar_service_server::{CparService, CparServiceServer},
-    CancelScheduleRequest, CreateScheduleRequest, Empty, GetScheduleRequest, ListSchedulesRequest,
-    ListSchedulesResponse, NotifyScheduleRequest, NotifyScheduleResponse, StatusResponse,
+    cpar_service_server::CparService, limits, CancelScheduleRequest, CreateScheduleRequest, Empty,
+    GetScheduleRequest, ListSchedulesRequest, ListSchedulesResponse, NotifyScheduleRequest,
+    NotifyScheduleResponse, StatusResponse,
 };
 use aula_runtime::{
     db::now_ms,
+    error::{Kind, ServiceError},
+    fields::{self, InvalidField},
+    ids::{parse_id, UserId},
     outbox::{Delivery, Outbox},
     paging::Page,
-    spec, ServiceContext,
 };
 use std::{collections::HashMap, time::Duration};
-use tonic::{service::Routes, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// How long NotifySchedule waits for notificacoes before answering `pendente`.
 const DELIVER_NOW: Duration = Duration::from_millis(1500);
 
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            Error::NotFound(_) => Status::not_found(e.to_string()),
-            Error::Storage(e) => aula_runtime::server::internal(e),
+impl ServiceError for CparError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            CparError::Invalid(_) => Kind::Invalid,
+            CparError::NotFound(_) => Kind::NotFound,
+            CparError::Storage(e) => Kind::Storage(e),
         }
     }
 }
+aula_runtime::status_from!(CparError);
 
-/// Builds the routes and starts the outbox and the reminder worker.
-pub async fn build(ctx: ServiceContext) -> anyhow::Result<Routes> {
-    let store = Store::new(ctx.db().pool.clone());
-    let outbox = Outbox::start(&ctx, ctx.peer(&spec::NOTIFICACOES)?).await?;
-    reminders::start(&ctx, store.clone(), outbox.clone())?;
-    Ok(Routes::new(CparServiceServer::new(Cpar { store, outbox })))
-}
-
-struct Cpar {
+/// `services.CPARService`.
+pub struct CparGrpc {
     store: Store,
     outbox: Outbox,
 }
 
-impl Cpar {
-    async fn status(&self) -> Result<StatusResponse, Error> {
+impl CparGrpc {
+    pub fn new(store: Store, outbox: Outbox) -> Self {
+        Self { store, outbox }
+    }
+
+    async fn status(&self) -> Result<StatusResponse, CparError> {
         let (total, booked) = self.store.counts().await?;
         let pending = self.outbox.pending().await?;
         Ok(StatusResponse {
@@ -58,9 +62,9 @@ impl Cpar {
         })
     }
 
-    async fn find(&self, id: &str) -> Result<Schedule, Error> {
+    async fn find(&self, id: &str) -> Result<Schedule, CparError> {
         let id = parse_id("id_agendamento", id)?;
-        self.store.get(id).await?.ok_or(Error::NotFound(id))
+        self.store.get(id).await?.ok_or(CparError::NotFound(id))
     }
 }
 
@@ -71,20 +75,14 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
-fn millis(t: &prost_types::Timestamp) -> Result<i64, Error> {
+fn millis(t: &prost_types::Timestamp) -> Result<i64, InvalidField> {
     if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(Error::Invalid {
-            field: "inicio",
-            reason: "not a valid timestamp".into(),
-        });
+        return Err(InvalidField::new("inicio", "not a valid timestamp"));
     }
     t.seconds
         .checked_mul(1000)
         .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
-        .ok_or(Error::Invalid {
-            field: "inicio",
-            reason: "out of range".into(),
-        })
+        .ok_or_else(|| InvalidField::new("inicio", "out of range"))
 }
 
 fn to_proto(s: &Schedule) -> aula_api::Schedule {
@@ -100,7 +98,7 @@ fn to_proto(s: &Schedule) -> aula_api::Schedule {
 }
 
 #[tonic::async_trait]
-impl CparService for Cpar {
+impl CparService for CparGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(self.status().await?))
     }
@@ -109,12 +107,22 @@ impl CparService for Cpar {
         &self,
         request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        let s = self.find(&request.into_inner().id_agendamento).await?;
+        let r = request.into_inner();
+        // The other fields are what cpar itself sets when it delivers to notificacoes; they
+        // are ignored here, but bounded like everything that arrives.
+        fields::bounded("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
+        fields::bounded(
+            "chave_idempotencia",
+            &r.chave_idempotencia,
+            limits::IDEMPOTENCY_KEY_CHARS,
+        )?;
+        UserId::parse_optional(&r.id_usuario)?;
+        let s = self.find(&r.id_agendamento).await?;
         let row = self
             .store
             .enqueue_notice(&self.outbox, &s)
             .await
-            .map_err(Error::from)?;
+            .map_err(CparError::from)?;
         let servico = |message: String| StatusResponse {
             message,
             servico: "notificacoes".into(),
@@ -159,7 +167,7 @@ impl CparService for Cpar {
             r.duracao_minutos,
             now_ms(),
         )?;
-        let s = self.store.create(&new).await.map_err(Error::from)?;
+        let s = self.store.create(&new).await.map_err(CparError::from)?;
         Ok(Response::new(to_proto(&s)))
     }
 
@@ -176,13 +184,13 @@ impl CparService for Cpar {
         request: Request<ListSchedulesRequest>,
     ) -> Result<Response<ListSchedulesResponse>, Status> {
         let r = request.into_inner();
-        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let page = Page::parse(r.page_size, &r.page_token)?;
         let (items, next_page_token) = self
             .store
             .list(id_usuario, page)
             .await
-            .map_err(Error::from)?;
+            .map_err(CparError::from)?;
         Ok(Response::new(ListSchedulesResponse {
             agendamentos: items.iter().map(to_proto).collect(),
             next_page_token,
@@ -198,8 +206,8 @@ impl CparService for Cpar {
             .store
             .cancel(id)
             .await
-            .map_err(Error::from)?
-            .ok_or(Error::NotFound(id))?;
+            .map_err(CparError::from)?
+            .ok_or(CparError::NotFound(id))?;
         Ok(Response::new(to_proto(&s)))
     }
 }

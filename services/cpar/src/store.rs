@@ -3,25 +3,26 @@
 //! write transaction starts with its write, so SQLite takes the write lock first instead of
 //! failing to upgrade a read.
 
-use crate::{NewSchedule, Schedule, AGENDADO, CANCELADO};
+use crate::domain::{NewSchedule, Schedule, AGENDADO, CANCELADO};
 use aula_runtime::{
-    db::now_ms,
+    db::{now_ms, Db},
     outbox::{Message, Outbox},
     paging::Page,
 };
-use sqlx::{any::AnyRow, AnyPool, Row};
+use sqlx::{any::AnyRow, Row};
 
 const COLUMNS: &str = "id, id_usuario, titulo, inicio_ms, duracao_minutos, estado, \
      CASE WHEN lembrete_enviado THEN 1 ELSE 0 END, criado_ms";
 
+/// The appointments table.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl Store {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     pub async fn create(&self, new: &NewSchedule) -> sqlx::Result<Schedule> {
@@ -36,7 +37,7 @@ impl Store {
         .bind(new.duracao_minutos)
         .bind(AGENDADO)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await?;
         Ok(Schedule {
             id,
@@ -53,7 +54,7 @@ impl Store {
     pub async fn get(&self, id: i64) -> sqlx::Result<Option<Schedule>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM agendamentos WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -66,7 +67,7 @@ impl Store {
         .bind(id_usuario)
         .bind(page.after.unwrap_or(0))
         .bind(page.limit())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         let items = rows
             .iter()
@@ -80,7 +81,7 @@ impl Store {
         sqlx::query("UPDATE agendamentos SET estado = $1 WHERE id = $2")
             .bind(CANCELADO)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await?;
         self.get(id).await
     }
@@ -93,7 +94,7 @@ impl Store {
             now_ms(),
             rand::random::<u64>()
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let id = outbox
             .enqueue(&mut tx, &key, &message(s, s.notice()))
             .await?;
@@ -111,14 +112,14 @@ impl Store {
         .bind(AGENDADO)
         .bind(now)
         .bind(now.saturating_add(lead_ms))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await
     }
 
     /// Claims one appointment's reminder and stores it in the outbox, in one transaction;
     /// false when another worker (or replica) claimed it first.
     pub async fn claim_reminder(&self, outbox: &Outbox, id: i64) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.pool.begin().await?;
         let claimed = sqlx::query(
             "UPDATE agendamentos SET lembrete_enviado = TRUE \
              WHERE id = $1 AND lembrete_enviado = FALSE AND estado = $2",
@@ -151,7 +152,7 @@ impl Store {
              FROM agendamentos",
         )
         .bind(AGENDADO)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }

@@ -104,7 +104,7 @@ async fn create_get_cancel_with_error_paths() {
             Code::InvalidArgument
         };
         let starts = if id == "999" {
-            "agendamento 999"
+            "id_agendamento 999: no such appointment"
         } else {
             "id_agendamento"
         };

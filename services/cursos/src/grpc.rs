@@ -5,6 +5,7 @@ use crate::{
     domain::{self, Course, CourseId, CursosError, UserId},
     store::{Counts, Store},
 };
+use aula_api::limits;
 use aula_api::{
     chatbot_service_client::ChatbotServiceClient, cursos_service_server::CursosService,
     midia_conteudo_service_client::MidiaConteudoServiceClient, AskQuestionRequest,
@@ -15,6 +16,8 @@ use aula_api::{
     UnenrollResponse,
 };
 use aula_runtime::{
+    error::{Kind, ServiceError},
+    fields,
     outbox::{Delivery, Message, Outbox},
     paging::Page,
     peers::PeerChannel,
@@ -29,17 +32,24 @@ const DELIVER_NOW: Duration = Duration::from_millis(1500);
 /// peer timeout.
 const CHATBOT_DEADLINE: Duration = Duration::from_secs(60);
 
-impl From<CursosError> for Status {
-    fn from(e: CursosError) -> Self {
-        match &e {
-            CursosError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            CursosError::CourseNotFound(_) => Status::not_found(e.to_string()),
-            CursosError::PeerUnavailable { .. } => Status::unavailable(e.to_string()),
-            CursosError::PeerRejected { code, .. } => Status::new(Code::from(*code), e.to_string()),
-            CursosError::Storage(_) => aula_runtime::server::internal(e),
+impl ServiceError for CursosError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            CursosError::Invalid(_) => Kind::Invalid,
+            CursosError::CourseNotFound(_) => Kind::NotFound,
+            CursosError::PeerUnavailable { peer, .. } => Kind::Peer {
+                service: peer,
+                code: Code::Unavailable,
+            },
+            CursosError::PeerRejected { peer, code, .. } => Kind::Peer {
+                service: peer,
+                code: *code,
+            },
+            CursosError::Storage(e) => Kind::Storage(e),
         }
     }
 }
+aula_runtime::status_from!(CursosError);
 
 /// A failed call to a peer, as a domain error naming the peer. "Down" (unreachable,
 /// failing) is UNAVAILABLE; what the peer rejected on purpose (bad input, quota, timeout)
@@ -57,7 +67,7 @@ fn peer_error(peer: &'static str, status: Status) -> CursosError {
         }
         code => CursosError::PeerRejected {
             peer,
-            code: code as i32,
+            code,
             detail: status.message().to_string(),
         },
     }
@@ -76,6 +86,22 @@ pub struct CursosGrpc {
 
 /// How old GetStatus' counts may be.
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
+
+/// The course's media as the chatbot's grounding, within the limits the chatbot accepts:
+/// midia holds a course to them since they existed, but items stored before are clipped rather
+/// than make every question on the course fail.
+fn material(media: GetCourseMediaResponse) -> Vec<MaterialItem> {
+    media
+        .itens
+        .into_iter()
+        .take(limits::MEDIA_PER_COURSE)
+        .map(|i| MaterialItem {
+            titulo: fields::clip(&i.titulo, limits::MEDIA_TITLE_CHARS).to_string(),
+            descricao: fields::clip(&i.descricao, limits::MEDIA_DESCRIPTION_CHARS).to_string(),
+            tipo: fields::clip(&i.tipo, limits::MEDIA_KIND_CHARS).to_string(),
+        })
+        .collect()
+}
 
 fn to_proto(c: Course) -> aula_api::Course {
     aula_api::Course {
@@ -159,32 +185,30 @@ impl CursosService for CursosGrpc {
     ) -> Result<Response<AskQuestionResponse>, Status> {
         let r = request.into_inner();
         let id = CourseId::parse(&r.id_curso)?;
-        let duvida = domain::required_text("duvida", &r.duvida)?;
+        let duvida = fields::required_text("duvida", &r.duvida, limits::QUESTION_CHARS)?;
+        let aula_contexto = fields::bounded(
+            "aula_contexto",
+            &r.aula_contexto,
+            limits::LESSON_CONTEXT_CHARS,
+        )?;
         let user = UserId::parse_optional(&r.id_usuario)?;
         let course = self.store.course(id).await?;
         // The material grounds the answer; without midia the chatbot still answers from the
         // course's name and description.
         let material = match self.media(id).await {
-            Ok(media) => media
-                .itens
-                .into_iter()
-                .map(|i| MaterialItem {
-                    titulo: i.titulo,
-                    descricao: i.descricao,
-                    tipo: i.tipo,
-                })
-                .collect(),
+            Ok(media) => material(media),
             Err(e) => {
                 tracing::warn!(error = %e, id_curso = id.get(), "answering without the course material");
                 Vec::new()
             }
         };
         let mut ask = Request::new(ChatbotDuvidaRequest {
-            aula_contexto: r.aula_contexto,
+            aula_contexto: aula_contexto.to_string(),
             duvida,
             id_curso: id.to_string(),
-            nome_curso: course.nome,
-            descricao_curso: course.descricao,
+            nome_curso: fields::clip(&course.nome, limits::COURSE_NAME_CHARS).to_string(),
+            descricao_curso: fields::clip(&course.descricao, limits::COURSE_DESCRIPTION_CHARS)
+                .to_string(),
             material,
             id_usuario: user.map(|u| u.to_string()).unwrap_or_default(),
         });
@@ -210,17 +234,25 @@ impl CursosService for CursosGrpc {
     ) -> Result<Response<SendNotificationResponse>, Status> {
         let r = request.into_inner();
         let user = UserId::parse(&r.id_usuario)?;
-        let message = domain::required_text("message", &r.message)?;
+        // The limits are notificacoes' own: what is queued here must be accepted there.
+        let message =
+            fields::required_text("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
+        let origem = fields::bounded("origem", &r.origem, limits::NOTIFICATION_ORIGIN_CHARS)?;
+        let chave = fields::bounded(
+            "chave_idempotencia",
+            &r.chave_idempotencia,
+            limits::IDEMPOTENCY_KEY_CHARS,
+        )?;
         // A caller's idempotency key makes its retries one notification; otherwise each call
         // is a notification of its own.
-        let key = match r.chave_idempotencia.trim() {
+        let key = match chave {
             "" => domain::fresh_key("notificacao"),
             k => k.to_string(),
         };
         let notice = Message::Notification {
             id_usuario: user.to_string(),
             message,
-            origem: r.origem.trim().to_string(),
+            origem: origem.to_string(),
         };
         let row = match self
             .store

@@ -22,9 +22,8 @@ use aula_api::{
 use aula_runtime::{
     outbox::Outbox,
     spec::{CHATBOT, CURSOS, MIDIA, NOTIFICACOES},
-    ServiceContext, ServiceDef,
+    BuildFuture, ServiceContext, ServiceDef,
 };
-use futures::future::BoxFuture;
 use tonic::service::Routes;
 
 /// The cursos service, for `aula up`, the `cursos` binary and tests.
@@ -36,7 +35,7 @@ pub fn service() -> ServiceDef {
     }
 }
 
-fn build(ctx: ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>> {
+fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let outbox = Outbox::start(&ctx, ctx.peer(&NOTIFICACOES)?).await?;
         let service = grpc::CursosGrpc {

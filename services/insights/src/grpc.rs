@@ -1,35 +1,43 @@
-//! The gRPC edge of insights: protobuf <-> domain, and the one mapping of [`Error`] to a status.
+//! The gRPC edge of insights: protobuf <-> domain, and what kind of failure each
+//! [`InsightsError`] is (the runtime maps it to a status).
 
-use crate::{parse_id, parse_interaction_id, store::Store, Error, Interaction};
-use aula_api::{
-    insights_service_server::{InsightsService, InsightsServiceServer},
-    CourseInsights, Empty, GetCourseInsightsRequest, RecordInteractionRequest,
-    RecordInteractionResponse, RegisterMetricsRequest, RegisterMetricsResponse, StatusResponse,
+use crate::{
+    domain::{parse_interaction_id, InsightsError, Interaction},
+    store::Store,
 };
-use aula_runtime::ServiceContext;
+use aula_api::{
+    insights_service_server::InsightsService, CourseInsights, Empty, GetCourseInsightsRequest,
+    RecordInteractionRequest, RecordInteractionResponse, RegisterMetricsRequest,
+    RegisterMetricsResponse, StatusResponse,
+};
+use aula_runtime::{
+    error::{Kind, ServiceError},
+    ids::CourseId,
+};
 use std::collections::HashMap;
-use tonic::{service::Routes, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            Error::Storage(e) => aula_runtime::server::internal(e),
+impl ServiceError for InsightsError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            InsightsError::Invalid(_) => Kind::Invalid,
+            InsightsError::Storage(e) => Kind::Storage(e),
         }
     }
 }
+aula_runtime::status_from!(InsightsError);
 
-pub async fn build(ctx: ServiceContext) -> anyhow::Result<Routes> {
-    let store = Store::new(ctx.db().pool.clone());
-    Ok(Routes::new(InsightsServiceServer::new(Insights { store })))
-}
-
-struct Insights {
+/// `services.InsightsService`.
+pub struct InsightsGrpc {
     store: Store,
 }
 
-impl Insights {
-    async fn status(&self) -> Result<StatusResponse, Error> {
+impl InsightsGrpc {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn status(&self) -> Result<StatusResponse, InsightsError> {
         let (total, courses) = self.store.counts().await?;
         Ok(StatusResponse {
             message: format!("Insights: {total} interações registradas"),
@@ -52,7 +60,7 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 #[tonic::async_trait]
-impl InsightsService for Insights {
+impl InsightsService for InsightsGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(self.status().await?))
     }
@@ -62,7 +70,12 @@ impl InsightsService for Insights {
         request: Request<RegisterMetricsRequest>,
     ) -> Result<Response<RegisterMetricsResponse>, Status> {
         let id = parse_interaction_id(&request.into_inner().id_interacao)?;
-        if self.store.register(&id).await.map_err(Error::from)? {
+        if self
+            .store
+            .register(&id)
+            .await
+            .map_err(InsightsError::from)?
+        {
             metrics::counter!("aula_interactions_recorded_total").increment(1);
         }
         Ok(Response::new(RegisterMetricsResponse {
@@ -85,7 +98,11 @@ impl InsightsService for Insights {
             &r.modelo,
             r.sucesso,
         )?;
-        let registrada = self.store.record(&interaction).await.map_err(Error::from)?;
+        let registrada = self
+            .store
+            .record(&interaction)
+            .await
+            .map_err(InsightsError::from)?;
         if registrada {
             metrics::counter!("aula_interactions_recorded_total").increment(1);
         }
@@ -96,8 +113,12 @@ impl InsightsService for Insights {
         &self,
         request: Request<GetCourseInsightsRequest>,
     ) -> Result<Response<CourseInsights>, Status> {
-        let id_curso = parse_id("id_curso", &request.into_inner().id_curso)?;
-        let i = self.store.course(id_curso).await.map_err(Error::from)?;
+        let id_curso = CourseId::parse(&request.into_inner().id_curso)?;
+        let i = self
+            .store
+            .course(id_curso.get())
+            .await
+            .map_err(InsightsError::from)?;
         Ok(Response::new(CourseInsights {
             id_curso: i.id_curso.to_string(),
             total_perguntas: i.total_perguntas,

@@ -2,18 +2,19 @@
 //! to BIGINT / DOUBLE PRECISION (PostgreSQL's SUM and AVG return NUMERIC, which sqlx's `Any`
 //! driver cannot read); booleans are compared in SQL, never read back.
 
-use crate::{CourseInsights, Interaction};
-use aula_runtime::db::now_ms;
-use sqlx::{AnyPool, Row};
+use crate::domain::{CourseInsights, Interaction};
+use aula_runtime::db::{now_ms, Db};
+use sqlx::Row;
 
+/// The interactions table.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl Store {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Records an interaction; false when its id was already recorded (a retry). A row left by
@@ -34,7 +35,7 @@ impl Store {
         .bind(&i.modelo)
         .bind(i.sucesso)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -47,7 +48,7 @@ impl Store {
         )
         .bind(id_interacao)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -60,7 +61,7 @@ impl Store {
              FROM interacoes WHERE id_curso = $1",
         )
         .bind(id_curso)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await?;
         let total: i64 = row.try_get(0)?;
         let avg: Option<f64> = row.try_get(1)?;
@@ -71,7 +72,7 @@ impl Store {
             "SELECT modelo, COUNT(*) FROM interacoes WHERE id_curso = $1 GROUP BY modelo",
         )
         .bind(id_curso)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -94,7 +95,7 @@ impl Store {
     /// (interactions, distinct courses).
     pub async fn counts(&self) -> sqlx::Result<(i64, i64)> {
         let row = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT id_curso) FROM interacoes")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }

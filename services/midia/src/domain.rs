@@ -1,39 +1,26 @@
 //! Media items, their validation and the readable summary `GetMedia` returns.
 
-/// Why a midia request failed; `grpc.rs` maps each variant to a status code.
+use aula_api::limits;
+use aula_runtime::fields::{self, InvalidField};
+pub use aula_runtime::ids::CourseId;
+
+/// Why a midia request failed; `grpc.rs` says which kind of failure each variant is, and the
+/// runtime's one mapping turns it into a status.
 #[derive(Debug, thiserror::Error)]
 pub enum MidiaError {
     /// Bad input, naming the field (INVALID_ARGUMENT).
-    #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-    /// The database failed (INTERNAL, opaque to the caller).
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    /// The course already holds as many items as one `GetMedia` answer may carry
+    /// (FAILED_PRECONDITION).
+    #[error(
+        "id_curso {0}: the course already has {max} media items, the most a course may hold",
+        max = limits::MEDIA_PER_COURSE
+    )]
+    CourseFull(i64),
+    /// The database failed (classified by the runtime; never shown to the caller).
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
-}
-
-impl MidiaError {
-    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
-/// A course id: a positive integer (identifiers travel as strings in the API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CourseId(i64);
-
-impl CourseId {
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self, MidiaError> {
-        aula_runtime::ids::parse_id(field, raw)
-            .map(Self)
-            .map_err(|e| MidiaError::invalid(e.field, e.reason))
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
 }
 
 /// What a media item is.
@@ -85,6 +72,24 @@ pub struct MediaItem {
     pub descricao: String,
 }
 
+impl MediaItem {
+    /// The item cut to today's limits: items stored before the limits existed are shown
+    /// clipped, so that no course's answer can outgrow one gRPC message.
+    pub fn within_limits(self) -> Self {
+        let clip = |text: String, max: usize| match fields::clip(&text, max).len() {
+            n if n == text.len() => text,
+            n => text[..n].to_string(),
+        };
+        Self {
+            titulo: clip(self.titulo, limits::MEDIA_TITLE_CHARS),
+            tipo: clip(self.tipo, limits::MEDIA_KIND_CHARS),
+            url: clip(self.url, limits::MEDIA_URL_CHARS),
+            descricao: clip(self.descricao, limits::MEDIA_DESCRIPTION_CHARS),
+            ..self
+        }
+    }
+}
+
 /// A validated `AddMedia` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMedia {
@@ -111,45 +116,45 @@ pub struct AddMediaFields<'a> {
 }
 
 impl NewMedia {
-    pub fn parse(f: AddMediaFields<'_>) -> Result<Self, MidiaError> {
-        let id_curso = CourseId::parse("id_curso", f.id_curso)?;
-        let titulo = f.titulo.trim();
-        if titulo.is_empty() {
-            return Err(MidiaError::invalid("titulo", "must not be empty"));
-        }
-        if f.tipo.trim().is_empty() {
-            return Err(MidiaError::invalid(
+    pub fn parse(f: AddMediaFields<'_>) -> Result<Self, InvalidField> {
+        let id_curso = CourseId::parse(f.id_curso)?;
+        let titulo = fields::required_text("titulo", f.titulo, limits::MEDIA_TITLE_CHARS)?;
+        let tipo = fields::bounded("tipo", f.tipo, limits::MEDIA_KIND_CHARS)?;
+        if tipo.is_empty() {
+            return Err(InvalidField::new(
                 "tipo",
                 "must not be empty (video, slides or texto)",
             ));
         }
-        let tipo = MediaKind::parse(f.tipo).ok_or_else(|| {
-            MidiaError::invalid(
+        let tipo = MediaKind::parse(tipo).ok_or_else(|| {
+            InvalidField::new(
                 "tipo",
-                format!("must be video, slides or texto (got {:?})", f.tipo),
+                format!(
+                    "must be video, slides or texto (got {})",
+                    fields::quote(tipo)
+                ),
             )
         })?;
-        let url = f.url.trim();
-        if url.is_empty() {
-            return Err(MidiaError::invalid("url", "must not be empty"));
-        }
+        let url = fields::http_url("url", f.url, limits::MEDIA_URL_CHARS)?;
         if f.duracao_segundos < 0 {
-            return Err(MidiaError::invalid(
+            return Err(InvalidField::new(
                 "duracao_segundos",
                 "must not be negative",
             ));
         }
         if f.ordem < 0 {
-            return Err(MidiaError::invalid("ordem", "must not be negative"));
+            return Err(InvalidField::new("ordem", "must not be negative"));
         }
+        let descricao =
+            fields::optional_text("descricao", f.descricao, limits::MEDIA_DESCRIPTION_CHARS)?;
         Ok(Self {
             id_curso,
-            titulo: titulo.to_string(),
+            titulo,
             tipo,
-            url: url.to_string(),
+            url,
             duracao_segundos: f.duracao_segundos,
             ordem: (f.ordem > 0).then_some(f.ordem),
-            descricao: f.descricao.trim().to_string(),
+            descricao,
         })
     }
 }
@@ -213,7 +218,7 @@ mod tests {
 
     #[test]
     fn summaries_read_naturally() {
-        let c = CourseId::parse("id_curso", "3").unwrap();
+        let c = CourseId::parse("3").unwrap();
         assert_eq!(
             summary(
                 c,
@@ -246,7 +251,7 @@ mod tests {
         assert_eq!(parsed.tipo, MediaKind::Video);
         assert_eq!(parsed.ordem, None);
         let field = |f: AddMediaFields<'_>| match NewMedia::parse(f) {
-            Err(MidiaError::Invalid { field, .. }) => field,
+            Err(e) => e.field,
             other => panic!("expected invalid, got {other:?}"),
         };
         assert_eq!(
@@ -290,6 +295,20 @@ mod tests {
                 ..ok.clone()
             }),
             "duracao_segundos"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                url: "javascript:alert(1)",
+                ..ok.clone()
+            }),
+            "url"
+        );
+        assert_eq!(
+            field(AddMediaFields {
+                descricao: &"d".repeat(limits::MEDIA_DESCRIPTION_CHARS + 1),
+                ..ok.clone()
+            }),
+            "descricao"
         );
         assert_eq!(field(AddMediaFields { ordem: -1, ..ok }), "ordem");
     }

@@ -8,17 +8,20 @@ use aula_api::{
     midia_conteudo_service_server::MidiaConteudoService, AddMediaRequest, Empty,
     GetCourseMediaRequest, GetCourseMediaResponse, MediaItem, StatusResponse,
 };
+use aula_runtime::error::{Kind, ServiceError};
 use std::collections::HashMap;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-impl From<MidiaError> for Status {
-    fn from(e: MidiaError) -> Self {
-        match e {
-            MidiaError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            MidiaError::Storage(_) => aula_runtime::server::internal(e),
+impl ServiceError for MidiaError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            MidiaError::Invalid(_) => Kind::Invalid,
+            MidiaError::CourseFull(_) => Kind::Refused(Code::FailedPrecondition),
+            MidiaError::Storage(e) => Kind::Storage(e),
         }
     }
 }
+aula_runtime::status_from!(MidiaError);
 
 /// `services.MidiaConteudoService`.
 pub struct MidiaGrpc {
@@ -67,8 +70,15 @@ impl MidiaConteudoService for MidiaGrpc {
         &self,
         request: Request<GetCourseMediaRequest>,
     ) -> Result<Response<GetCourseMediaResponse>, Status> {
-        let id_curso = CourseId::parse("id_curso", &request.get_ref().id_curso)?;
-        let items = self.store.list(id_curso).await.map_err(MidiaError::from)?;
+        let id_curso = CourseId::parse(&request.get_ref().id_curso)?;
+        let items: Vec<domain::MediaItem> = self
+            .store
+            .list(id_curso)
+            .await
+            .map_err(MidiaError::from)?
+            .into_iter()
+            .map(domain::MediaItem::within_limits)
+            .collect();
         Ok(Response::new(GetCourseMediaResponse {
             midia_curso: domain::summary(id_curso, &items),
             itens: items.into_iter().map(to_proto).collect(),
@@ -89,7 +99,7 @@ impl MidiaConteudoService for MidiaGrpc {
             ordem: r.ordem,
             descricao: &r.descricao,
         })?;
-        let item = self.store.add(&new).await.map_err(MidiaError::from)?;
+        let item = self.store.add(&new).await?;
         tracing::info!(id = item.id, id_curso = item.id_curso, "media added");
         Ok(Response::new(to_proto(item)))
     }

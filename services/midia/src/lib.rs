@@ -15,8 +15,7 @@ pub mod grpc;
 pub mod store;
 
 use aula_api::midia_conteudo_service_server::MidiaConteudoServiceServer;
-use aula_runtime::{spec::MIDIA, ServiceContext, ServiceDef};
-use futures::future::BoxFuture;
+use aula_runtime::{spec::MIDIA, BuildFuture, ServiceContext, ServiceDef};
 use tonic::service::Routes;
 
 /// The midia service, for `aula up`, the `midia` binary and tests.
@@ -28,7 +27,7 @@ pub fn service() -> ServiceDef {
     }
 }
 
-fn build(ctx: ServiceContext) -> BoxFuture<'static, anyhow::Result<Routes>> {
+fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
         Ok(Routes::new(MidiaConteudoServiceServer::new(

@@ -1,6 +1,7 @@
 //! All of midia's SQL, in the dialect SQLite and PostgreSQL both accept.
 
-use crate::domain::{CourseId, MediaItem, NewMedia};
+use crate::domain::{CourseId, MediaItem, MidiaError, NewMedia};
+use aula_api::limits::MEDIA_PER_COURSE;
 use aula_runtime::db::{now_ms, Db};
 use sqlx::{any::AnyRow, Row};
 
@@ -47,25 +48,31 @@ impl Store {
         })
     }
 
-    /// A course's media in reading order.
+    /// A course's media in reading order (at most [`MEDIA_PER_COURSE`] items, which `add`
+    /// holds every course to).
     pub async fn list(&self, id_curso: CourseId) -> sqlx::Result<Vec<MediaItem>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM midias WHERE id_curso = $1 ORDER BY ordem, id"
+            "SELECT {COLUMNS} FROM midias WHERE id_curso = $1 ORDER BY ordem, id LIMIT $2"
         ))
         .bind(id_curso.get())
+        .bind(MEDIA_PER_COURSE as i64)
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter().map(item).collect()
     }
 
-    /// Stores a new item; without an `ordem` it goes after the course's last item. One
-    /// statement, so it needs no transaction.
-    pub async fn add(&self, new: &NewMedia) -> sqlx::Result<MediaItem> {
+    /// Stores a new item; without an `ordem` it goes after the course's last item. A course
+    /// that already holds [`MEDIA_PER_COURSE`] items takes no more: the condition is part of
+    /// the insert (on PostgreSQL two concurrent inserts may both pass it, so a course can end
+    /// a few items over; `list` still returns at most the limit).
+    pub async fn add(&self, new: &NewMedia) -> Result<MediaItem, MidiaError> {
+        let mut tx = self.db.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO midias (id_curso, titulo, tipo, url, duracao_segundos, ordem, descricao, criada_ms)
-             VALUES ($1, $2, $3, $4, $5,
-                     COALESCE($6, (SELECT COALESCE(MAX(ordem), 0) + 1 FROM midias WHERE id_curso = $1)),
-                     $7, $8)
+             SELECT $1, $2, $3, $4, $5,
+                    COALESCE($6, (SELECT COALESCE(MAX(ordem), 0) + 1 FROM midias WHERE id_curso = $1)),
+                    $7, $8
+             WHERE (SELECT COUNT(*) FROM midias WHERE id_curso = $1) < $9
              RETURNING {COLUMNS}"
         ))
         .bind(new.id_curso.get())
@@ -76,8 +83,15 @@ impl Store {
         .bind(new.ordem)
         .bind(&new.descricao)
         .bind(now_ms())
-        .fetch_one(&self.db.pool)
+        .bind(MEDIA_PER_COURSE as i64)
+        .fetch_optional(&mut *tx)
         .await?;
-        item(&row)
+        let Some(row) = row else {
+            return Err(MidiaError::CourseFull(new.id_curso.get()));
+        };
+        let added = item(&row)?;
+        // Committed before it is answered (a RETURNING row is not a commit).
+        tx.commit().await?;
+        Ok(added)
     }
 }

@@ -7,7 +7,7 @@
 //! itself), reads the row once and publishes it; the storing replica hears its own inserts the
 //! same way, so nothing is published twice.
 
-use crate::{store::Store, Notification};
+use crate::{domain::Notification, store::Store};
 use anyhow::Context as _;
 use aula_runtime::{db::Dialect, ServiceContext};
 use std::{sync::Arc, time::Duration};

@@ -1,53 +1,54 @@
-//! The gRPC edge of notificacoes: protobuf <-> domain, and the one mapping of [`Error`] to a
-//! status.
+//! The gRPC edge of notificacoes: protobuf <-> domain, and what kind of failure each
+//! [`NotificacoesError`] is (the runtime maps it to a status).
 
 use crate::{
-    fanout::Fanout, origem_label, parse_id, parse_message, store::Store, Error, NewNotification,
-    Notification,
+    domain::{
+        parse_key, parse_message, parse_origem, NewNotification, NotificacoesError, Notification,
+    },
+    fanout::Fanout,
+    store::Store,
 };
 use aula_api::{
-    notificacoes_service_server::{NotificacoesService, NotificacoesServiceServer},
-    Empty, ListNotificationsRequest, ListNotificationsResponse, MarkAsReadRequest,
-    MarkAsReadResponse, NotifyScheduleRequest, NotifyScheduleResponse, SendNotificationRequest,
-    SendNotificationResponse, StatusResponse, SubscribeNotificationsRequest,
+    limits, notificacoes_service_server::NotificacoesService, Empty, ListNotificationsRequest,
+    ListNotificationsResponse, MarkAsReadRequest, MarkAsReadResponse, NotifyScheduleRequest,
+    NotifyScheduleResponse, SendNotificationRequest, SendNotificationResponse, StatusResponse,
+    SubscribeNotificationsRequest,
 };
-use aula_runtime::{paging::Page, ServiceContext};
+use aula_runtime::{
+    error::{Kind, ServiceError},
+    fields,
+    ids::{parse_id, UserId},
+    paging::Page,
+    ServiceContext,
+};
 use futures::{stream::BoxStream, StreamExt as _};
 use std::collections::HashMap;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
-use tonic::{service::Routes, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-/// The most ids one MarkAsRead may carry.
-const MAX_MARK_IDS: usize = 1000;
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { .. } => Status::invalid_argument(e.to_string()),
-            Error::Storage(e) => aula_runtime::server::internal(e),
+impl ServiceError for NotificacoesError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            NotificacoesError::Invalid(_) => Kind::Invalid,
+            NotificacoesError::Storage(e) => Kind::Storage(e),
         }
     }
 }
+aula_runtime::status_from!(NotificacoesError);
 
-/// Builds the service's routes and starts its fan-out.
-pub async fn build(ctx: ServiceContext) -> anyhow::Result<Routes> {
-    let store = Store::new(ctx.db().pool.clone());
-    let fanout = Fanout::start(&ctx, store.clone()).await?;
-    Ok(Routes::new(NotificacoesServiceServer::new(Notificacoes {
-        ctx,
-        store,
-        fanout,
-    })))
-}
-
-struct Notificacoes {
+/// `services.NotificacoesService`.
+pub struct NotificacoesGrpc {
     ctx: ServiceContext,
     store: Store,
     fanout: Fanout,
 }
 
-impl Notificacoes {
-    async fn status(&self) -> Result<StatusResponse, Error> {
+impl NotificacoesGrpc {
+    pub fn new(ctx: ServiceContext, store: Store, fanout: Fanout) -> Self {
+        Self { ctx, store, fanout }
+    }
+
+    async fn status(&self) -> Result<StatusResponse, NotificacoesError> {
         let (total, unread) = self.store.counts().await?;
         Ok(StatusResponse {
             message: format!(
@@ -63,20 +64,15 @@ impl Notificacoes {
         })
     }
 
-    async fn store(&self, new: NewNotification) -> Result<Notification, Error> {
+    async fn store(&self, new: NewNotification) -> Result<Notification, NotificacoesError> {
         let (n, created) = self.store.insert(&new).await?;
         if created {
-            metrics::counter!("aula_notifications_stored_total", "origem" => origem_label(&n.origem))
+            metrics::counter!("aula_notifications_stored_total", "origem" => crate::domain::origem_label(&n.origem))
                 .increment(1);
             self.fanout.stored(&n);
         }
         Ok(n)
     }
-}
-
-fn key(chave: &str) -> Option<String> {
-    let chave = chave.trim();
-    (!chave.is_empty()).then(|| chave.to_string())
 }
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
@@ -98,7 +94,7 @@ fn to_proto(n: &Notification) -> aula_api::Notification {
 }
 
 #[tonic::async_trait]
-impl NotificacoesService for Notificacoes {
+impl NotificacoesService for NotificacoesGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(self.status().await?))
     }
@@ -108,18 +104,16 @@ impl NotificacoesService for Notificacoes {
         request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
         let r = request.into_inner();
-        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let message = parse_message(&r.message)?;
-        let origem = match r.origem.trim() {
-            "" => "api".to_string(),
-            o => o.to_string(),
-        };
+        let origem = parse_origem(&r.origem)?;
+        let chave = parse_key(&r.chave_idempotencia)?;
         let n = self
             .store(NewNotification {
                 id_usuario,
                 message,
                 origem,
-                chave: key(&r.chave_idempotencia),
+                chave,
             })
             .await?;
         Ok(Response::new(SendNotificationResponse {
@@ -135,25 +129,27 @@ impl NotificacoesService for Notificacoes {
         request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
         let r = request.into_inner();
-        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
-        let id_agendamento = r.id_agendamento.trim().to_string();
-        let message = if r.message.trim().is_empty() {
-            parse_message(&format!("Atualização do agendamento {id_agendamento}"))?
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let id_agendamento = parse_id("id_agendamento", &r.id_agendamento)?;
+        let message = fields::bounded("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
+        let message = if message.is_empty() {
+            format!("Atualização do agendamento {id_agendamento}")
         } else {
-            parse_message(&r.message)?
+            message.to_string()
         };
+        let chave = parse_key(&r.chave_idempotencia)?;
         self.store(NewNotification {
             id_usuario,
             message,
             origem: "cpar".into(),
-            chave: key(&r.chave_idempotencia),
+            chave,
         })
         .await?;
         Ok(Response::new(NotifyScheduleResponse {
             message: format!(
                 "Notificação do agendamento {id_agendamento} enviada para o usuário {id_usuario}"
             ),
-            id_agendamento,
+            id_agendamento: id_agendamento.to_string(),
             notificacao_servico: Some(self.status().await?),
             pendente: false,
         }))
@@ -164,13 +160,13 @@ impl NotificacoesService for Notificacoes {
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
         let r = request.into_inner();
-        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let page = Page::parse(r.page_size, &r.page_token)?;
         let (items, next_page_token) = self
             .store
             .list(id_usuario, r.unread_only, page)
             .await
-            .map_err(Error::from)?;
+            .map_err(NotificacoesError::from)?;
         Ok(Response::new(ListNotificationsResponse {
             notificacoes: items.iter().map(to_proto).collect(),
             next_page_token,
@@ -182,10 +178,8 @@ impl NotificacoesService for Notificacoes {
         request: Request<MarkAsReadRequest>,
     ) -> Result<Response<MarkAsReadResponse>, Status> {
         let r = request.into_inner();
-        let id_usuario = parse_id("id_usuario", &r.id_usuario)?;
-        if r.ids.len() > MAX_MARK_IDS {
-            return Err(Status::invalid_argument("ids: at most 1000 per call"));
-        }
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        fields::count("ids", &r.ids, limits::MARK_AS_READ_IDS)?;
         let mut ids = r
             .ids
             .iter()
@@ -197,7 +191,7 @@ impl NotificacoesService for Notificacoes {
             .store
             .mark_read(id_usuario, &ids)
             .await
-            .map_err(Error::from)?;
+            .map_err(NotificacoesError::from)?;
         Ok(Response::new(MarkAsReadResponse {
             marcadas: marked as i32,
         }))
@@ -209,7 +203,7 @@ impl NotificacoesService for Notificacoes {
         &self,
         request: Request<SubscribeNotificationsRequest>,
     ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
-        let id_usuario = parse_id("id_usuario", &request.into_inner().id_usuario)?;
+        let id_usuario = UserId::parse(&request.into_inner().id_usuario)?.get();
         let stream = BroadcastStream::new(self.fanout.subscribe())
             .filter_map(move |item| {
                 futures::future::ready(match item {

@@ -1,9 +1,12 @@
 //! All of notificacoes' SQL, in the dialect SQLite and PostgreSQL both accept. Booleans are
 //! read back through `CASE` as integers: sqlx's `Any` driver sees SQLite's booleans as integers.
 
-use crate::{NewNotification, Notification};
-use aula_runtime::{db::now_ms, paging::Page};
-use sqlx::{any::AnyRow, AnyPool, Row};
+use crate::domain::{NewNotification, Notification};
+use aula_runtime::{
+    db::{now_ms, Db},
+    paging::Page,
+};
+use sqlx::{any::AnyRow, Row};
 
 const COLUMNS: &str =
     "id, id_usuario, mensagem, CASE WHEN lida THEN 1 ELSE 0 END, criada_ms, origem";
@@ -11,12 +14,12 @@ const COLUMNS: &str =
 /// The notifications table.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
 }
 
 impl Store {
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 
     /// Stores a notification unless one with the same key exists; returns the stored one and
@@ -32,7 +35,7 @@ impl Store {
         .bind(now)
         .bind(&new.origem)
         .bind(new.chave.clone())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db.pool)
         .await?;
         if let Some(id) = inserted {
             let n = Notification {
@@ -50,7 +53,7 @@ impl Store {
             "SELECT {COLUMNS} FROM notificacoes WHERE chave = $1"
         ))
         .bind(new.chave.clone())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await?;
         Ok((from_row(&row)?, false))
     }
@@ -58,7 +61,7 @@ impl Store {
     pub async fn get(&self, id: i64) -> sqlx::Result<Option<Notification>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db.pool)
             .await?;
         row.as_ref().map(from_row).transpose()
     }
@@ -78,7 +81,7 @@ impl Store {
         .bind(id_usuario)
         .bind(page.after.unwrap_or(i64::MAX))
         .bind(page.limit())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db.pool)
         .await?;
         let items = rows
             .iter()
@@ -104,7 +107,7 @@ impl Store {
         for id in ids {
             q = q.bind(*id);
         }
-        Ok(q.execute(&self.pool).await?.rows_affected())
+        Ok(q.execute(&self.db.pool).await?.rows_affected())
     }
 
     /// (all notifications, unread ones).
@@ -113,7 +116,7 @@ impl Store {
             "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN lida THEN 0 ELSE 1 END), 0) AS BIGINT) \
              FROM notificacoes",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
