@@ -1,163 +1,16 @@
-//! The domain of the chatbot: questions, answers, errors and the [`Engine`] that picks Gemini or the
-//! offline answerer. No tonic, no prost: `grpc.rs` converts at the edge.
+//! The [`Engine`] that answers questions: Gemini when a key is configured, the offline answerer
+//! otherwise, chosen from the environment at start-up.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::gemini::{GeminiClient, GeminiConfig};
+use crate::domain::{Answer, AnswerError, Chunk, ConfigError, Question};
+use crate::gemini::{
+    GeminiClient, GeminiConfig, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_MODEL,
+};
 use crate::offline::OfflineAnswerer;
-
-/// Longest question accepted, in characters: a question is a few sentences, not a document.
-pub const MAX_DUVIDA_CHARS: usize = 4_000;
-/// Longest lesson context accepted, in characters (keeps prompts and offline indexing bounded).
-pub const MAX_CONTEXTO_CHARS: usize = 50_000;
-/// Most material items used for grounding; the rest are ignored.
-pub const MAX_MATERIAL_ITEMS: usize = 200;
-
-/// A student's question, with what grounds the answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Question {
-    /// What the lesson is about (free text from the caller).
-    pub aula_contexto: String,
-    /// The question itself; must not be blank.
-    pub duvida: String,
-    /// The course the question was asked in, when it came through `cursos.AskQuestion`.
-    pub course: Option<CourseContext>,
-}
-
-/// The course a question belongs to and its material.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CourseContext {
-    pub id: String,
-    pub nome: String,
-    pub descricao: String,
-    pub material: Vec<Material>,
-}
-
-/// One media item of a course.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Material {
-    pub titulo: String,
-    pub descricao: String,
-    pub tipo: String,
-}
-
-impl Question {
-    /// Checks what every engine needs: a non-blank question and bounded sizes.
-    pub fn validate(&self) -> Result<(), AnswerError> {
-        if self.duvida.trim().is_empty() {
-            return Err(AnswerError::Invalid {
-                field: "duvida",
-                reason: "must not be empty".into(),
-            });
-        }
-        if self.duvida.chars().count() > MAX_DUVIDA_CHARS {
-            return Err(AnswerError::Invalid {
-                field: "duvida",
-                reason: format!("must be at most {MAX_DUVIDA_CHARS} characters"),
-            });
-        }
-        if self.aula_contexto.chars().count() > MAX_CONTEXTO_CHARS {
-            return Err(AnswerError::Invalid {
-                field: "aula_contexto",
-                reason: format!("must be at most {MAX_CONTEXTO_CHARS} characters"),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// A complete answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub text: String,
-    /// The model that answered (`offline-bm25` for the offline answerer).
-    pub model: String,
-    pub offline: bool,
-    /// Prompt tokens as counted by the model (0 offline).
-    pub tokens_in: u32,
-    /// Answer tokens as counted by the model (0 offline).
-    pub tokens_out: u32,
-}
-
-/// One piece of a streamed answer.
-///
-/// Every stream that ends well ends with exactly one chunk with `is_final == true`; its `text` may be
-/// empty, and it is the only one carrying the token counts (the model reports them at the end).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub text: String,
-    pub is_final: bool,
-    pub model: String,
-    pub offline: bool,
-    pub tokens_in: u32,
-    pub tokens_out: u32,
-}
-
-/// Why a question could not be answered. `grpc.rs` maps each variant to one status code.
-///
-/// Display texts are safe to show to callers: they never contain the API key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AnswerError {
-    /// Bad input -> INVALID_ARGUMENT.
-    #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-    /// Gemini's quota is exhausted, after retries -> RESOURCE_EXHAUSTED.
-    #[error("Gemini quota exhausted{}", retry_hint(.retry_after))]
-    Quota { retry_after: Option<Duration> },
-    /// Gemini's safety filters refused the prompt or the answer -> FAILED_PRECONDITION.
-    #[error("blocked by Gemini's safety filters: {reason}")]
-    Blocked { reason: String },
-    /// No answer before the deadline -> DEADLINE_EXCEEDED.
-    #[error("Gemini did not answer before the deadline")]
-    Timeout,
-    /// Gemini unreachable, failing or answering nonsense -> UNAVAILABLE.
-    #[error("Gemini unavailable: {detail}")]
-    Unavailable { detail: String },
-    /// Gemini kept failing; the breaker fails fast until a probe succeeds -> UNAVAILABLE.
-    #[error("Gemini is failing repeatedly; not calling it for a while (circuit open)")]
-    CircuitOpen,
-}
-
-fn retry_hint(retry_after: &Option<Duration>) -> String {
-    match retry_after {
-        Some(d) => format!(", retry after {:.1}s", d.as_secs_f64()),
-        None => String::new(),
-    }
-}
-
-impl AnswerError {
-    /// The `outcome` label of `aula_gemini_requests_total` for this error.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            AnswerError::Invalid { .. } => "error",
-            AnswerError::Quota { .. } => "quota",
-            AnswerError::Blocked { .. } => "blocked",
-            AnswerError::Timeout => "timeout",
-            AnswerError::Unavailable { .. } => "unavailable",
-            AnswerError::CircuitOpen => "circuit_open",
-        }
-    }
-}
-
-/// A configuration variable with a bad value; the message names the variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(var: &'static str, reason: impl Into<String>) -> Self {
-        ConfigError {
-            var,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// What answers questions: Gemini when a key is configured, the offline answerer otherwise.
 #[derive(Debug, Clone)]
@@ -165,10 +18,6 @@ pub enum Engine {
     Offline(OfflineAnswerer),
     Gemini(GeminiClient),
 }
-
-pub const DEFAULT_MODEL: &str = "gemini-2.5-flash";
-pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Engine {
     /// Builds the engine from the environment, given as a lookup function so tests need no real
@@ -216,7 +65,7 @@ impl Engine {
     ) -> Result<Answer, AnswerError> {
         q.validate()?;
         match self {
-            Engine::Offline(o) => Ok(o.answer(q)),
+            Engine::Offline(o) => o.answer_within(q, deadline).await,
             Engine::Gemini(g) => g.answer(q, deadline).await,
         }
     }
@@ -232,7 +81,15 @@ impl Engine {
             return stream::once(async move { Err(e) }).boxed();
         }
         match self {
-            Engine::Offline(o) => stream::iter(o.answer_chunks(q).into_iter().map(Ok)).boxed(),
+            Engine::Offline(o) => {
+                let (o, q) = (o.clone(), q.clone());
+                stream::once(async move { o.chunks_within(&q, deadline).await })
+                    .flat_map(|chunks| match chunks {
+                        Ok(chunks) => stream::iter(chunks.into_iter().map(Ok)).left_stream(),
+                        Err(e) => stream::once(async move { Err(e) }).right_stream(),
+                    })
+                    .boxed()
+            }
             Engine::Gemini(g) => g.answer_stream(q, deadline),
         }
     }
@@ -392,32 +249,5 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("10x"), None);
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        let q = Question {
-            duvida: "   ".into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            q.validate(),
-            Err(AnswerError::Invalid {
-                field: "duvida",
-                ..
-            })
-        ));
-        let q = Question {
-            duvida: "ok?".into(),
-            aula_contexto: "x".repeat(MAX_CONTEXTO_CHARS + 1),
-            ..Default::default()
-        };
-        assert!(matches!(
-            q.validate(),
-            Err(AnswerError::Invalid {
-                field: "aula_contexto",
-                ..
-            })
-        ));
     }
 }

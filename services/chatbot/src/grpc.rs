@@ -7,21 +7,26 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aula_api::{
-    chatbot_service_server::ChatbotService, insights_service_client::InsightsServiceClient,
+    chatbot_service_server::ChatbotService, insights_service_client::InsightsServiceClient, limits,
     ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, MaterialItem,
     RegisterMetricsRequest, RegisterMetricsResponse, StatusResponse,
 };
-use aula_runtime::{metrics::Metrics, peers::PeerChannel};
+use aula_runtime::{
+    error::{Kind, ServiceError},
+    fields::{self, InvalidField},
+    ids::UserId,
+    metrics::Metrics,
+    peers::PeerChannel,
+};
 use futures::stream::{BoxStream, Stream, StreamExt};
-use tonic::{metadata::MetadataMap, Request, Response, Status};
+use tonic::{metadata::MetadataMap, Code, Request, Response, Status};
 
-use crate::engine::{Answer, AnswerError, Chunk, CourseContext, Engine, Material, Question};
+use crate::domain::{Answer, AnswerError, Chunk, CourseContext, Material, Question};
+use crate::engine::Engine;
 use crate::recorder::{Interaction, Recorder};
 
 /// The counter of questions, by `mode` (gemini/offline) and `outcome` (ok/error).
 pub const QUESTIONS_METRIC: &str = "aula_chatbot_questions_total";
-/// Longest interaction id accepted by `RegisterMetrics` (ids we issue are 36 characters).
-const MAX_ID_CHARS: usize = 128;
 
 pub struct ChatbotGrpc {
     engine: Engine,
@@ -55,19 +60,25 @@ impl ChatbotGrpc {
     }
 }
 
-/// The one place an [`AnswerError`] becomes a status. Display texts never carry the API key.
-pub fn status_of(e: &AnswerError) -> Status {
-    match e {
-        AnswerError::Invalid { field, reason } => {
-            Status::invalid_argument(format!("{field}: {reason}"))
-        }
-        AnswerError::Quota { .. } => Status::resource_exhausted(e.to_string()),
-        AnswerError::Blocked { .. } => Status::failed_precondition(e.to_string()),
-        AnswerError::Timeout => Status::deadline_exceeded(e.to_string()),
-        AnswerError::Unavailable { .. } | AnswerError::CircuitOpen => {
-            Status::unavailable(format!("gemini: {e}"))
+impl ServiceError for AnswerError {
+    fn kind(&self) -> Kind<'_> {
+        match self {
+            AnswerError::Invalid { .. } => Kind::Invalid,
+            AnswerError::Quota { .. } => Kind::Refused(Code::ResourceExhausted),
+            AnswerError::Blocked { .. } => Kind::Refused(Code::FailedPrecondition),
+            AnswerError::Timeout | AnswerError::Deadline => Kind::Refused(Code::DeadlineExceeded),
+            AnswerError::Unavailable { .. } | AnswerError::CircuitOpen => Kind::Peer {
+                service: "gemini",
+                code: Code::Unavailable,
+            },
         }
     }
+}
+
+/// The status of an [`AnswerError`], through the runtime's one mapping. Display texts never
+/// carry the API key.
+pub fn status_of(e: &AnswerError) -> Status {
+    aula_runtime::error::status(e)
 }
 
 /// The caller's deadline, from the `grpc-timeout` header, brought forward by a margin so the
@@ -86,6 +97,15 @@ struct Asker {
     id_usuario: String,
 }
 
+impl Asker {
+    /// insights records only ids it accepts: an `id_usuario` must be one (the course's id is
+    /// checked with the rest of the grounding).
+    fn check(&self) -> Result<(), AnswerError> {
+        UserId::parse_optional(&self.id_usuario)?;
+        Ok(())
+    }
+}
+
 fn to_question(req: ChatbotDuvidaRequest) -> (Question, Asker) {
     let has_course = !req.id_curso.trim().is_empty()
         || !req.nome_curso.trim().is_empty()
@@ -102,7 +122,6 @@ fn to_question(req: ChatbotDuvidaRequest) -> (Question, Asker) {
         material: req
             .material
             .into_iter()
-            .take(crate::engine::MAX_MATERIAL_ITEMS)
             .map(
                 |MaterialItem {
                      titulo,
@@ -302,6 +321,10 @@ impl ChatbotService for ChatbotGrpc {
             recorder: self.recorder.clone(),
         };
         let id = outcome.id.clone();
+        if let Err(e) = outcome.asker.check() {
+            outcome.settle(Err(&e));
+            return Err(status_of(&e));
+        }
         match self.engine.answer(&question, deadline).await {
             Ok(answer) => {
                 outcome.settle(Ok(()));
@@ -330,6 +353,10 @@ impl ChatbotService for ChatbotGrpc {
             started: Instant::now(),
             recorder: self.recorder.clone(),
         };
+        if let Err(e) = outcome.asker.check() {
+            outcome.settle(Err(&e));
+            return Err(status_of(&e));
+        }
         let stream = AnswerStream {
             id: outcome.id.clone(),
             inner: self.engine.answer_stream(&question, deadline),
@@ -344,18 +371,23 @@ impl ChatbotService for ChatbotGrpc {
         &self,
         request: Request<RegisterMetricsRequest>,
     ) -> Result<Response<RegisterMetricsResponse>, Status> {
-        let id = request.into_inner().id_interacao.trim().to_string();
-        if id.is_empty() {
-            return Err(Status::invalid_argument("id_interacao: must not be empty"));
-        }
-        if id.chars().count() > MAX_ID_CHARS
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        let id = fields::required_text(
+            "id_interacao",
+            &request.into_inner().id_interacao,
+            limits::INTERACTION_ID_CHARS,
+        )?;
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(Status::invalid_argument(format!(
-                "id_interacao: must be at most {MAX_ID_CHARS} letters, digits, '-' or '_'"
-            )));
+            return Err(InvalidField::new(
+                "id_interacao",
+                format!(
+                    "must be letters, digits, '-' or '_' (got {})",
+                    fields::quote(&id)
+                ),
+            )
+            .into());
         }
         let reply = InsightsServiceClient::new(self.insights.clone())
             .register_metrics(RegisterMetricsRequest {

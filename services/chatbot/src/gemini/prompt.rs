@@ -3,7 +3,7 @@
 //! so the model can tell the student's words from the material.
 
 use super::protocol::{Content, GenerateContentRequest, GenerationConfig, Part};
-use crate::engine::{Question, MAX_MATERIAL_ITEMS};
+use crate::domain::{Question, MAX_MATERIAL_ITEMS};
 
 pub const SYSTEM_INSTRUCTION: &str = "\
 Você é o assistente de estudos da plataforma Aula. Responda em português do Brasil, a menos que a \
@@ -84,7 +84,7 @@ fn section(out: &mut String, title: &str, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{CourseContext, Material};
+    use crate::domain::{CourseContext, Material};
 
     #[test]
     fn grounds_the_question_in_the_course() {
