@@ -5,7 +5,9 @@
 //! - `aula serve <SERVICE>` runs one, like its own binary.
 //! - `aula status` checks every service's health and round-trip time.
 //! - `aula load` drives a realistic mix of the API and reports latency percentiles.
+//! - `aula faults` writes under injected faults and checks that nothing acknowledged is lost.
 
+mod faults;
 mod load;
 mod services;
 mod status;
@@ -40,6 +42,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Generate load: a realistic mix of the API at a target rate or flat out.
     Load(load::LoadArgs),
+    /// Write under injected faults (kill -9, SIGSTOP, a full disk, database restarts) and
+    /// check that every acknowledged write is present exactly once; exit 1 if not.
+    Faults(faults::FaultsArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,5 +81,6 @@ fn main() -> ExitCode {
         }
         Command::Status(args) => rt.block_on(status::run(args)),
         Command::Load(args) => rt.block_on(load::run(args)),
+        Command::Faults(args) => rt.block_on(faults::run(args)),
     }
 }
