@@ -67,8 +67,8 @@ impl ServiceError for AnswerError {
             AnswerError::Quota { .. } => Kind::Refused(Code::ResourceExhausted),
             AnswerError::Blocked { .. } => Kind::Refused(Code::FailedPrecondition),
             AnswerError::Timeout | AnswerError::Deadline => Kind::Refused(Code::DeadlineExceeded),
-            AnswerError::Unavailable { .. } | AnswerError::CircuitOpen => Kind::Peer {
-                service: "gemini",
+            AnswerError::Unavailable { .. } | AnswerError::CircuitOpen => Kind::Dependency {
+                name: "gemini",
                 code: Code::Unavailable,
             },
         }
@@ -394,7 +394,7 @@ impl ChatbotService for ChatbotGrpc {
                 id_interacao: id.clone(),
             })
             .await
-            .map_err(insights_status)?
+            .map_err(|s| Status::from(self.insights.error(s)))?
             .into_inner();
         let message = if reply.message.is_empty() {
             format!("Métricas da interação {id} registradas no insights")
@@ -406,16 +406,6 @@ impl ChatbotService for ChatbotGrpc {
             id_interacao: id,
             insights_servico: reply.insights_servico,
         }))
-    }
-}
-
-/// insights' errors keep their code and name insights (the peer channel already names it when
-/// insights cannot be reached).
-fn insights_status(s: Status) -> Status {
-    if s.message().starts_with("insights") {
-        Status::new(s.code(), s.message().to_string())
-    } else {
-        Status::new(s.code(), format!("insights: {}", s.message()))
     }
 }
 

@@ -13,17 +13,10 @@ pub enum CursosError {
     /// No course with this id (NOT_FOUND).
     #[error("id_curso {0}: no such course")]
     CourseNotFound(i64),
-    /// A peer could not be reached (UNAVAILABLE, naming it).
-    #[error("{peer} is unavailable: {detail}")]
-    PeerUnavailable { peer: &'static str, detail: String },
-    /// A peer answered with an error of its own; its gRPC code is passed on, the message
-    /// names the peer.
-    #[error("{peer}: {detail}")]
-    PeerRejected {
-        peer: &'static str,
-        code: tonic::Code,
-        detail: String,
-    },
+    /// A call to a peer failed: it names the service that failed (also further down a
+    /// chain) and keeps its code.
+    #[error(transparent)]
+    Peer(#[from] aula_runtime::peers::PeerError),
     /// The database failed (classified by the runtime; never shown to the caller).
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),

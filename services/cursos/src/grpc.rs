@@ -20,58 +20,27 @@ use aula_runtime::{
     fields,
     outbox::{Delivery, Message, Outbox},
     paging::Page,
-    peers::PeerChannel,
+    peers::{PeerChannel, PeerError},
     recent::Recent,
+    spec,
 };
 use std::{collections::HashMap, time::Duration};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// How long `SendNotification` waits for notificacoes before answering "queued".
 const DELIVER_NOW: Duration = Duration::from_millis(1500);
-/// The chatbot may retry Gemini within its own deadline; give it room beyond the default
-/// peer timeout.
-const CHATBOT_DEADLINE: Duration = Duration::from_secs(60);
 
 impl ServiceError for CursosError {
     fn kind(&self) -> Kind<'_> {
         match self {
             CursosError::Invalid(_) => Kind::Invalid,
             CursosError::CourseNotFound(_) => Kind::NotFound,
-            CursosError::PeerUnavailable { peer, .. } => Kind::Peer {
-                service: peer,
-                code: Code::Unavailable,
-            },
-            CursosError::PeerRejected { peer, code, .. } => Kind::Peer {
-                service: peer,
-                code: *code,
-            },
+            CursosError::Peer(e) => Kind::Peer(e),
             CursosError::Storage(e) => Kind::Storage(e),
         }
     }
 }
 aula_runtime::status_from!(CursosError);
-
-/// A failed call to a peer, as a domain error naming the peer. "Down" (unreachable,
-/// failing) is UNAVAILABLE; what the peer rejected on purpose (bad input, quota, timeout)
-/// keeps its code.
-fn peer_error(peer: &'static str, status: Status) -> CursosError {
-    match status.code() {
-        Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled => {
-            let detail = status.message();
-            // The runtime's channel already says "<peer> is unavailable (...)".
-            let detail = detail
-                .strip_prefix(&format!("{peer} is unavailable"))
-                .map(|rest| rest.trim_start_matches(':').trim().to_string())
-                .unwrap_or_else(|| detail.to_string());
-            CursosError::PeerUnavailable { peer, detail }
-        }
-        code => CursosError::PeerRejected {
-            peer,
-            code,
-            detail: status.message().to_string(),
-        },
-    }
-}
 
 /// `services.CursosService`.
 pub struct CursosGrpc {
@@ -124,7 +93,7 @@ impl CursosGrpc {
             })
             .await
             .map(Response::into_inner)
-            .map_err(|s| peer_error("midia", s))
+            .map_err(|s| PeerError::from_status(spec::MIDIA.name, s).into())
     }
 }
 
@@ -212,13 +181,13 @@ impl CursosService for CursosGrpc {
             material,
             id_usuario: user.map(|u| u.to_string()).unwrap_or_default(),
         });
-        ask.set_timeout(CHATBOT_DEADLINE);
+        ask.set_timeout(aula_runtime::peers::ANSWER_BUDGET);
         let answer = self
             .chatbot
             .clone()
             .resolve_duvida(ask)
             .await
-            .map_err(|s| peer_error("chatbot", s))?
+            .map_err(|s| CursosError::from(PeerError::from_status(spec::CHATBOT.name, s)))?
             .into_inner();
         Ok(Response::new(AskQuestionResponse {
             resposta: answer.resposta,

@@ -1,6 +1,7 @@
 //! The gateway's one error type and its one mapping to HTTP: every failure is a status code and
 //! a JSON body `{"erro": "..."}`, as the seed's Flask API answered.
 
+use aula_runtime::peers::{code_name, PeerError};
 use axum::{
     response::{IntoResponse, Response},
     Json,
@@ -21,9 +22,10 @@ pub enum ApiError {
     /// The route exists but not for this method: 405.
     #[error("método {method} não permitido em {path}")]
     MethodNotAllowed { method: String, path: String },
-    /// A gRPC call to `service` failed; the status maps to an HTTP status.
+    /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
     Grpc {
+        /// The service that actually failed: the one called, or one it called in turn.
         service: &'static str,
         code: Code,
         message: String,
@@ -31,20 +33,24 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The error of a failed call to `service`.
-    pub fn grpc(service: &'static str, status: tonic::Status) -> Self {
-        let code = status.code();
-        let mut message = status.message().to_string();
-        if message.is_empty() {
-            message = format!("{service} respondeu {}", code_label(code));
-        } else if matches!(code, Code::Unavailable | Code::DeadlineExceeded)
-            && !message.contains(service)
+    /// The error of a failed call to `called`. An outage (503/504), or a failure further down
+    /// the chain, always names the service that failed; a service's own answer (404, 400, ...)
+    /// is its message as it phrased it.
+    pub fn grpc(called: &'static str, status: tonic::Status) -> Self {
+        let own_words_empty = status.message().is_empty();
+        let e = PeerError::from_status(called, status);
+        let code = e.code();
+        let message = if e.service() != called
+            || matches!(code, Code::Unavailable | Code::DeadlineExceeded)
         {
-            // A 503/504 must say which service is missing, whoever phrased the message.
-            message = format!("{service}: {message}");
-        }
+            e.to_string()
+        } else if own_words_empty {
+            format!("{called} respondeu {}", code_name(code))
+        } else {
+            e.detail().to_string()
+        };
         Self::Grpc {
-            service,
+            service: e.service(),
             code,
             message,
         }
@@ -84,29 +90,6 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// gRPC's upper-case code names (`NOT_FOUND`), as users see them in docs and grpcurl.
-pub fn code_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -117,7 +100,7 @@ impl IntoResponse for ApiError {
             Self::Grpc { service, code, .. } => json!({
                 "erro": self.to_string(),
                 "servico": service,
-                "codigo": code_label(*code),
+                "codigo": code_name(*code),
             }),
             _ => json!({ "erro": self.to_string() }),
         };
@@ -151,12 +134,28 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_always_names_the_service() {
+    fn outages_and_failures_down_the_chain_name_the_service() {
         let e = ApiError::grpc("midia", tonic::Status::unavailable("connection refused"));
         assert_eq!(e.to_string(), "midia: connection refused");
-        let e = ApiError::grpc("midia", tonic::Status::unavailable("midia is unavailable"));
-        assert_eq!(e.to_string(), "midia is unavailable");
         let e = ApiError::grpc("cursos", tonic::Status::not_found(""));
         assert_eq!(e.to_string(), "cursos respondeu NOT_FOUND");
+        let e = ApiError::grpc(
+            "cursos",
+            tonic::Status::not_found("usuário 9 não encontrado"),
+        );
+        assert_eq!(e.to_string(), "usuário 9 não encontrado");
+        // cursos relays that midia did not answer: the gateway names midia, a 504.
+        let relayed: tonic::Status =
+            PeerError::new("midia", Code::DeadlineExceeded, "no answer within 1s").into();
+        let e = ApiError::grpc("cursos", relayed);
+        assert_eq!(e.to_string(), "midia: no answer within 1s");
+        assert_eq!(e.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(matches!(
+            e,
+            ApiError::Grpc {
+                service: "midia",
+                ..
+            }
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! `/livez` (the process runs), `/readyz` (it takes traffic: not draining) and `/healthz`
 //! (every backend answers SERVING to a `grpc.health.v1` check).
 
-use crate::{error::code_label, state::AppState};
+use crate::state::AppState;
+use aula_runtime::peers::code_name;
 use axum::{extract::State, response::IntoResponse, Json};
 use http::StatusCode;
 use serde_json::{json, Map, Value};
@@ -40,7 +41,7 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
                     json!({ "status": status.as_str_name() })
                 }
                 Err(e) => json!({
-                    "status": code_label(e.code()),
+                    "status": code_name(e.code()),
                     "erro": e.message(),
                 }),
             };

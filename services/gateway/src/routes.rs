@@ -101,6 +101,13 @@ impl JsonBody {
     }
 }
 
+/// A question waits for the chatbot's answer, far longer than `AULA_PEER_TIMEOUT`.
+fn answer_budget<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(aula_runtime::peers::ANSWER_BUDGET);
+    request
+}
+
 // ------------------------------------------------------------------ cursos
 
 async fn cursos_status(State(s): State<AppState>) -> Reply {
@@ -144,7 +151,7 @@ async fn tirar_duvida(State(s): State<AppState>, Path(id): Path<String>, body: B
     let r = s
         .backends
         .cursos()
-        .ask_question(request)
+        .ask_question(answer_budget(request))
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
     Ok(Json(json::answer(r.get_ref())))
@@ -202,7 +209,7 @@ async fn chatbot_duvida(State(s): State<AppState>, body: Bytes) -> Reply {
     let r = s
         .backends
         .chatbot()
-        .resolve_duvida(request)
+        .resolve_duvida(answer_budget(request))
         .await
         .map_err(|e| ApiError::grpc("chatbot", e))?;
     Ok(Json(json::chatbot_answer(r.get_ref())))

@@ -6,7 +6,9 @@
 //!
 //! - bad input is INVALID_ARGUMENT with the error's text, which names the field;
 //! - a missing thing is NOT_FOUND; other refusals carry the code the variant names;
-//! - a peer's failure keeps the peer's code and names the peer;
+//! - a failed call to another Aula service is its [`PeerError`]: the status keeps the code,
+//!   names the service that failed, and carries it in the details for the next hop up;
+//! - a dependency outside the platform (Gemini) keeps its code and is named;
 //! - a storage failure goes through [`storage_status`], the one place the database's errors
 //!   are classified;
 //! - anything unexpected is an opaque INTERNAL, its cause chain logged.
@@ -27,6 +29,7 @@
 //! aula_runtime::status_from!(MidiaError);
 //! ```
 
+use crate::peers::PeerError;
 use tonic::{Code, Status};
 
 /// The longest status message sent, in bytes.
@@ -42,8 +45,10 @@ pub enum Kind<'a> {
     /// A refusal with another code the caller should see with the error's text
     /// (FAILED_PRECONDITION, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ...).
     Refused(Code),
-    /// A call to another service failed with `code`; the message names `service`.
-    Peer { service: &'static str, code: Code },
+    /// A call to another Aula service failed (it names the service, also down a chain).
+    Peer(&'a PeerError),
+    /// A dependency outside the platform (Gemini) failed with `code`; the message names it.
+    Dependency { name: &'static str, code: Code },
     /// The database failed: classified by [`storage_status`].
     Storage(&'a sqlx::Error),
     /// A bug or an unexpected state: INTERNAL, opaque to the caller, its cause logged.
@@ -62,12 +67,13 @@ pub fn status<E: ServiceError>(error: &E) -> Status {
         Kind::Invalid => message(Code::InvalidArgument, error),
         Kind::NotFound => message(Code::NotFound, error),
         Kind::Refused(code) => message(code, error),
-        Kind::Peer { service, code } => {
+        Kind::Peer(e) => Status::from(e.clone()),
+        Kind::Dependency { name, code } => {
             let text = error.to_string();
-            if text.starts_with(service) {
+            if text.starts_with(name) {
                 capped(code, text)
             } else {
-                capped(code, format!("{service}: {text}"))
+                capped(code, format!("{name}: {text}"))
             }
         }
         Kind::Storage(e) => storage_status(e),
@@ -153,12 +159,12 @@ mod tests {
                 Demo::Invalid(_) => Kind::Invalid,
                 Demo::Missing(_) => Kind::NotFound,
                 Demo::Quota => Kind::Refused(Code::ResourceExhausted),
-                Demo::PeerNamed => Kind::Peer {
-                    service: "midia",
+                Demo::PeerNamed => Kind::Dependency {
+                    name: "midia",
                     code: Code::Unavailable,
                 },
-                Demo::PeerUnnamed => Kind::Peer {
-                    service: "midia",
+                Demo::PeerUnnamed => Kind::Dependency {
+                    name: "midia",
                     code: Code::NotFound,
                 },
                 Demo::Storage(e) => Kind::Storage(e),

@@ -6,7 +6,9 @@
 //! - [`config`]: settings from the environment (a parameter, for tests).
 //! - [`server`]: [`server::ServiceDef`], [`server::ServiceContext`] and [`server::start`].
 //! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
-//! - [`peers`]: DNS-discovered, balanced, observed channels to other services.
+//! - [`peers`]: DNS-discovered, balanced, observed channels to other services; [`peers::PeerError`].
+//! - [`deadline`]: the deadline of the call being served, handed on to peers.
+//! - [`backoff`]: the one exponential backoff every retry uses.
 //! - [`observe`]: the gRPC layer recording metrics and spans.
 //! - [`metrics`]: one Prometheus registry per service and its `/metrics` endpoint.
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
@@ -27,9 +29,11 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod fields;
 pub mod healthcheck;

@@ -222,6 +222,8 @@ pub async fn start_on(
             metrics_registry.clone(),
             spec.grpc_service,
         ))
+        // The caller's deadline, for the calls the handler makes to other services.
+        .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)
         .add_service(health)
         .add_service(reflection_v1)

@@ -72,6 +72,10 @@ where
 #[derive(Clone, Default)]
 pub struct RecordingChatbot {
     pub asked: Arc<Mutex<Vec<ChatbotDuvidaRequest>>>,
+    /// The deadline each question came with (`grpc-timeout`), as the stand-in saw it.
+    pub deadlines: Arc<Mutex<Vec<Option<Duration>>>>,
+    /// How long the stand-in thinks before answering.
+    pub delay: Duration,
 }
 
 #[tonic::async_trait]
@@ -84,6 +88,13 @@ impl ChatbotService for RecordingChatbot {
         &self,
         request: Request<ChatbotDuvidaRequest>,
     ) -> Result<Response<ChatbotDuvidaResponse>, Status> {
+        self.deadlines.lock().unwrap().push(
+            request
+                .metadata()
+                .get("grpc-timeout")
+                .and_then(|v| aula_runtime::peers::parse_grpc_timeout(v.to_str().ok()?)),
+        );
+        tokio::time::sleep(self.delay).await;
         let r = request.into_inner();
         let resposta = format!(
             "Sobre '{}' em {}: veja {}",

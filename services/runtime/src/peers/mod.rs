@@ -5,30 +5,53 @@
 //! A [`PeerChannel`] owns its resolution loop instead: the peer's name resolves to every replica
 //! (a compose service or a headless Service), each address gets its own lazily connected
 //! channel, every request goes to the less busy of two random replicas (power of two choices),
-//! names are re-resolved every `AULA_DNS_REFRESH` and at once after a connection failure, and
-//! a replica that failed to connect is skipped for a while.
+//! names are re-resolved every `AULA_DNS_REFRESH` and soon after a connection failure.
+//!
+//! - Deadlines: a call gets its own budget (`Request::set_timeout`, which may exceed
+//!   `AULA_PEER_TIMEOUT`: the chatbot's answers) or `AULA_PEER_TIMEOUT`, and never more than
+//!   what is left of the deadline of the call being served ([`crate::deadline`]). A peer that
+//!   does not answer in time is DEADLINE_EXCEEDED naming it; that says nothing about whether
+//!   it is up, so it does not take a replica out of rotation.
+//! - Reconnects: a replica that failed to connect is dialed again only after a backoff
+//!   ([`dial`]); meanwhile calls go to other replicas, or fail at once when none is left.
+//! - Errors: [`PeerError`] names the service that failed, also across a chain of calls.
+
+mod dial;
+mod error;
+
+pub use crate::deadline::parse_grpc_timeout;
+pub use dial::{DialError, RECONNECT};
+pub use error::{code_name, PeerError};
 
 use crate::{
+    deadline,
     metrics::{Metrics, Side},
     observe::{known_methods, ClientCall, MethodTable, ObservedBody},
     spec::ServiceSpec,
 };
+use dial::{DialState, Dialer};
+use metrics::Label;
 use std::{
     future::Future,
     net::SocketAddr,
     pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, RwLock, Weak,
+        Arc, RwLock, Weak,
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceExt;
 use tracing::Instrument;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The budget of a call waiting for the chatbot's answer (cursos' AskQuestion, the gateway's
+/// question routes): Gemini may take seconds and is retried within it, far beyond
+/// `AULA_PEER_TIMEOUT`. Set with `Request::set_timeout`; still capped by the caller's deadline.
+pub const ANSWER_BUDGET: Duration = Duration::from_secs(60);
 
 /// A balanced, observed channel to every replica of one peer service.
 #[derive(Clone)]
@@ -43,8 +66,9 @@ struct Inner {
     timeout: Duration,
     refresh: Duration,
     replicas: RwLock<Vec<Arc<Replica>>>,
-    resolve_now: tokio::sync::Notify,
+    resolve_now: Arc<tokio::sync::Notify>,
     table: MethodTable,
+    connect_attempts: metrics::Counter,
     resolver_started: std::sync::Once,
 }
 
@@ -52,8 +76,8 @@ struct Replica {
     addr: SocketAddr,
     channel: Channel,
     in_flight: AtomicUsize,
-    /// Set after a failed connection: the replica is skipped until then while others exist.
-    down_until: Mutex<Option<Instant>>,
+    dial: Arc<DialState>,
+    resolve_now: Arc<tokio::sync::Notify>,
 }
 
 /// A peer address that could not be understood.
@@ -99,11 +123,15 @@ impl PeerChannel {
                 timeout,
                 refresh,
                 replicas: RwLock::new(Vec::new()),
-                resolve_now: tokio::sync::Notify::new(),
+                resolve_now: Arc::new(tokio::sync::Notify::new()),
                 table: MethodTable::new(
                     metrics,
                     Side::Client,
                     &known_methods(&[peer.grpc_service]),
+                ),
+                connect_attempts: metrics.counter(
+                    "aula_peer_connect_attempts_total",
+                    vec![Label::new("peer", peer.name)],
                 ),
                 resolver_started: std::sync::Once::new(),
             }),
@@ -126,7 +154,24 @@ impl PeerChannel {
             .collect()
     }
 
-    async fn pick(&self) -> Result<Arc<Replica>, tonic::Status> {
+    /// True while every known replica of the peer failed its last connection attempt and waits
+    /// out its reconnect backoff: a call now would fail at once without dialing. Callers with
+    /// something better to do than fail (the outbox answering "queued") check this first.
+    /// False when nothing is known yet (no call made, or the name never resolved).
+    pub fn is_known_down(&self) -> bool {
+        let replicas = self.inner.replicas.read().unwrap();
+        !replicas.is_empty()
+            && replicas
+                .iter()
+                .all(|r| r.dial.failing() && r.dial.waiting().is_some())
+    }
+
+    /// The failure of a call to this peer, as a value naming the service that failed.
+    pub fn error(&self, status: tonic::Status) -> PeerError {
+        PeerError::from_status(self.inner.peer, status)
+    }
+
+    async fn pick(&self) -> Result<Arc<Replica>, PeerError> {
         self.inner
             .resolver_started
             .call_once(|| spawn_resolver(Arc::downgrade(&self.inner)));
@@ -134,10 +179,12 @@ impl PeerChannel {
             resolve(&self.inner).await;
         }
         let replicas = self.inner.replicas.read().unwrap();
-        let now = Instant::now();
+        // Replicas whose last connection failed are left out until their backoff is over (then
+        // one call probes them) while others are fine; when none is, every replica is a
+        // candidate and its dialer fails the call at once until it is time to retry.
         let up: Vec<&Arc<Replica>> = replicas
             .iter()
-            .filter(|r| r.down_until.lock().unwrap().is_none_or(|t| t <= now))
+            .filter(|r| !r.dial.failing() || r.dial.waiting().is_none())
             .collect();
         let pool: Vec<&Arc<Replica>> = if up.is_empty() {
             replicas.iter().collect()
@@ -145,10 +192,14 @@ impl PeerChannel {
             up
         };
         match pool.len() {
-            0 => Err(tonic::Status::unavailable(format!(
-                "{} is unavailable: {} does not resolve to any address",
-                self.inner.peer, self.inner.host
-            ))),
+            0 => Err(PeerError::new(
+                self.inner.peer,
+                tonic::Code::Unavailable,
+                format!(
+                    "unavailable: {} does not resolve to any address",
+                    self.inner.host
+                ),
+            )),
             1 => Ok(pool[0].clone()),
             n => {
                 let a = rand::random_range(0..n);
@@ -183,7 +234,7 @@ fn spawn_resolver(inner: Weak<Inner>) {
             tokio::select! {
                 _ = tokio::time::sleep(refresh) => {}
                 _ = notified => {
-                    // Re-resolve at most once a second however many calls fail.
+                    // Re-resolve at most five times a second however many calls fail.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -213,20 +264,7 @@ async fn resolve(inner: &Inner) {
     for addr in addrs {
         match replicas.iter().find(|r| r.addr == addr) {
             Some(existing) => next.push(existing.clone()),
-            None => {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                    .expect("a socket address is a valid URI")
-                    .connect_timeout(Duration::from_secs(1))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_while_idle(true);
-                next.push(Arc::new(Replica {
-                    addr,
-                    channel: endpoint.connect_lazy(),
-                    in_flight: AtomicUsize::new(0),
-                    down_until: Mutex::new(None),
-                }));
-            }
+            None => next.push(Arc::new(new_replica(inner, addr))),
         }
     }
     if next
@@ -239,6 +277,30 @@ async fn resolve(inner: &Inner) {
     *replicas = next;
 }
 
+fn new_replica(inner: &Inner, addr: SocketAddr) -> Replica {
+    let dial = Arc::new(DialState::default());
+    let resolve_now = inner.resolve_now.clone();
+    let dialer = Dialer {
+        addr,
+        state: dial.clone(),
+        attempts: inner.connect_attempts.clone(),
+        on_failure: Arc::new(move || resolve_now.notify_one()),
+    };
+    let resolve_now = inner.resolve_now.clone();
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a socket address is a valid URI")
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_with_connector_lazy(dialer);
+    Replica {
+        addr,
+        channel,
+        in_flight: AtomicUsize::new(0),
+        dial,
+        resolve_now,
+    }
+}
+
 struct InFlight(Arc<Replica>);
 
 impl Drop for InFlight {
@@ -247,30 +309,53 @@ impl Drop for InFlight {
     }
 }
 
-/// The call's deadline: the caller's `grpc-timeout` if shorter than the peer timeout.
+/// The call's deadline: its own budget (`grpc-timeout` set by `Request::set_timeout`) or the
+/// peer default, and never beyond what is left of the call being served.
 fn deadline_of(headers: &http::HeaderMap, default: Duration) -> Duration {
-    headers
+    let budget = headers
         .get("grpc-timeout")
         .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
-        .map_or(default, |t| t.min(default))
+        .unwrap_or(default);
+    match deadline::remaining() {
+        Some(left) => budget.min(deadline::for_next_hop(left)),
+        None => budget,
+    }
 }
 
-/// A `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
-pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
-    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
-    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// tonic's channel enforces the `grpc-timeout` we set too, and may notice first.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = err.source();
     }
-    let n: u64 = num.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    false
+}
+
+/// Why a call failed without an answer from the peer, in words.
+fn transport_failure(replica: &Replica, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(d) = err.downcast_ref::<DialError>() {
+            return d.to_string(); // the dialer has counted it
+        }
+        source = err.source();
+    }
+    // Connected, but the connection failed (closed at once, reset, not HTTP/2): as bad as a
+    // refused connection for the next attempt's backoff.
+    replica.dial.failed();
+    replica.resolve_now.notify_one();
+    e.source()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Records a call that got no answer and returns its error as the status the client sees.
+fn failed<T>(call: ClientCall, e: PeerError) -> Result<T, BoxError> {
+    call.fail(e.code() as i32);
+    Err(Box::new(tonic::Status::from(e)))
 }
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for PeerChannel {
@@ -284,20 +369,28 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for PeerChannel {
 
     fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
         let this = self.clone();
+        // Read here, inside the call being served (the future below runs there too, but this
+        // is where the caller's intent is).
+        let timeout = deadline_of(req.headers(), this.inner.timeout);
         Box::pin(async move {
             let inner = &this.inner;
             let path = req.uri().path().to_string();
             let call = ClientCall::start(&inner.table, inner.peer, req.headers_mut(), &path);
-            let timeout = deadline_of(req.headers(), inner.timeout);
-            if let Ok(v) = http::HeaderValue::from_str(&format!("{}m", timeout.as_millis())) {
-                req.headers_mut().insert("grpc-timeout", v);
+            if timeout.is_zero() {
+                return failed(
+                    call,
+                    PeerError::new(
+                        inner.peer,
+                        tonic::Code::DeadlineExceeded,
+                        "not called: the caller's deadline has passed",
+                    ),
+                );
             }
+            req.headers_mut()
+                .insert("grpc-timeout", deadline::grpc_timeout_value(timeout));
             let replica = match this.pick().await {
                 Ok(r) => r,
-                Err(status) => {
-                    call.fail(status.code() as i32);
-                    return Err(Box::new(status) as BoxError);
-                }
+                Err(e) => return failed(call, e),
             };
             replica.in_flight.fetch_add(1, Ordering::Relaxed);
             let guard = InFlight(replica.clone());
@@ -313,102 +406,35 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for PeerChannel {
             drop(guard);
             match sent {
                 Ok(Ok(response)) => {
-                    *replica.down_until.lock().unwrap() = None;
+                    replica.dial.answered();
                     Ok(call.response(response))
                 }
-                Ok(Err(e)) => {
-                    *replica.down_until.lock().unwrap() =
-                        Some(Instant::now() + Duration::from_secs(2));
-                    inner.resolve_now.notify_one();
-                    call.fail(tonic::Code::Unavailable as i32);
-                    let detail = std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| e.to_string());
-                    Err(Box::new(tonic::Status::unavailable(format!(
-                        "{} is unavailable ({}): {detail}",
-                        inner.peer, replica.addr
-                    ))) as BoxError)
-                }
-                Err(_) => {
-                    call.fail(tonic::Code::DeadlineExceeded as i32);
-                    Err(Box::new(tonic::Status::deadline_exceeded(format!(
-                        "{} did not answer within {timeout:?}",
-                        inner.peer
-                    ))) as BoxError)
-                }
+                Ok(Err(e)) if !is_timeout(&e) => failed(
+                    call,
+                    PeerError::new(
+                        inner.peer,
+                        tonic::Code::Unavailable,
+                        format!(
+                            "unavailable ({}): {}",
+                            replica.addr,
+                            transport_failure(&replica, &e)
+                        ),
+                    ),
+                ),
+                // No answer in time (our timer, or tonic's own, reading the same grpc-timeout)
+                // says nothing about whether the replica is up: it stays in rotation.
+                _ => failed(
+                    call,
+                    PeerError::new(
+                        inner.peer,
+                        tonic::Code::DeadlineExceeded,
+                        format!("no answer within {timeout:?} ({})", replica.addr),
+                    ),
+                ),
             }
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::MIDIA;
-
-    #[test]
-    fn grpc_timeouts() {
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("S"), None);
-        assert_eq!(parse_grpc_timeout("123456789S"), None);
-        assert_eq!(parse_grpc_timeout("10x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-    }
-
-    #[tokio::test]
-    async fn bad_addresses_name_the_variable() {
-        let m = Metrics::new();
-        let err = PeerChannel::new(
-            &MIDIA,
-            "midia:50056",
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            &m,
-        )
-        .err()
-        .unwrap();
-        assert!(err.to_string().starts_with("MIDIA_ADDR"), "{err}");
-        assert!(PeerChannel::new(
-            &MIDIA,
-            "http://midia:x",
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            &m
-        )
-        .is_err());
-        let ok = PeerChannel::new(
-            &MIDIA,
-            "http://localhost:50056",
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            &m,
-        )
-        .unwrap();
-        assert_eq!(ok.peer(), "midia");
-    }
-
-    #[tokio::test]
-    async fn a_peer_that_is_down_is_unavailable_naming_it() {
-        let m = Metrics::new();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let ch = PeerChannel::new(
-            &MIDIA,
-            &format!("http://127.0.0.1:{port}"),
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-            &m,
-        )
-        .unwrap();
-        let mut client =
-            aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient::new(ch);
-        let err = client.get_status(aula_api::Empty {}).await.unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
-        assert!(err.message().contains("midia"), "{err:?}");
-        let text = m.render();
-        assert!(text.contains(r#"grpc_client_handled_total{grpc_type="unary",grpc_service="services.MidiaConteudoService",grpc_method="GetStatus",grpc_code="Unavailable"} 1"#), "{text}");
-    }
-}
+mod tests;

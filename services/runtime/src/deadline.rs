@@ -1,0 +1,136 @@
+//! The deadline of the call being served, so that calls it makes to other services get the
+//! caller's remaining time instead of a fresh budget per hop.
+//!
+//! [`DeadlineLayer`] (installed on every server by [`crate::server`]) reads the caller's
+//! `grpc-timeout` and runs the handler inside a task-local holding the deadline;
+//! [`crate::peers::PeerChannel`] reads it back with [`remaining`]. Work spawned onto other tasks
+//! does not inherit it (it is no longer part of the call).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// The time left to the call being served, if its caller set a deadline.
+pub fn remaining() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// Runs `fut` as part of a call that must finish by `deadline`.
+pub fn scope<F: Future>(deadline: Instant, fut: F) -> impl Future<Output = F::Output> {
+    DEADLINE.scope(deadline, fut)
+}
+
+/// What to give the next hop out of `left`: a little less, so that when a peer further down
+/// does not answer, the hop that called it reports it (naming it) before its own caller gives
+/// up on the whole chain.
+pub fn for_next_hop(left: Duration) -> Duration {
+    left.saturating_sub((left / 20).min(Duration::from_millis(100)))
+}
+
+/// A `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    if num.is_empty() || num.len() > 8 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// A `grpc-timeout` header value for `d` (milliseconds, at least 1: gRPC has no zero).
+pub fn grpc_timeout_value(d: Duration) -> http::HeaderValue {
+    let ms = d.as_millis().clamp(1, 99_999_999);
+    http::HeaderValue::from_str(&format!("{ms}m")).expect("digits and a unit")
+}
+
+/// The server layer putting each call's deadline in scope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadlineLayer;
+
+impl<S> tower_layer::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadlineService<S> {
+    inner: S,
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for DeadlineService<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.to_str().ok()?))
+            .map(|t| Instant::now() + t);
+        let fut = self.inner.call(req);
+        match deadline {
+            Some(d) => Box::pin(scope(d, fut)),
+            None => Box::pin(fut),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(grpc_timeout_value(Duration::ZERO), "1m");
+        assert_eq!(grpc_timeout_value(Duration::from_secs(2)), "2000m");
+    }
+
+    #[tokio::test]
+    async fn the_deadline_is_in_scope_and_shrinks() {
+        assert_eq!(remaining(), None);
+        let d = Instant::now() + Duration::from_secs(2);
+        let left = scope(d, async { remaining() }).await.unwrap();
+        assert!(left <= Duration::from_secs(2) && left > Duration::from_secs(1));
+        assert!(for_next_hop(left) < left);
+        assert_eq!(
+            for_next_hop(Duration::from_secs(10)),
+            Duration::from_millis(9900)
+        );
+    }
+}
