@@ -616,4 +616,61 @@ mod tests {
             ]
         );
     }
+
+    fn big_question() -> Question {
+        let words = aula_runtime::fields::clip(&"palavra ".repeat(400), 2000).to_string();
+        Question {
+            aula_contexto: "Contexto. ".repeat(5000),
+            duvida: "palavra?".into(),
+            course: Some(crate::domain::CourseContext {
+                material: vec![
+                    crate::domain::Material {
+                        titulo: "t".into(),
+                        descricao: words,
+                        tipo: "texto".into(),
+                    };
+                    MAX_MATERIAL_ITEMS
+                ],
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_abandoned_at_its_deadline() {
+        let o = OfflineAnswerer::new();
+        let past = Instant::now();
+        assert_eq!(
+            o.answer_within(&big_question(), Some(past)).await,
+            Err(AnswerError::Deadline)
+        );
+        // With time left, the same question is answered.
+        let later = Instant::now() + Duration::from_secs(60);
+        assert!(o.answer_within(&big_question(), Some(later)).await.is_ok());
+    }
+
+    #[test]
+    fn an_abandoned_answer_stops_computing() {
+        let gone = AtomicBool::new(true);
+        let budget = Budget {
+            deadline: None,
+            abandoned: Some(&gone),
+            steps: Cell::new(0),
+        };
+        assert!(OfflineAnswerer::new()
+            .compose(&big_question(), &budget)
+            .is_err());
+    }
+
+    #[test]
+    fn what_is_read_is_capped() {
+        // Material beyond the limits is read up to them: an answer over a description of a
+        // million words costs what one over 2,000 characters does.
+        let mut q = big_question();
+        let course = q.course.as_mut().unwrap();
+        course.material[0].descricao = "palavra ".repeat(1_000_000);
+        let capped = corpus(&q, &Budget::unlimited()).unwrap();
+        let read: usize = capped.passages.iter().map(|p| p.text.chars().count()).sum();
+        assert!(read <= MAX_READ_CHARS, "{read}");
+    }
 }

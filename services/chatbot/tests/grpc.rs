@@ -614,18 +614,10 @@ async fn records_queued_while_insights_is_down_arrive_when_it_comes_back() {
 
     // insights comes back on that port while the recorder is still retrying.
     let dir = tempfile::tempdir().unwrap();
-    let def = insights::service();
-    let settings =
-        aula_runtime::Settings::load(def.spec, &testing::env(&def, dir.path(), &[])).unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let running = aula_runtime::server::start_on(def, settings, listener, None)
+    let insights = testing::spawn_on(insights::service(), dir.path(), &[], listener)
         .await
         .unwrap();
-    let insights = TestService {
-        url: format!("http://{}", running.addr),
-        metrics_url: String::new(),
-        running,
-    };
 
     let stats = await_questions(&insights, "1", 1).await;
     assert_eq!(stats.total_perguntas, 1);

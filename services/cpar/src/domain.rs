@@ -106,6 +106,22 @@ impl Schedule {
         }
     }
 
+    /// The outbox key of a notice: each NotifySchedule call is a notice of its own.
+    pub fn notice_key(&self) -> String {
+        format!(
+            "cpar-aviso-{}-{}-{:016x}",
+            self.id,
+            aula_runtime::db::now_ms(),
+            rand::random::<u64>()
+        )
+    }
+
+    /// The outbox key of the reminder: one per appointment, ever (the creation time keeps it
+    /// unique if the database is recreated while notificacoes keeps its keys).
+    pub fn reminder_key(&self) -> String {
+        format!("cpar-lembrete-{}-{}", self.id, self.criado_ms)
+    }
+
     /// What the reminder worker tells the user.
     pub fn reminder(&self) -> String {
         format!(

@@ -88,12 +88,7 @@ impl Store {
 
     /// Stores a notice for the appointment's user in the outbox; returns the outbox row.
     pub async fn enqueue_notice(&self, outbox: &Outbox, s: &Schedule) -> sqlx::Result<i64> {
-        let key = format!(
-            "cpar-aviso-{}-{}-{:016x}",
-            s.id,
-            now_ms(),
-            rand::random::<u64>()
-        );
+        let key = s.notice_key();
         let mut tx = self.db.pool.begin().await?;
         let id = outbox
             .enqueue(&mut tx, &key, &message(s, s.notice()))
@@ -137,7 +132,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let s = from_row(&row)?;
-        let key = format!("cpar-lembrete-{}-{}", s.id, s.criado_ms);
+        let key = s.reminder_key();
         outbox
             .enqueue(&mut tx, &key, &message(&s, s.reminder()))
             .await?;

@@ -44,7 +44,9 @@ pub struct Enrolment {
 
 /// The notice an enrolment sends to the user.
 pub fn enrolment_notice(course: &Course) -> String {
-    format!("Inscrição confirmada no curso {}", course.nome)
+    // Within notificacoes' message limit, whatever the catalogue holds.
+    let nome = aula_runtime::fields::clip(&course.nome, aula_api::limits::COURSE_NAME_CHARS);
+    format!("Inscrição confirmada no curso {nome}")
 }
 
 /// `GetUserCourses`' message: "Usuário 1 está inscrito em 2 cursos".

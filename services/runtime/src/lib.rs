@@ -21,7 +21,8 @@
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`healthcheck`]: the images' own health probe.
-//! - [`testing`]: services in-process on ephemeral ports, for tests.
+//! - `testing` (cargo feature `testing`, for tests only): services in-process on ephemeral
+//!   ports, and the assertions the services' tests share.
 
 /// Every binary built on the runtime allocates through mimalloc: a request allocates and frees
 /// dozens of small objects (headers, futures, span data), and glibc's malloc spent ~18% of a
@@ -48,6 +49,7 @@ pub mod recent;
 pub mod server;
 pub mod spec;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{Env, Settings};

@@ -3,7 +3,7 @@
 //! PostgreSQL instead, each spawn in a schema of its own, so the same tests cover both backends.
 
 use crate::{
-    config::{Env, Settings},
+    config::{Database, Env, Settings},
     server::{self, Running, ServiceDef},
 };
 use std::path::Path;
@@ -15,6 +15,8 @@ pub struct TestService {
     pub url: String,
     /// `http://127.0.0.1:<port>/metrics`
     pub metrics_url: String,
+    /// Where the service keeps its data, and its PostgreSQL schema.
+    database: (Database, String),
 }
 
 impl TestService {
@@ -42,6 +44,51 @@ impl TestService {
         out
     }
 
+    /// A connection of the test's own to the service's database (its SQLite file, or its
+    /// schema on PostgreSQL), to set up what no RPC can (rows from before a limit existed).
+    pub async fn sql(&self) -> sqlx::AnyConnection {
+        use sqlx::{Connection as _, Executor as _};
+        sqlx::any::install_default_drivers();
+        match &self.database {
+            (Database::Sqlite(path), _) => {
+                sqlx::AnyConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("the service's SQLite file opens")
+            }
+            (Database::Postgres(url), schema) => {
+                let mut c = sqlx::AnyConnection::connect(url)
+                    .await
+                    .expect("the test PostgreSQL answers");
+                c.execute(format!("SET search_path TO {schema}").as_str())
+                    .await
+                    .expect("the service's schema exists");
+                c
+            }
+        }
+    }
+
+    /// Asserts the service still answers: its health check says SERVING within 5 s (a probe's
+    /// usual timeout).
+    pub async fn assert_serving(&self) {
+        use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+        let mut check = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+            service: self.running.spec.grpc_service.to_string(),
+        });
+        check.set_timeout(std::time::Duration::from_secs(5));
+        let status = HealthClient::new(self.channel())
+            .check(check)
+            .await
+            .expect("the health check answers")
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "{} is not serving",
+            self.running.spec.name
+        );
+    }
+
     /// The environment variable pointing peers at this service (`MIDIA_ADDR=...`).
     pub fn addr_var(&self) -> (String, String) {
         (
@@ -49,6 +96,14 @@ impl TestService {
             self.url.clone(),
         )
     }
+}
+
+/// An address where nothing listens (a port bound, then released): where a test points the
+/// peers it does not start, so a service running on the machine's default ports is never
+/// reached.
+pub fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("an ephemeral port");
+    format!("http://{}", l.local_addr().expect("a bound address"))
 }
 
 pub fn channel(url: &str) -> tonic::transport::Channel {
@@ -94,8 +149,19 @@ pub async fn spawn(
     data_dir: &Path,
     extra: &[(String, String)],
 ) -> anyhow::Result<TestService> {
-    let settings = Settings::load(def.spec, &env(&def, data_dir, extra))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    spawn_on(def, data_dir, extra, listener).await
+}
+
+/// [`spawn`] on a listener the test bound (a port a peer was already pointed at).
+pub async fn spawn_on(
+    def: ServiceDef,
+    data_dir: &Path,
+    extra: &[(String, String)],
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<TestService> {
+    let settings = Settings::load(def.spec, &env(&def, data_dir, extra))?;
+    let database = (settings.database.clone(), settings.db_schema.clone());
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let running = server::start_on(def, settings, listener, Some(metrics)).await?;
     let url = format!("http://{}", running.addr);
@@ -107,5 +173,63 @@ pub async fn spawn(
         running,
         url,
         metrics_url,
+        database,
     })
+}
+
+/// The longest status message a refusal of bad input may carry: it names the field and the
+/// rule and quotes at most a short prefix of the input, however large the input was.
+pub const SHORT_MESSAGE: usize = 200;
+
+/// Asserts a refusal of bad input as every service gives it: INVALID_ARGUMENT, the message
+/// starting with `field`, saying `says` (e.g. "at most 200 characters"), and short.
+pub fn assert_invalid<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    field: &str,
+    says: &str,
+) {
+    let status = result.expect_err("bad input is refused");
+    assert_eq!(
+        status.code(),
+        tonic::Code::InvalidArgument,
+        "{field}: {status:?}"
+    );
+    let message = status.message();
+    assert!(
+        message.starts_with(&format!("{field}: ")),
+        "the message names {field}: {message}"
+    );
+    assert!(
+        message.contains(says),
+        "the message says {says:?}: {message}"
+    );
+    assert!(
+        message.len() <= SHORT_MESSAGE,
+        "the message is short ({} bytes): {}",
+        message.len(),
+        crate::fields::quote(message)
+    );
+}
+
+/// A text of `chars` characters that take 4 bytes each in UTF-8: the most bytes a text within
+/// a character limit can carry.
+pub fn wide_text(chars: usize) -> String {
+    "𝄞".repeat(chars)
+}
+
+/// `n` distinct words of letters, separated by spaces and no sentence punctuation: one long
+/// sentence whose every word is a term of its own (what made the offline answerer quadratic).
+/// Distinct in their first four letters, so no stemming folds two of them together.
+pub fn distinct_words(n: usize) -> String {
+    let mut out = String::with_capacity(n * 5);
+    for i in 0..n {
+        let mut k = i;
+        for _ in 0..4 {
+            out.push(char::from(b'a' + (k % 26) as u8));
+            k /= 26;
+        }
+        out.push(if k > 0 { 'z' } else { 'q' });
+        out.push(' ');
+    }
+    out
 }
