@@ -17,6 +17,7 @@
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
 //! - [`error`]: the one mapping of every service's domain error to a gRPC status.
 //! - [`fields`]: request fields checked at the edge (lengths, URLs) and short quotes of bad input.
+//! - [`identity`]: the caller's proved service identity (mTLS), read by authorization.
 //! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
@@ -38,6 +39,7 @@ pub mod deadline;
 pub mod error;
 pub mod fields;
 pub mod healthcheck;
+pub mod identity;
 pub mod ids;
 pub mod metrics;
 pub mod observe;
