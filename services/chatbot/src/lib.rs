@@ -58,8 +58,17 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         tracing::info!(mode = engine.mode(), model = %engine.model(), "chatbot engine ready");
         let insights = ctx.peer(&INSIGHTS)?;
         let recorder = recorder::Recorder::start(&ctx, insights.clone());
-        Ok(Routes::new(ChatbotServiceServer::new(
-            grpc::ChatbotGrpc::new(engine, insights, recorder, ctx.metrics().clone()),
-        )))
+        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
+        let max = ctx.settings().limits.max_message_bytes;
+        Ok(Routes::new(
+            ChatbotServiceServer::new(grpc::ChatbotGrpc::new(
+                engine,
+                insights,
+                recorder,
+                ctx.metrics().clone(),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        ))
     })
 }

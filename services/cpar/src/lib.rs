@@ -39,8 +39,12 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         let store = store::Store::new(ctx.db().clone());
         let outbox = Outbox::start(&ctx, ctx.peer(&NOTIFICACOES)?).await?;
         reminders::start(&ctx, store.clone(), outbox.clone())?;
-        Ok(Routes::new(CparServiceServer::new(grpc::CparGrpc::new(
-            store, outbox,
-        ))))
+        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
+        let max = ctx.settings().limits.max_message_bytes;
+        Ok(Routes::new(
+            CparServiceServer::new(grpc::CparGrpc::new(store, outbox))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
     })
 }

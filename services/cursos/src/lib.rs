@@ -45,6 +45,12 @@ fn build(ctx: ServiceContext) -> BuildFuture {
             chatbot: ChatbotServiceClient::new(ctx.peer(&CHATBOT)?),
             status: aula_runtime::recent::Recent::new(grpc::STATUS_TTL),
         };
-        Ok(Routes::new(CursosServiceServer::new(service)))
+        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
+        let max = ctx.settings().limits.max_message_bytes;
+        Ok(Routes::new(
+            CursosServiceServer::new(service)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
     })
 }

@@ -28,8 +28,12 @@ pub fn service() -> ServiceDef {
 fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
-        Ok(Routes::new(InsightsServiceServer::new(
-            grpc::InsightsGrpc::new(store),
-        )))
+        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
+        let max = ctx.settings().limits.max_message_bytes;
+        Ok(Routes::new(
+            InsightsServiceServer::new(grpc::InsightsGrpc::new(store))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
     })
 }

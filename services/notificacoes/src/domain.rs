@@ -13,6 +13,9 @@ pub enum NotificacoesError {
     /// The database failed (classified by the runtime; never shown to the caller).
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    /// A subscription beyond the open streams' limits (RESOURCE_EXHAUSTED).
+    #[error(transparent)]
+    TooManyStreams(#[from] crate::streams::Refused),
 }
 
 /// A stored notification.

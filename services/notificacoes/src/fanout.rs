@@ -6,8 +6,15 @@
 //! named after the schema, and a task per replica LISTENs (a `PgListener`, which reconnects by
 //! itself), reads the row once and publishes it; the storing replica hears its own inserts the
 //! same way, so nothing is published twice.
+//!
+//! Every subscription holds a place in [`Streams`] (per user and in total), so the number of
+//! receivers, and the memory they hold, is bounded.
 
-use crate::{domain::Notification, store::Store};
+use crate::{
+    domain::Notification,
+    store::Store,
+    streams::{Refused, StreamPermit, Streams},
+};
 use anyhow::Context as _;
 use aula_runtime::{db::Dialect, ServiceContext};
 use std::{sync::Arc, time::Duration};
@@ -21,6 +28,7 @@ pub struct Fanout {
     tx: broadcast::Sender<Arc<Notification>>,
     /// True when the storing handler publishes (SQLite); false when LISTEN/NOTIFY does.
     local: bool,
+    streams: Streams,
 }
 
 impl Fanout {
@@ -28,9 +36,14 @@ impl Fanout {
     /// subscriber connected right after start-up misses nothing.
     pub async fn start(ctx: &ServiceContext, store: Store) -> anyhow::Result<Self> {
         let (tx, _) = broadcast::channel(CAPACITY);
+        let streams = Streams::from_env(&ctx.settings().env, ctx.metrics())?;
         let db = ctx.db();
         if db.dialect == Dialect::Sqlite {
-            return Ok(Self { tx, local: true });
+            return Ok(Self {
+                tx,
+                local: true,
+                streams,
+            });
         }
         let (url, schema) = db
             .postgres()
@@ -77,7 +90,11 @@ impl Fanout {
                 }
             }
         });
-        Ok(Self { tx, local: false })
+        Ok(Self {
+            tx,
+            local: false,
+            streams,
+        })
     }
 
     /// Called after a new notification is stored.
@@ -87,7 +104,13 @@ impl Fanout {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notification>> {
-        self.tx.subscribe()
+    /// A receiver of every new notification, and the place it holds among `user`'s streams;
+    /// refused beyond the limits.
+    pub fn subscribe(
+        &self,
+        user: i64,
+    ) -> Result<(broadcast::Receiver<Arc<Notification>>, StreamPermit), Refused> {
+        let permit = self.streams.open(user)?;
+        Ok((self.tx.subscribe(), permit))
     }
 }

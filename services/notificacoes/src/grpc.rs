@@ -31,6 +31,7 @@ impl ServiceError for NotificacoesError {
         match self {
             NotificacoesError::Invalid(_) => Kind::Invalid,
             NotificacoesError::Storage(e) => Kind::Storage(e),
+            NotificacoesError::TooManyStreams(_) => Kind::Refused(tonic::Code::ResourceExhausted),
         }
     }
 }
@@ -204,8 +205,14 @@ impl NotificacoesService for NotificacoesGrpc {
         request: Request<SubscribeNotificationsRequest>,
     ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
         let id_usuario = UserId::parse(&request.into_inner().id_usuario)?.get();
-        let stream = BroadcastStream::new(self.fanout.subscribe())
+        let (receiver, permit) = self
+            .fanout
+            .subscribe(id_usuario)
+            .map_err(NotificacoesError::from)?;
+        let stream = BroadcastStream::new(receiver)
             .filter_map(move |item| {
+                // The stream's place among the open ones, given back when the stream is dropped.
+                let _held = &permit;
                 futures::future::ready(match item {
                     Ok(n) if n.id_usuario == id_usuario => Some(Ok(to_proto(&n))),
                     Ok(_) => None,

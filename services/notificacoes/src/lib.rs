@@ -10,11 +10,13 @@
 //!   each error is (the runtime maps it to a status).
 //! - [`fanout`]: live delivery to subscribers: an in-process broadcast, fed on PostgreSQL by
 //!   LISTEN/NOTIFY so that every replica hears about every notification.
+//! - [`streams`]: the bounds on open subscriptions, per user and in total.
 
 pub mod domain;
 pub mod fanout;
 pub mod grpc;
 pub mod store;
+pub mod streams;
 
 use aula_api::notificacoes_service_server::NotificacoesServiceServer;
 use aula_runtime::{spec::NOTIFICACOES, BuildFuture, ServiceContext, ServiceDef};
@@ -34,8 +36,12 @@ fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
         let fanout = fanout::Fanout::start(&ctx, store.clone()).await?;
-        Ok(Routes::new(NotificacoesServiceServer::new(
-            grpc::NotificacoesGrpc::new(ctx, store, fanout),
-        )))
+        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
+        let max = ctx.settings().limits.max_message_bytes;
+        Ok(Routes::new(
+            NotificacoesServiceServer::new(grpc::NotificacoesGrpc::new(ctx, store, fanout))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
     })
 }

@@ -123,6 +123,8 @@ pub struct Settings {
     pub peer_timeout: Duration,
     pub dns_refresh: Duration,
     pub shutdown_grace: Duration,
+    /// Message sizes, HTTP/2 streams, keepalive, calls in flight, reflection (`limits.rs`).
+    pub limits: crate::limits::Limits,
     /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
     pub env: Env,
 }
@@ -198,6 +200,7 @@ impl Settings {
             peer_timeout: env.duration("AULA_PEER_TIMEOUT", Duration::from_secs(5))?,
             dns_refresh,
             shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            limits: crate::limits::Limits::load(env)?,
             env: env.clone(),
         })
     }

@@ -7,6 +7,8 @@
 //! - [`server`]: [`server::ServiceDef`], [`server::ServiceContext`] and [`server::start`].
 //! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
 //! - [`peers`]: DNS-discovered, balanced, observed channels to other services; [`peers::PeerError`].
+//! - [`limits`]: the explicit limits of every server (message sizes, HTTP/2 streams, keepalive,
+//!   calls in flight, reflection); [`shed`]: calls beyond the in-flight limit refused at once.
 //! - [`deadline`]: the deadline of the call being served, handed on to peers.
 //! - [`backoff`]: the one exponential backoff every retry uses.
 //! - [`observe`]: the gRPC layer recording metrics and spans.
@@ -41,6 +43,7 @@ pub mod fields;
 pub mod healthcheck;
 pub mod identity;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod outbox;
@@ -49,6 +52,7 @@ pub mod peers;
 pub mod reads;
 pub mod recent;
 pub mod server;
+pub mod shed;
 pub mod spec;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -214,20 +214,27 @@ pub async fn start_on(
         None => None,
     };
 
-    let server = tonic::transport::Server::builder()
-        // Long-lived connections are closed now and then so clients rebalance onto new replicas.
-        .max_connection_age(Duration::from_secs(300))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    // Streams per connection, resets, keepalive, connection age (limits.rs); long-lived
+    // connections are closed now and then so clients rebalance onto new replicas.
+    let limits = ctx.settings().limits.clone();
+    let server = limits
+        .server()
         .layer(ServerLayer::new(
             metrics_registry.clone(),
             spec.grpc_service,
+        ))
+        // Beyond AULA_MAX_IN_FLIGHT calls, RESOURCE_EXHAUSTED at once (health never).
+        .layer(crate::shed::ShedLayer::new(
+            &metrics_registry,
+            spec.name,
+            limits.max_in_flight,
         ))
         // The caller's deadline, for the calls the handler makes to other services.
         .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)
         .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+        .add_optional_service(limits.reflection.then_some(reflection_v1))
+        .add_optional_service(limits.reflection.then_some(reflection_v1alpha));
 
     // Set per accepted socket here: the builder's tcp_nodelay does not apply to an incoming
     // stream we hand it, and Nagle + delayed ACK would stall small responses by 40 ms.

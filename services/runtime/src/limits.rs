@@ -1,0 +1,226 @@
+//! The explicit limits of every gRPC server: how much one caller can make a service hold.
+//!
+//! Each limit is an environment variable with a safe default (docs/CONFIG.md, "Limits"):
+//! message sizes, HTTP/2 streams per connection and the reset-stream floods' mitigations,
+//! keepalive and connection age, calls in flight (beyond which calls are shed at once, see
+//! [`crate::shed`]), and whether reflection is served.
+
+use crate::config::{ConfigError, Env};
+use std::time::Duration;
+
+/// The largest gRPC message a service decodes or encodes by default: 4 MiB, gRPC's usual
+/// receive limit, so any client's default accepts what a service sends.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The limits of one service's gRPC server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `AULA_MAX_MESSAGE_SIZE`: the largest request decoded and response encoded. A bigger
+    /// request is refused with RESOURCE_EXHAUSTED; a bigger response is an error, not sent.
+    pub max_message_bytes: usize,
+    /// `AULA_HTTP2_MAX_CONCURRENT_STREAMS`: advertised in SETTINGS; a client opening more
+    /// streams on one connection has them refused (REFUSED_STREAM) by HTTP/2 itself.
+    pub max_concurrent_streams: u32,
+    /// `AULA_HTTP2_MAX_LOCAL_RESET_STREAMS`: streams the server may reset because of the
+    /// client's errors before it closes the connection (GOAWAY): the "MadeYouReset" flood's
+    /// mitigation, which tonic switches off unless it is set.
+    pub max_local_reset_streams: usize,
+    /// `AULA_HTTP2_MAX_PENDING_RESET_STREAMS`: streams reset by the client and not yet
+    /// accepted before GOAWAY (the 2023 "rapid reset" flood's mitigation).
+    pub max_pending_reset_streams: usize,
+    /// `AULA_HTTP2_KEEPALIVE_INTERVAL`: how often an HTTP/2 PING checks a connection.
+    pub keepalive_interval: Duration,
+    /// `AULA_HTTP2_KEEPALIVE_TIMEOUT`: a connection whose PING is not answered within this is
+    /// closed (a dead or stuck client stops holding its streams).
+    pub keepalive_timeout: Duration,
+    /// `AULA_MAX_CONNECTION_AGE`: connections are closed gracefully (GOAWAY) after this long,
+    /// so clients rebalance onto new replicas.
+    pub max_connection_age: Duration,
+    /// `AULA_MAX_CONNECTION_AGE_GRACE`: how long calls still open on an aged connection may
+    /// run before it is closed anyway (long streams reconnect).
+    pub max_connection_age_grace: Duration,
+    /// `AULA_MAX_IN_FLIGHT`: calls a service handles at once; beyond it, calls are shed
+    /// with RESOURCE_EXHAUSTED at once instead of queueing (health checks never are).
+    pub max_in_flight: usize,
+    /// `AULA_REFLECTION`: serve gRPC reflection (`on`/`off`).
+    pub reflection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_concurrent_streams: 256,
+            max_local_reset_streams: 1024,
+            max_pending_reset_streams: 20,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(300),
+            max_connection_age_grace: Duration::from_secs(60),
+            max_in_flight: 256,
+            reflection: true,
+        }
+    }
+}
+
+impl Limits {
+    /// Reads every limit; a bad value names its variable.
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let limits = Self {
+            max_message_bytes: match env.get("AULA_MAX_MESSAGE_SIZE") {
+                None => d.max_message_bytes,
+                Some(v) => parse_bytes(v).ok_or_else(|| {
+                    bad(
+                        "AULA_MAX_MESSAGE_SIZE",
+                        v,
+                        "expected a size such as 4MiB, 512KiB or 1048576",
+                    )
+                })?,
+            },
+            max_concurrent_streams: env.parse(
+                "AULA_HTTP2_MAX_CONCURRENT_STREAMS",
+                d.max_concurrent_streams,
+            )?,
+            max_local_reset_streams: env.parse(
+                "AULA_HTTP2_MAX_LOCAL_RESET_STREAMS",
+                d.max_local_reset_streams,
+            )?,
+            max_pending_reset_streams: env.parse(
+                "AULA_HTTP2_MAX_PENDING_RESET_STREAMS",
+                d.max_pending_reset_streams,
+            )?,
+            keepalive_interval: env
+                .duration("AULA_HTTP2_KEEPALIVE_INTERVAL", d.keepalive_interval)?,
+            keepalive_timeout: env.duration("AULA_HTTP2_KEEPALIVE_TIMEOUT", d.keepalive_timeout)?,
+            max_connection_age: env.duration("AULA_MAX_CONNECTION_AGE", d.max_connection_age)?,
+            max_connection_age_grace: env
+                .duration("AULA_MAX_CONNECTION_AGE_GRACE", d.max_connection_age_grace)?,
+            max_in_flight: env.parse("AULA_MAX_IN_FLIGHT", d.max_in_flight)?,
+            reflection: match env.get("AULA_REFLECTION") {
+                None => d.reflection,
+                Some(v) => parse_switch(v)
+                    .ok_or_else(|| bad("AULA_REFLECTION", v, "expected on or off"))?,
+            },
+        };
+        // A zero would refuse everything: surely a mistake, so it is named at start-up.
+        for (var, value) in [
+            ("AULA_MAX_MESSAGE_SIZE", limits.max_message_bytes),
+            (
+                "AULA_HTTP2_MAX_CONCURRENT_STREAMS",
+                limits.max_concurrent_streams as usize,
+            ),
+            ("AULA_MAX_IN_FLIGHT", limits.max_in_flight),
+        ] {
+            if value == 0 {
+                return Err(bad(var, "0", "must be at least 1"));
+            }
+        }
+        for (var, value) in [
+            ("AULA_HTTP2_KEEPALIVE_INTERVAL", limits.keepalive_interval),
+            ("AULA_HTTP2_KEEPALIVE_TIMEOUT", limits.keepalive_timeout),
+            ("AULA_MAX_CONNECTION_AGE", limits.max_connection_age),
+        ] {
+            if value.is_zero() {
+                return Err(bad(var, "0s", "must be more than 0s"));
+            }
+        }
+        Ok(limits)
+    }
+
+    /// A server builder with these limits applied (the transport's part; the in-flight limit
+    /// is [`crate::shed::ShedLayer`], message sizes are set on each service's generated server).
+    pub fn server(&self) -> tonic::transport::Server {
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(self.max_concurrent_streams)
+            .http2_max_local_error_reset_streams(Some(self.max_local_reset_streams))
+            .http2_max_pending_accept_reset_streams(Some(self.max_pending_reset_streams))
+            .http2_keepalive_interval(Some(self.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.keepalive_timeout))
+            .max_connection_age(self.max_connection_age)
+            .max_connection_age_grace(self.max_connection_age_grace)
+    }
+}
+
+fn bad(var: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_switch(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Some(true),
+        "off" | "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// `4MiB`, `512KiB`, `1048576` (bytes); `KB`/`MB` are read as their binary sizes too.
+pub fn parse_bytes(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() {
+        let l = Limits::load(&Env::default()).unwrap();
+        assert_eq!(l, Limits::default());
+        assert_eq!(l.max_message_bytes, 4 << 20);
+        assert_eq!(l.max_concurrent_streams, 256);
+        assert!(l.reflection);
+    }
+
+    #[test]
+    fn overrides_and_errors_name_the_variable() {
+        let env = Env::from_pairs([
+            ("AULA_MAX_MESSAGE_SIZE", "512KiB"),
+            ("AULA_MAX_IN_FLIGHT", "3"),
+            ("AULA_REFLECTION", "off"),
+            ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "2s"),
+        ]);
+        let l = Limits::load(&env).unwrap();
+        assert_eq!(l.max_message_bytes, 512 * 1024);
+        assert_eq!(l.max_in_flight, 3);
+        assert!(!l.reflection);
+        assert_eq!(l.keepalive_timeout, Duration::from_secs(2));
+        for (var, value) in [
+            ("AULA_MAX_MESSAGE_SIZE", "lots"),
+            ("AULA_MAX_MESSAGE_SIZE", "0"),
+            ("AULA_MAX_IN_FLIGHT", "0"),
+            ("AULA_MAX_IN_FLIGHT", "-1"),
+            ("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
+            ("AULA_REFLECTION", "maybe"),
+            ("AULA_MAX_CONNECTION_AGE", "0s"),
+        ] {
+            let err = Limits::load(&Env::from_pairs([(var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("4MiB"), Some(4 << 20));
+        assert_eq!(parse_bytes("4 MB"), Some(4 << 20));
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_bytes("2k"), Some(2048));
+        assert_eq!(parse_bytes("1.5MiB"), None);
+        assert_eq!(parse_bytes("99999999999999999999G"), None);
+    }
+}
