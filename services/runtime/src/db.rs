@@ -51,6 +51,8 @@ pub struct Db {
     postgres: Option<(String, String)>,
     /// Inline read-only connections to the SQLite file (hot read paths; see [`crate::reads`]).
     reads: Option<Arc<Reads>>,
+    /// The SQLite file's directory.
+    sqlite_dir: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -79,6 +81,12 @@ impl Db {
                             Ok(())
                         })
                     })
+                    // A connection must never go back to the pool inside a transaction: after
+                    // a failed COMMIT ("database or disk is full") SQLite may have rolled back
+                    // on its own while sqlx still counts one open, so the next `begin` becomes
+                    // a SAVEPOINT inside a transaction nobody commits, and every later write on
+                    // that connection is acknowledged and lost. See [`clean_after_release`].
+                    .after_release(|conn, _| Box::pin(clean_after_release(conn)))
                     .connect(&url)
                     .await
                     .with_context(|| format!("opening the SQLite database {}", path.display()))?;
@@ -90,6 +98,12 @@ impl Db {
                         path,
                         settings.db_max_connections as usize,
                     ))),
+                    sqlite_dir: Some(
+                        path.parent()
+                            .filter(|d| !d.as_os_str().is_empty())
+                            .unwrap_or(std::path::Path::new("."))
+                            .to_path_buf(),
+                    ),
                 }
             }
             Database::Postgres(url) => {
@@ -112,6 +126,7 @@ impl Db {
                     dialect: Dialect::Postgres,
                     postgres: Some((url.clone(), schema)),
                     reads: None,
+                    sqlite_dir: None,
                 }
             }
         };
@@ -133,7 +148,28 @@ impl Db {
                 Err(e) => return Err(e).context(format!("applying {name}'s migrations")),
             }
         }
+        create_probe_table(&db.pool).await?;
         Ok(db)
+    }
+
+    /// One small write transaction, committed: what the health probe
+    /// ([`crate::storage_health`]) asks of the database.
+    pub async fn probe_write(&self) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO aula_probe (id, at_ms) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The directory holding the SQLite file (whose free space the health probe watches);
+    /// `None` on PostgreSQL.
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        self.sqlite_dir.as_deref()
     }
 
     /// The PostgreSQL URL and this service's schema, when on PostgreSQL.
@@ -188,6 +224,109 @@ async fn create_schema(url: &str, schema: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Checks a SQLite connection on its way back to the pool: it is kept only when it is outside
+/// any transaction, both as SQLite sees it and as sqlx counts it; otherwise it is closed
+/// (closing rolls back whatever it held) and the pool opens a fresh one.
+///
+/// The statement also runs the rollback a dropped `Transaction` queued, before the check.
+async fn clean_after_release(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection as _;
+    // `BEGIN` fails inside a transaction; outside one, this pair touches nothing.
+    let outside = conn.execute("BEGIN; ROLLBACK").await.is_ok();
+    if outside && !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    tracing::warn!(
+        sqlite_in_transaction = !outside,
+        "a SQLite connection came back from a failed transaction; closing it"
+    );
+    metrics::counter!("aula_db_connections_discarded_total").increment(1);
+    Ok(false)
+}
+
+/// The table the health probe writes to: one row, rewritten.
+async fn create_probe_table(pool: &AnyPool) -> anyhow::Result<()> {
+    let ddl =
+        "CREATE TABLE IF NOT EXISTS aula_probe (id INTEGER PRIMARY KEY, at_ms BIGINT NOT NULL)";
+    match pool.execute(ddl).await {
+        Ok(_) => Ok(()),
+        // Replicas starting together on PostgreSQL race on CREATE TABLE IF NOT EXISTS.
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e).context("creating the health probe's table"),
+    }
+}
+
+/// What kind of storage failure an error is, for the status the caller gets and for health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left (SQLITE_FULL, PostgreSQL 53100): nothing was written.
+    Full,
+    /// The database or its file system is read-only.
+    ReadOnly,
+    /// The database is locked or busy beyond the wait allowed, or no connection was free.
+    Busy,
+    /// The database could not be reached or the connection broke (an I/O error, a restart).
+    Unreachable,
+    /// A conflict with a concurrent transaction (serialization failure, deadlock): retry.
+    Conflict,
+}
+
+impl StorageFault {
+    /// What the caller is told (after the service's name, by the error module).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Full => "the database's disk is full; the write was not stored",
+            Self::ReadOnly => "the database is read-only; the write was not stored",
+            Self::Busy => "the database is busy (locked or out of connections)",
+            Self::Unreachable => "the database is unreachable",
+            Self::Conflict => "the write conflicted with a concurrent one",
+        }
+    }
+}
+
+/// Classifies a database error; `None` for errors that are not about the storage's state
+/// (a constraint, a bad row: bugs or the caller's to handle).
+pub fn classify(error: &sqlx::Error) -> Option<StorageFault> {
+    use sqlx::Error as E;
+    match error {
+        E::Database(d) => {
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                classify_sqlite(d.code()?.parse::<i32>().ok()?)
+            } else {
+                classify_sqlstate(&d.code()?)
+            }
+        }
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::WorkerCrashed | E::PoolClosed => {
+            Some(StorageFault::Unreachable)
+        }
+        E::PoolTimedOut => Some(StorageFault::Busy),
+        _ => None,
+    }
+}
+
+/// SQLite's (extended) result codes: the primary code is the low byte.
+fn classify_sqlite(code: i32) -> Option<StorageFault> {
+    match code & 0xff {
+        13 => Some(StorageFault::Full),                  // SQLITE_FULL
+        8 => Some(StorageFault::ReadOnly),               // SQLITE_READONLY
+        5 | 6 => Some(StorageFault::Busy),               // SQLITE_BUSY, SQLITE_LOCKED
+        10 | 14 | 15 => Some(StorageFault::Unreachable), // SQLITE_IOERR, _CANTOPEN, _PROTOCOL
+        _ => None,
+    }
+}
+
+/// PostgreSQL's SQLSTATE codes.
+fn classify_sqlstate(state: &str) -> Option<StorageFault> {
+    match state {
+        "53100" => Some(StorageFault::Full),     // disk_full
+        "25006" => Some(StorageFault::ReadOnly), // read_only_sql_transaction
+        "55P03" | "57014" | "53300" => Some(StorageFault::Busy), // lock, canceled, connections
+        "40001" | "40P01" => Some(StorageFault::Conflict),
+        s if s.starts_with("08") || s.starts_with("57P") => Some(StorageFault::Unreachable),
+        _ => None,
+    }
+}
+
 /// Milliseconds since the Unix epoch: how every time is stored.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -198,4 +337,25 @@ pub fn now_ms() -> i64 {
 /// Whether an error is a unique-constraint violation (both dialects).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{classify_sqlite, classify_sqlstate, StorageFault as F};
+
+    #[test]
+    fn storage_faults_are_classified() {
+        assert_eq!(classify_sqlite(13), Some(F::Full));
+        assert_eq!(classify_sqlite(5), Some(F::Busy));
+        assert_eq!(classify_sqlite(517), Some(F::Busy)); // SQLITE_BUSY_SNAPSHOT
+        assert_eq!(classify_sqlite(1032), Some(F::ReadOnly)); // SQLITE_READONLY_DBMOVED
+        assert_eq!(classify_sqlite(778), Some(F::Unreachable)); // SQLITE_IOERR_WRITE
+        assert_eq!(classify_sqlite(2067), None); // SQLITE_CONSTRAINT_UNIQUE
+        assert_eq!(classify_sqlstate("53100"), Some(F::Full));
+        assert_eq!(classify_sqlstate("57P01"), Some(F::Unreachable)); // admin shutdown
+        assert_eq!(classify_sqlstate("08006"), Some(F::Unreachable));
+        assert_eq!(classify_sqlstate("25006"), Some(F::ReadOnly));
+        assert_eq!(classify_sqlstate("40001"), Some(F::Conflict));
+        assert_eq!(classify_sqlstate("23505"), None); // unique violation
+    }
 }

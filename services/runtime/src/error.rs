@@ -81,11 +81,22 @@ pub fn status<E: ServiceError>(error: &E) -> Status {
     }
 }
 
-/// The one place a database error becomes a status. Today every storage failure is an opaque
-/// INTERNAL with its cause logged; the classification of db.rs (disk full -> RESOURCE_EXHAUSTED,
-/// locked or read-only -> UNAVAILABLE) belongs here, so that every service reports it alike.
+/// The one place a database error becomes a status, classified by [`crate::db::classify`]:
+/// a full disk is RESOURCE_EXHAUSTED, a read-only, busy or unreachable database UNAVAILABLE, a
+/// conflict with a concurrent write ABORTED, each naming the cause (retrying later can
+/// succeed); anything else is an opaque INTERNAL with its cause logged.
 pub fn storage_status(error: &sqlx::Error) -> Status {
-    internal(error)
+    use crate::db::StorageFault as F;
+    let Some(fault) = crate::db::classify(error) else {
+        return internal(error);
+    };
+    tracing::warn!(error = %error, ?fault, "storage failure");
+    let code = match fault {
+        F::Full => Code::ResourceExhausted,
+        F::ReadOnly | F::Busy | F::Unreachable => Code::Unavailable,
+        F::Conflict => Code::Aborted,
+    };
+    capped(code, format!("storage: {}; retry later", fault.describe()))
 }
 
 /// An opaque INTERNAL status; the error's cause chain goes to the log, not to the caller.
@@ -203,6 +214,12 @@ mod tests {
             (Code::NotFound, "midia: no such media")
         );
         let s = Status::from(Demo::Storage(sqlx::Error::PoolTimedOut));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(
+            s.message().starts_with("storage: the database is busy"),
+            "{s:?}"
+        );
+        let s = Status::from(Demo::Storage(sqlx::Error::RowNotFound));
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
         let s = Status::from(Demo::Bug);
         assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));

@@ -16,6 +16,7 @@
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
 //! - [`reads`]: inline reads from the SQLite file on hot paths.
+//! - [`storage_health`]: health NOT_SERVING while the database cannot write (a write probe).
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
 //! - [`error`]: the one mapping of every service's domain error to a gRPC status.
 //! - [`fields`]: request fields checked at the edge (lengths, URLs) and short quotes of bad input.
@@ -54,6 +55,7 @@ pub mod recent;
 pub mod server;
 pub mod shed;
 pub mod spec;
+pub mod storage_health;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -186,6 +186,15 @@ pub async fn start_on(
     reporter
         .set_service_status(spec.grpc_service, ServingStatus::Serving)
         .await;
+    if let Some(db) = &ctx.inner.db {
+        let probe = crate::storage_health::watch(
+            db.clone(),
+            reporter.clone(),
+            spec.grpc_service,
+            drain.clone(),
+        );
+        ctx.spawn(probe);
+    }
     // Reflection lists what this port serves: the service, health and reflection itself
     // (the descriptor set holds all six services; a client must not be told to call them here).
     let reflection = || {

@@ -8,6 +8,8 @@ use crate::{
 };
 use std::path::Path;
 
+pub mod disk;
+
 /// A service running inside the test process.
 pub struct TestService {
     pub running: Running,
@@ -87,6 +89,20 @@ impl TestService {
             "{} is not serving",
             self.running.spec.name
         );
+    }
+
+    /// Whether the service's health check answers SERVING now (NOT_SERVING, or no answer
+    /// within 5 s, is `false`).
+    pub async fn is_serving(&self) -> bool {
+        use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+        let mut check = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+            service: self.running.spec.grpc_service.to_string(),
+        });
+        check.set_timeout(std::time::Duration::from_secs(5));
+        match HealthClient::new(self.channel()).check(check).await {
+            Ok(r) => r.into_inner().status == ServingStatus::Serving as i32,
+            Err(_) => false,
+        }
     }
 
     /// The environment variable pointing peers at this service (`MIDIA_ADDR=...`).
