@@ -25,6 +25,8 @@ pub struct GatewayConfig {
     /// turned 503, so load balancers (Kubernetes endpoints) stop sending before the listener
     /// closes. At most half the grace period; `0s` closes at once (`aula up`, tests).
     pub drain_delay: Duration,
+    /// Body size, request rate, header timeout, connections (`limits.rs`).
+    pub limits: crate::limits::HttpLimits,
 }
 
 impl GatewayConfig {
@@ -52,6 +54,7 @@ impl GatewayConfig {
             drain_delay: env
                 .duration("GATEWAY_DRAIN_DELAY", Duration::from_secs(2))?
                 .min(shutdown_grace / 2),
+            limits: crate::limits::HttpLimits::from_env(env)?,
         })
     }
 }

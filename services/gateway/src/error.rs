@@ -22,6 +22,14 @@ pub enum ApiError {
     /// The route exists but not for this method: 405.
     #[error("método {method} não permitido em {path}")]
     MethodNotAllowed { method: String, path: String },
+    /// The body is larger than `GATEWAY_MAX_BODY`: 413.
+    #[error("corpo da requisição maior que o limite de {limit} bytes (GATEWAY_MAX_BODY)")]
+    PayloadTooLarge { limit: usize },
+    /// The client made more requests than `GATEWAY_RATE_LIMIT` allows: 429 with `Retry-After`.
+    #[error(
+        "muitas requisições deste cliente (GATEWAY_RATE_LIMIT): tente de novo em {retry_after} s"
+    )]
+    RateLimited { retry_after: u64 },
     /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
     Grpc {
@@ -61,7 +69,31 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Grpc { code, .. } => http_status(*code),
+        }
+    }
+
+    /// When to come back, in seconds, for a 429: the client's own rate, or a service that
+    /// shed the call (its `grpc-retry-pushback-ms`, rounded up).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Grpc {
+                code: Code::ResourceExhausted,
+                ..
+            } => Some(aula_runtime::shed::RETRY_PUSHBACK_MS.div_ceil(1000).max(1)),
+            _ => None,
+        }
+    }
+
+    /// The error of a request body that could not be read: 413 over `limit`, else 400.
+    pub fn body(rejection: axum::extract::rejection::BytesRejection, limit: usize) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge { limit }
+        } else {
+            Self::BadRequest(format!("corpo da requisição ilegível: {rejection}"))
         }
     }
 }
@@ -104,7 +136,13 @@ impl IntoResponse for ApiError {
             }),
             _ => json!({ "erro": self.to_string() }),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -131,6 +169,19 @@ mod tests {
         for (code, http) in cases {
             assert_eq!(http_status(code).as_u16(), http, "{code:?}");
         }
+    }
+
+    #[test]
+    fn a_shed_call_is_429_with_retry_after() {
+        let e = ApiError::grpc("cursos", tonic::Status::resource_exhausted("busy"));
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[http::header::RETRY_AFTER], "1");
+        let r = ApiError::RateLimited { retry_after: 3 }.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[http::header::RETRY_AFTER], "3");
+        let r = ApiError::PayloadTooLarge { limit: 10 }.into_response();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]

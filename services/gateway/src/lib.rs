@@ -8,6 +8,8 @@
 //! - [`routes`]: the REST endpoints and their request checks.
 //! - [`json`]: protobuf responses as the seed's JSON.
 //! - [`error`]: [`ApiError`], the one mapping of failures (and gRPC codes) to HTTP.
+//! - [`limits`]: body size (413), each client's request rate (429), header timeout.
+//! - [`serve`]: the accept loop (header timeout, first-request deadline, connection cap, drain).
 //! - [`health`]: `/healthz`, `/livez`, `/readyz`.
 //! - [`observe`]: the `http.server` span and the `http_*` metrics of every request.
 //! - [`backends`]: the six services' channels and clients.
@@ -22,8 +24,10 @@ pub mod error;
 pub mod health;
 pub mod healthcheck;
 pub mod json;
+pub mod limits;
 pub mod observe;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod state;
 

@@ -7,7 +7,7 @@ use aula_api::{
     NotifyScheduleRequest, RegisterMetricsRequest, SendNotificationRequest,
 };
 use axum::{
-    extract::{Path, Query, State},
+    extract::{rejection::BytesRejection, Path, Query, State},
     routing::{get, post},
     Json, Router,
 };
@@ -33,17 +33,21 @@ pub fn api() -> Router<AppState> {
             get(consumir_midia_curso),
         )
         .route("/cursos/tirar_duvida/{id}", post(tirar_duvida))
-        .route("/cursos/enviar_notificacao/{id}", get(enviar_notificacao))
+        // The seed changed state on GET; its clients keep GET, new ones should POST.
+        .route(
+            "/cursos/enviar_notificacao/{id}",
+            get(enviar_notificacao).post(enviar_notificacao_post),
+        )
         .route("/chatbot", get(chatbot_status))
         .route("/chatbot/duvida", post(chatbot_duvida))
         .route(
             "/chatbot/registrar_metricas/{id}",
-            get(chatbot_registrar_metricas),
+            get(chatbot_registrar_metricas).post(chatbot_registrar_metricas_post),
         )
         .route("/cpar", get(cpar_status))
         .route(
             "/cpar/notificar_agendamento/{id}",
-            get(cpar_notificar_agendamento),
+            get(cpar_notificar_agendamento).post(cpar_notificar_agendamento_post),
         )
         .route("/notificacoes", get(notificacoes_status))
         .route("/insights", get(insights_status))
@@ -56,7 +60,22 @@ pub fn api() -> Router<AppState> {
 /// The JSON object a POST carries; Flask's `request.get_json()` plus its field checks.
 struct JsonBody(Map<String, Value>);
 
+/// A request body as read: over `GATEWAY_MAX_BODY` is 413, anything unreadable 400.
+type RawBody = Result<Bytes, BytesRejection>;
+
+fn read(s: &AppState, body: RawBody) -> Result<Bytes, ApiError> {
+    body.map_err(|e| ApiError::body(e, s.max_body_bytes))
+}
+
 impl JsonBody {
+    /// A body that may be empty (the POST forms of the seed's GET routes): empty is `{}`.
+    fn parse_optional(body: &Bytes) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(Map::new()));
+        }
+        Self::parse(body)
+    }
+
     fn parse(body: &Bytes) -> Result<Self, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest(
@@ -140,8 +159,8 @@ async fn consumir_midia_curso(State(s): State<AppState>, Path(id): Path<String>)
     Ok(Json(json::course_media(r.get_ref())))
 }
 
-async fn tirar_duvida(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> Reply {
-    let body = JsonBody::parse(&body)?;
+async fn tirar_duvida(State(s): State<AppState>, Path(id): Path<String>, body: RawBody) -> Reply {
+    let body = JsonBody::parse(&read(&s, body)?)?;
     let request = AskQuestionRequest {
         id_curso: id,
         aula_contexto: body.required("aula_contexto")?,
@@ -167,8 +186,22 @@ async fn enviar_notificacao(
     Path(id): Path<String>,
     Query(q): Query<NotificationQuery>,
 ) -> Reply {
-    let message = q
-        .message
+    send_notification(s, id, q.message).await
+}
+
+/// `POST /cursos/enviar_notificacao/{id}` with `{"message": "..."}` (optional, as `?message=`).
+async fn enviar_notificacao_post(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Reply {
+    let body = JsonBody::parse_optional(&read(&s, body)?)?;
+    let message = body.optional("message")?;
+    send_notification(s, id, Some(message)).await
+}
+
+async fn send_notification(s: AppState, id: String, message: Option<String>) -> Reply {
+    let message = message
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
     let r = s
@@ -197,8 +230,8 @@ async fn chatbot_status(State(s): State<AppState>) -> Reply {
     Ok(Json(json::status(r.get_ref())))
 }
 
-async fn chatbot_duvida(State(s): State<AppState>, body: Bytes) -> Reply {
-    let body = JsonBody::parse(&body)?;
+async fn chatbot_duvida(State(s): State<AppState>, body: RawBody) -> Reply {
+    let body = JsonBody::parse(&read(&s, body)?)?;
     let request = ChatbotDuvidaRequest {
         aula_contexto: body.required("aula_contexto")?,
         duvida: body.required("duvida")?,
@@ -213,6 +246,16 @@ async fn chatbot_duvida(State(s): State<AppState>, body: Bytes) -> Reply {
         .await
         .map_err(|e| ApiError::grpc("chatbot", e))?;
     Ok(Json(json::chatbot_answer(r.get_ref())))
+}
+
+/// `POST /chatbot/registrar_metricas/{id}`: the same, with an empty or `{}` JSON body.
+async fn chatbot_registrar_metricas_post(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Reply {
+    JsonBody::parse_optional(&read(&s, body)?)?;
+    chatbot_registrar_metricas(State(s), Path(id)).await
 }
 
 async fn chatbot_registrar_metricas(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
@@ -235,6 +278,16 @@ async fn cpar_status(State(s): State<AppState>) -> Reply {
         .await
         .map_err(|e| ApiError::grpc("cpar", e))?;
     Ok(Json(json::status(r.get_ref())))
+}
+
+/// `POST /cpar/notificar_agendamento/{id}`: the same, with an empty or `{}` JSON body.
+async fn cpar_notificar_agendamento_post(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Reply {
+    JsonBody::parse_optional(&read(&s, body)?)?;
+    cpar_notificar_agendamento(State(s), Path(id)).await
 }
 
 async fn cpar_notificar_agendamento(State(s): State<AppState>, Path(id): Path<String>) -> Reply {

@@ -8,7 +8,7 @@ use crate::{
 use anyhow::Context as _;
 use aula_runtime::{config::Env, metrics::Metrics};
 use axum::{extract::Request, routing::get, Router};
-use std::{future::IntoFuture, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 /// The gateway, configured but not yet serving.
@@ -28,6 +28,8 @@ impl Gateway {
             metrics,
             draining: CancellationToken::new(),
             health_timeout: config.peer_timeout.min(Duration::from_secs(2)),
+            rate_limit: crate::limits::RateLimit::new(&config.limits),
+            max_body_bytes: config.limits.max_body_bytes,
         };
         Ok(Self { config, state })
     }
@@ -54,6 +56,15 @@ impl Gateway {
                     path: req.uri().path().into(),
                 }
             })
+            // Bodies over GATEWAY_MAX_BODY are refused (413) while being read.
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.config.limits.max_body_bytes,
+            ))
+            // Inside observe, so that 429s are counted like every other answer.
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                crate::limits::rate_limit,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 observe::observe,
@@ -95,6 +106,21 @@ impl Gateway {
             None => (None, None),
         };
 
+        // The rate limiter forgets clients whose budget is full again: its table holds only
+        // recent clients, however many there were.
+        if let Some(rate) = self.state.rate_limit.clone() {
+            let stop = drain.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => rate.forget_idle(),
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            });
+        }
+        let limits = self.config.limits.clone();
         let signal = drain.clone();
         let done = tokio::spawn(async move {
             let shutdown = async move {
@@ -107,17 +133,12 @@ impl Gateway {
                     "closing the listener; finishing requests in flight"
                 );
             };
-            // Small JSON answers must not wait for Nagle + delayed ACK (40 ms stalls).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .into_future();
+            // Header timeout, connection cap, drain (serve.rs).
+            let serve = crate::serve::serve(listener, app, &limits, shutdown);
             tokio::pin!(serve);
             let drain_started = drain.clone();
             let result = tokio::select! {
-                r = &mut serve => r.context("serving HTTP"),
+                () = &mut serve => Ok(()),
                 _ = async { drain_started.cancelled().await; tokio::time::sleep(grace).await } => {
                     tracing::warn!(service = "gateway", "requests still running after the grace period; stopping anyway");
                     Ok(())

@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use crate::backends::Backends;
+use crate::{backends::Backends, limits::RateLimit};
 use aula_runtime::metrics::Metrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -13,4 +13,8 @@ pub struct AppState {
     pub draining: CancellationToken,
     /// The deadline of each backend health check behind `/healthz`.
     pub health_timeout: Duration,
+    /// Each client's request rate (`None`: not limited).
+    pub rate_limit: Option<RateLimit>,
+    /// `GATEWAY_MAX_BODY`, for the 413's message.
+    pub max_body_bytes: usize,
 }

@@ -1,7 +1,8 @@
 //! The gateway against in-process gRPC backends. Until the six real service crates exist,
 //! each backend is a small fake implementing the generated server trait with fixed data (ids
-//! "999" are NOT_FOUND, "abc" INVALID_ARGUMENT), serving `grpc.health.v1` like the real ones,
-//! and recording every call with the `traceparent` it carried.
+//! "999" are NOT_FOUND, "888" RESOURCE_EXHAUSTED, "abc" INVALID_ARGUMENT), serving
+//! `grpc.health.v1` like the real ones, and recording every call with the `traceparent` it
+//! carried.
 #![allow(dead_code)]
 
 use aula_api::{
@@ -71,6 +72,10 @@ fn status(servico: &str, message: &str) -> StatusResponse {
 fn check_id(field: &str, id: &str, what: &str) -> Result<(), Status> {
     match id {
         "999" => Err(Status::not_found(format!("{what} {id} não encontrado"))),
+        // A service at its in-flight limit (AULA_MAX_IN_FLIGHT) sheds the call.
+        "888" => Err(Status::resource_exhausted(
+            "cursos is handling its limit of 256 calls (AULA_MAX_IN_FLIGHT); retry later",
+        )),
         _ if id.parse::<u64>().is_err() => Err(Status::invalid_argument(format!(
             "{field}: deve ser um inteiro positivo"
         ))),

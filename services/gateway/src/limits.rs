@@ -1,0 +1,237 @@
+//! What one HTTP client can make the gateway hold (#13, #14): the request body's size (413),
+//! each client's request rate (429 with `Retry-After`), how long a client may take to send its
+//! request headers, and how many connections are open at once. Each is an environment variable
+//! (docs/CONFIG.md, "Gateway limits"); the accept loop that enforces the connection limits is
+//! [`crate::serve`].
+
+use crate::{error::ApiError, state::AppState};
+use aula_runtime::config::{ConfigError, Env};
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
+
+/// The gateway's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `GATEWAY_MAX_BODY`: the largest request body; a larger one is 413 before it is read.
+    pub max_body_bytes: usize,
+    /// `GATEWAY_RATE_LIMIT`: requests per second each client may make on average; `None`
+    /// (`off`) for no limit. Health endpoints are never limited.
+    pub rate_per_second: Option<NonZeroU32>,
+    /// `GATEWAY_RATE_BURST`: how many requests a client may make at once above its rate.
+    pub rate_burst: NonZeroU32,
+    /// `GATEWAY_CLIENT_IP_HEADER`: behind a proxy (an ingress), the header whose last address
+    /// is the client's (`x-forwarded-for`); unset: the connection's peer address.
+    pub client_ip_header: Option<String>,
+    /// `GATEWAY_HEADER_TIMEOUT`: how long a client may take to send a request's headers (and,
+    /// on a new connection, its first request) before the connection is closed.
+    pub header_timeout: Duration,
+    /// `GATEWAY_MAX_CONNECTIONS`: open connections at most; beyond it new ones wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            // The largest valid body (a question with a full lesson context) is ~220 KB.
+            max_body_bytes: 1 << 20,
+            rate_per_second: NonZeroU32::new(50),
+            rate_burst: NonZeroU32::new(100).expect("not zero"),
+            client_ip_header: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl HttpLimits {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let bad = |var: &str, value: &str, reason: &str| ConfigError {
+            var: var.into(),
+            value: value.into(),
+            reason: reason.into(),
+        };
+        let max_body_bytes = match env.get("GATEWAY_MAX_BODY") {
+            None => d.max_body_bytes,
+            Some(v) => aula_runtime::limits::parse_bytes(v)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| bad("GATEWAY_MAX_BODY", v, "expected a size such as 1MiB"))?,
+        };
+        let rate_per_second = match env.get("GATEWAY_RATE_LIMIT") {
+            None => d.rate_per_second,
+            Some("off") => None,
+            Some(v) => Some(v.trim().parse::<NonZeroU32>().map_err(|_| {
+                bad(
+                    "GATEWAY_RATE_LIMIT",
+                    v,
+                    "requests per second (1 or more) or off",
+                )
+            })?),
+        };
+        let rate_burst = match env.get("GATEWAY_RATE_BURST") {
+            None => d.rate_burst,
+            Some(v) => v
+                .trim()
+                .parse::<NonZeroU32>()
+                .map_err(|_| bad("GATEWAY_RATE_BURST", v, "must be 1 or more"))?,
+        };
+        let header_timeout = env.duration("GATEWAY_HEADER_TIMEOUT", d.header_timeout)?;
+        if header_timeout.is_zero() {
+            return Err(bad("GATEWAY_HEADER_TIMEOUT", "0s", "must be more than 0s"));
+        }
+        let max_connections = env.parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?;
+        if max_connections == 0 {
+            return Err(bad("GATEWAY_MAX_CONNECTIONS", "0", "must be at least 1"));
+        }
+        Ok(Self {
+            max_body_bytes,
+            rate_per_second,
+            rate_burst,
+            client_ip_header: env
+                .get("GATEWAY_CLIENT_IP_HEADER")
+                .map(str::to_ascii_lowercase),
+            header_timeout,
+            max_connections,
+        })
+    }
+}
+
+/// Each client's request rate, by address.
+#[derive(Clone)]
+pub struct RateLimit {
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    client_ip_header: Option<String>,
+}
+
+impl RateLimit {
+    /// `None` when the rate is not limited.
+    pub fn new(limits: &HttpLimits) -> Option<Self> {
+        let rate = limits.rate_per_second?;
+        let quota = Quota::per_second(rate).allow_burst(limits.rate_burst);
+        Some(Self {
+            limiter: Arc::new(DefaultKeyedRateLimiter::dashmap(quota)),
+            client_ip_header: limits.client_ip_header.clone(),
+        })
+    }
+
+    /// Forgets clients whose budget is full again, so that the table holds only clients
+    /// seen in the last moments however many there were (called periodically).
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Clients remembered now.
+    pub fn clients(&self) -> usize {
+        self.limiter.len()
+    }
+
+    fn client(&self, req: &Request) -> Option<IpAddr> {
+        if let Some(header) = &self.client_ip_header {
+            // The last address is the one the proxy in front of the gateway saw; any earlier
+            // ones are whatever the client wrote.
+            let from_header = req
+                .headers()
+                .get(header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse().ok());
+            if from_header.is_some() {
+                return from_header;
+            }
+        }
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    }
+
+    /// `Err(wait)` when the client must wait before its next request.
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        self.limiter.check_key(&client).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+        })
+    }
+}
+
+/// The rate-limiting middleware (`axum::middleware::from_fn_with_state`).
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(limit) = &state.rate_limit else {
+        return next.run(req).await;
+    };
+    // Probes and balancers must always reach health, however busy the gateway is.
+    if matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz") {
+        return next.run(req).await;
+    }
+    let Some(client) = limit.client(&req) else {
+        return next.run(req).await;
+    };
+    match limit.check(client) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => ApiError::RateLimited {
+            retry_after: wait.as_secs() + 1,
+        }
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors_name_the_variable() {
+        let l = HttpLimits::from_env(&Env::default()).unwrap();
+        assert_eq!(l, HttpLimits::default());
+        let env = Env::from_pairs([
+            ("GATEWAY_RATE_LIMIT", "off"),
+            ("GATEWAY_MAX_BODY", "64KiB"),
+            ("GATEWAY_HEADER_TIMEOUT", "2s"),
+            ("GATEWAY_CLIENT_IP_HEADER", "X-Forwarded-For"),
+        ]);
+        let l = HttpLimits::from_env(&env).unwrap();
+        assert_eq!(l.rate_per_second, None);
+        assert_eq!(l.max_body_bytes, 64 << 10);
+        assert_eq!(l.header_timeout, Duration::from_secs(2));
+        assert_eq!(l.client_ip_header.as_deref(), Some("x-forwarded-for"));
+        for (var, value) in [
+            ("GATEWAY_RATE_LIMIT", "0"),
+            ("GATEWAY_RATE_LIMIT", "fast"),
+            ("GATEWAY_RATE_BURST", "0"),
+            ("GATEWAY_MAX_BODY", "big"),
+            ("GATEWAY_HEADER_TIMEOUT", "0s"),
+            ("GATEWAY_MAX_CONNECTIONS", "0"),
+        ] {
+            let err = HttpLimits::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_client_over_its_burst_waits_and_others_do_not() {
+        let limits = HttpLimits {
+            rate_per_second: NonZeroU32::new(1),
+            rate_burst: NonZeroU32::new(2).unwrap(),
+            ..Default::default()
+        };
+        let limit = RateLimit::new(&limits).unwrap();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(limit.check(a).is_ok());
+        assert!(limit.check(a).is_ok());
+        let wait = limit.check(a).unwrap_err();
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(limit.check(b).is_ok());
+        assert_eq!(limit.clients(), 2);
+    }
+}

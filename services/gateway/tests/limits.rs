@@ -1,0 +1,182 @@
+//! What one HTTP client can make the gateway hold (#13, #14): a body over `GATEWAY_MAX_BODY` is
+//! 413, a client over its rate is 429 with `Retry-After` (health never is), a service that sheds
+//! the call is 429 too, and a connection that sends half a request is closed after
+//! `GATEWAY_HEADER_TIMEOUT`. Also the POST forms of the seed's three state-changing GET routes.
+
+mod common;
+
+use common::{spawn_app, spawn_app_with};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(&[], &[("GATEWAY_MAX_BODY", "1KiB")]).await;
+    let context = "a".repeat(4096);
+    let (status, body) = app
+        .post(
+            "/chatbot/duvida",
+            &format!(r#"{{"aula_contexto": "{context}", "duvida": "e REST?"}}"#),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["erro"].as_str().unwrap().contains("GATEWAY_MAX_BODY"),
+        "{body}"
+    );
+    // Within the limit, as usual.
+    let (status, body) = app
+        .post(
+            "/chatbot/duvida",
+            r#"{"aula_contexto": "aula 2", "duvida": "e REST?"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_429_with_retry_after_and_health_still_answers() {
+    let app = spawn_app_with(
+        &[],
+        &[
+            ("GATEWAY_RATE_LIMIT", "1"),
+            ("GATEWAY_RATE_BURST", "2"),
+            ("GATEWAY_CLIENT_IP_HEADER", "x-forwarded-for"),
+        ],
+    )
+    .await;
+    let get = |client: &'static str| {
+        app.http
+            .get(format!("{}/cursos", app.base))
+            .header("x-forwarded-for", format!("198.51.100.7, {client}"))
+            .send()
+    };
+    assert_eq!(get("203.0.113.1").await.unwrap().status(), 200);
+    assert_eq!(get("203.0.113.1").await.unwrap().status(), 200);
+    let refused = get("203.0.113.1").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After: {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["erro"]
+            .as_str()
+            .unwrap()
+            .contains("GATEWAY_RATE_LIMIT"),
+        "{body}"
+    );
+    // Another client is not held back by the first.
+    assert_eq!(get("203.0.113.2").await.unwrap().status(), 200);
+    // Probes are never limited.
+    for _ in 0..5 {
+        let (status, _) = app.get("/livez").await;
+        assert_eq!(status, 200);
+    }
+    assert!(app
+        .metrics_text()
+        .await
+        .contains(r#"http_requests_total{method="GET",route="/cursos",status="429"} 1"#));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_that_sheds_the_call_is_429_with_retry_after() {
+    let app = spawn_app(&[]).await;
+    let r = app
+        .http
+        .get(format!("{}/cursos/ver_inscricoes_do_usuario/888", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["codigo"], "RESOURCE_EXHAUSTED", "{body}");
+    assert_eq!(body["servico"], "cursos", "{body}");
+    app.stop().await;
+}
+
+/// 50 connections send half a request (and 10 nothing at all): each is closed within the
+/// header timeout, and a whole request is answered meanwhile.
+#[tokio::test]
+async fn connections_that_send_half_a_header_are_closed() {
+    let app = spawn_app_with(&[], &[("GATEWAY_HEADER_TIMEOUT", "300ms")]).await;
+    let addr = app.gateway.addr();
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for i in 0..60 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i < 50 {
+            tcp.write_all(b"GET /cursos HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        held.push(tcp);
+    }
+    let (status, _) = app.get("/cursos").await;
+    assert_eq!(status, 200);
+    for mut tcp in held {
+        let mut buf = [0u8; 1024];
+        // Closed: EOF or a reset (hyper may answer 408 first); never still open after 5 s.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a half-sent request is still held open");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    app.stop().await;
+}
+
+/// The seed's GET routes that change state also take POST with a JSON body (or none).
+#[tokio::test]
+async fn the_three_state_changing_routes_accept_post() {
+    let app = spawn_app(&[]).await;
+    let (status, body) = app
+        .post("/cursos/enviar_notificacao/42", r#"{"message": "olá"}"#)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Notificação enviada: olá");
+    let sent = app.seen.last("cursos.SendNotification").request;
+    assert!(sent.contains(r#"id_usuario: "42""#), "{sent}");
+
+    let (status, body) = app.post("/cursos/enviar_notificacao/42", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Notificação enviada: {}",
+            gateway::routes::DEFAULT_NOTIFICATION
+        )
+    );
+
+    let (status, body) = app.post("/cpar/notificar_agendamento/5", "{}").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id_agendamento"], "5");
+
+    let (status, body) = app.post("/chatbot/registrar_metricas/int-2", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id_interacao"], "int-2");
+
+    let (status, body) = app.post("/cursos/enviar_notificacao/42", "{").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .post("/cursos/enviar_notificacao/42", r#"{"message": []}"#)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // GET still works for the seed's clients.
+    let (status, _) = app.get("/cpar/notificar_agendamento/5").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
