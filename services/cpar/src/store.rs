@@ -25,8 +25,12 @@ impl Store {
         Self { db }
     }
 
+    /// Books an appointment, committed before it returns: a `RETURNING` row read outside a
+    /// transaction arrives before the commit's outcome (a full disk or a PostgreSQL shutting
+    /// down then fails the commit, and the id answered would not exist; sqlx #1370, #2099).
     pub async fn create(&self, new: &NewSchedule) -> sqlx::Result<Schedule> {
         let now = now_ms();
+        let mut tx = self.db.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO agendamentos (id_usuario, titulo, inicio_ms, duracao_minutos, estado, lembrete_enviado, criado_ms) \
              VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
@@ -37,8 +41,9 @@ impl Store {
         .bind(new.duracao_minutos)
         .bind(AGENDADO)
         .bind(now)
-        .fetch_one(&self.db.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(Schedule {
             id,
             id_usuario: new.id_usuario,

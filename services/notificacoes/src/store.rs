@@ -24,8 +24,14 @@ impl Store {
 
     /// Stores a notification unless one with the same key exists; returns the stored one and
     /// whether it is new.
+    ///
+    /// In a transaction committed before it returns: a `RETURNING` row read from the pool
+    /// outside one arrives before the commit's outcome, and a commit that then fails (a
+    /// PostgreSQL shutting down, a full disk) would leave an acknowledged id that does not
+    /// exist (sqlx issues #1370, #2099).
     pub async fn insert(&self, new: &NewNotification) -> sqlx::Result<(Notification, bool)> {
         let now = now_ms();
+        let mut tx = self.db.pool.begin().await?;
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO notificacoes (id_usuario, mensagem, lida, criada_ms, origem, chave) \
              VALUES ($1, $2, FALSE, $3, $4, $5) ON CONFLICT (chave) DO NOTHING RETURNING id",
@@ -35,8 +41,9 @@ impl Store {
         .bind(now)
         .bind(&new.origem)
         .bind(new.chave.clone())
-        .fetch_optional(&self.db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(id) = inserted {
             let n = Notification {
                 id,

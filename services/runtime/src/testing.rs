@@ -9,6 +9,7 @@ use crate::{
 use std::path::Path;
 
 pub mod disk;
+pub mod postgres;
 
 /// A service running inside the test process.
 pub struct TestService {

@@ -83,3 +83,126 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// What writers saw while a disk filled and was freed under them.
+pub struct UnderLoad<T> {
+    /// What each acknowledged write answered, in no particular order.
+    pub acked: Vec<T>,
+    /// Refusals, by code and message, with how many times each came.
+    pub refused: std::collections::BTreeMap<String, usize>,
+}
+
+/// Runs `writers` concurrent writers calling `write(n)` (each `n` unique, from 1_000_000 up)
+/// against `svc`, whose data lives on `disk`: some writes first, then the disk fills, then it
+/// is freed and writes go on. Asserts what must hold meanwhile: health turns NOT_SERVING while
+/// the disk is full and SERVING again by itself once it is freed, a write on the full disk is
+/// refused with RESOURCE_EXHAUSTED, every refusal names the storage (never INTERNAL), and
+/// writes are acknowledged again after the space is back. The caller then checks that every
+/// acknowledged write is stored.
+pub async fn fill_and_free_under_load<T, F, Fut>(
+    svc: &super::TestService,
+    disk: &SmallDisk,
+    writers: u64,
+    write: F,
+) -> UnderLoad<T>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>> + Send,
+{
+    use std::{
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc, Mutex,
+        },
+        time::{Duration, Instant},
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(UnderLoad {
+        acked: Vec::new(),
+        refused: Default::default(),
+    }));
+    let tasks: Vec<_> = (1..=writers)
+        .map(|w| {
+            let (stop, seen, write) = (stop.clone(), seen.clone(), write.clone());
+            tokio::spawn(async move {
+                let mut n = w * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let result = write(n).await;
+                    let mut seen = seen.lock().unwrap();
+                    match result {
+                        Ok(t) => seen.acked.push(t),
+                        Err(s) => {
+                            *seen
+                                .refused
+                                .entry(format!("{:?}: {}", s.code(), s.message()))
+                                .or_default() += 1
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let acked = || seen.lock().unwrap().acked.len();
+    async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    until("writes before the disk fills", async || acked() >= 50).await;
+    let ballast = disk.fill();
+    eprintln!("disk filled with {ballast} bytes of ballast");
+    until("health NOT_SERVING while the disk is full", async || {
+        !svc.is_serving().await
+    })
+    .await;
+    until("a write refused for the full disk", async || {
+        let seen = seen.lock().unwrap();
+        seen.refused
+            .keys()
+            .any(|k| k.starts_with("ResourceExhausted"))
+    })
+    .await;
+    // Writers go on against the full disk for a moment: the connections that failed there
+    // are the ones that used to be reused inside a transaction.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    disk.free();
+    until(
+        "health SERVING again after the space is freed",
+        async || svc.is_serving().await,
+    )
+    .await;
+    let after_free = acked();
+    until("writes acknowledged after the space is freed", async || {
+        acked() >= after_free + 50
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("a writer panicked");
+    }
+    let seen = std::mem::replace(
+        &mut *seen.lock().unwrap(),
+        UnderLoad {
+            acked: Vec::new(),
+            refused: Default::default(),
+        },
+    );
+    eprintln!(
+        "acknowledged {}; refused: {:#?}",
+        seen.acked.len(),
+        seen.refused
+    );
+    for refusal in seen.refused.keys() {
+        assert!(
+            refusal.starts_with("ResourceExhausted: storage: ")
+                || refusal.starts_with("Unavailable: storage: "),
+            "a write on the full disk is refused naming the storage, not {refusal}"
+        );
+    }
+    seen
+}
