@@ -13,6 +13,10 @@
 #   8. image sizes, when `docker images aula/*` has any.
 # Results: target/bench/results.tsv (key, value) and target/bench/summary.md; logs next to them.
 #
+# Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
+#   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health)
+#   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
+#
 # Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
 # BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PORT_BASE (51000), BENCH_OUT (target/bench),
@@ -20,6 +24,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+MODE=${1:-all}
+case "$MODE" in
+    all | overload | streams) ;;
+    *) echo "bench: unknown mode $MODE (all, overload, streams)" >&2; exit 2 ;;
+esac
 
 SECS=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -29,6 +38,7 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 BASE=${BENCH_PORT_BASE:-51000}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
+[ "$MODE" = all ] || OUT=$OUT/$MODE
 REL=$ROOT/target/release
 SERVICES=(cursos chatbot cpar notificacoes insights midia)
 
@@ -135,6 +145,14 @@ wait_port() { # PORT: until something listens there
     echo "bench: nothing listens on port $1; see $OUT/logs" >&2
     return 1
 }
+
+# ---------------------------------------------------------------- modes of their own
+if [ "$MODE" != all ]; then
+    # shellcheck source=scripts/bench-limits.sh
+    . "$ROOT/scripts/bench-limits.sh"
+    "bench_$MODE"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- 1. time to SERVING
 log "1. time from start to SERVING (separate binaries; includes one healthcheck exec)"
