@@ -6,7 +6,9 @@
 //! - `aula status` checks every service's health and round-trip time.
 //! - `aula load` drives a realistic mix of the API and reports latency percentiles.
 //! - `aula faults` writes under injected faults and checks that nothing acknowledged is lost.
+//! - `aula certs` writes a development CA and certificates for mutual TLS.
 
+mod certs;
 mod faults;
 mod load;
 mod services;
@@ -45,6 +47,9 @@ enum Command {
     /// Write under injected faults (kill -9, SIGSTOP, a full disk, database restarts) and
     /// check that every acknowledged write is present exactly once; exit 1 if not.
     Faults(faults::FaultsArgs),
+    /// Write a development CA and a key + certificate for every service, the gateway and an
+    /// `operator` (mutual TLS: docs/CONFIG.md, "Mutual TLS").
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,5 +87,6 @@ fn main() -> ExitCode {
         Command::Status(args) => rt.block_on(status::run(args)),
         Command::Load(args) => rt.block_on(load::run(args)),
         Command::Faults(args) => rt.block_on(faults::run(args)),
+        Command::Certs(args) => certs::run(args),
     }
 }

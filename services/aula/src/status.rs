@@ -18,11 +18,20 @@ pub struct StatusArgs {
 
 pub async fn run(args: StatusArgs) -> ExitCode {
     let env = Env::from_process();
+    // With AULA_TLS_* set, `aula status` connects like a peer: an operator's certificate.
+    let tls = match aula_runtime::tls::Tls::from_env(&env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("aula status: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = tls.as_ref();
     let checks = spec::ALL.iter().map(|s| {
         let addr = peer_addr(&env, s);
         async move {
             let start = Instant::now();
-            let result = healthcheck::check(&addr, s.grpc_service, args.timeout).await;
+            let result = healthcheck::check_with(&addr, s.grpc_service, tls, args.timeout).await;
             (s, addr, result, start.elapsed())
         }
     });

@@ -19,6 +19,23 @@ pub struct UpArgs {
     /// Directory of the SQLite files [env: AULA_DATA_DIR, default ./data]
     #[arg(long)]
     pub data_dir: Option<String>,
+    /// Mutual TLS with the certificates `aula certs --out DIR` wrote: each service, and the
+    /// gateway, serves and calls with its own <name>.crt/.key, trusting DIR/ca.crt
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<std::path::PathBuf>,
+}
+
+/// Points `env` at `name`'s certificate in `dir` (as written by `aula certs`).
+fn use_certs(env: &mut Env, dir: &std::path::Path, name: &str) {
+    env.set(
+        "AULA_TLS_CERT",
+        dir.join(format!("{name}.crt")).display().to_string(),
+    );
+    env.set(
+        "AULA_TLS_KEY",
+        dir.join(format!("{name}.key")).display().to_string(),
+    );
+    env.set("AULA_TLS_CA", dir.join("ca.crt").display().to_string());
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -53,11 +70,20 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
             );
         }
     }
+    if args.tls_dir.is_none() && env.get("AULA_TLS_CERT").is_some() {
+        anyhow::bail!(
+            "AULA_TLS_CERT is set: every service in this process would prove the same identity; \
+             use --tls-dir DIR (from `aula certs --out DIR`) to give each its own certificate"
+        );
+    }
     let wanted = |name: &str| args.services.is_empty() || args.services.iter().any(|s| s == name);
     let mut running = Vec::new();
     for def in services::all().into_iter().filter(|d| wanted(d.spec.name)) {
         let mut own = env.clone();
         own.set("AULA_LISTEN", format!("{}:{}", args.host, def.spec.port));
+        if let Some(dir) = &args.tls_dir {
+            use_certs(&mut own, dir, def.spec.name);
+        }
         if env.get("AULA_METRICS_LISTEN") != Some("off") {
             own.set(
                 "AULA_METRICS_LISTEN",
@@ -69,6 +95,9 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
     }
     let gateway = if !args.no_gateway && wanted(spec::GATEWAY.name) {
         let mut own = env.clone();
+        if let Some(dir) = &args.tls_dir {
+            use_certs(&mut own, dir, spec::GATEWAY.name);
+        }
         own.set(
             "GATEWAY_LISTEN",
             format!("{}:{}", args.host, spec::GATEWAY.port),

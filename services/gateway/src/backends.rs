@@ -13,6 +13,7 @@ use aula_runtime::{
     metrics::Metrics,
     peers::PeerChannel,
     spec::{self, ServiceSpec},
+    tls::Tls,
 };
 
 /// Channels to every service the gateway calls, in the catalogue's order.
@@ -22,16 +23,22 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Channels from `<NAME>_ADDR` (default `http://127.0.0.1:<port>`); nothing connects yet.
+    /// Channels from `<NAME>_ADDR` (default `http://127.0.0.1:<port>`, `https://` with mTLS
+    /// on: `AULA_TLS_*`, the gateway presenting its own certificate); nothing connects yet.
     pub fn new(env: &Env, config: &GatewayConfig, metrics: &Metrics) -> anyhow::Result<Self> {
+        let tls = Tls::from_env(env)?;
+        if let Some(t) = &tls {
+            t.watch(metrics);
+        }
         let channels = spec::peers_of(spec::GATEWAY.name)
             .map(|spec| {
-                let ch = PeerChannel::new(
+                let ch = PeerChannel::with_tls(
                     spec,
                     &peer_addr(env, spec),
                     config.peer_timeout,
                     config.dns_refresh,
                     metrics,
+                    tls.as_ref(),
                 )?;
                 Ok((*spec, ch))
             })

@@ -131,12 +131,25 @@ pub async fn healthcheck(def: &ServiceDef, env: &Env, args: HealthcheckArgs) -> 
             .get("AULA_LISTEN")
             .and_then(|l| l.rsplit(':').next()?.parse::<u16>().ok())
             .unwrap_or(def.spec.port);
-        format!("http://127.0.0.1:{port}")
+        let scheme = if env.get("AULA_TLS_CERT").is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{port}")
     });
+    // With mTLS on, the check presents this process's own certificate, as a peer would.
+    let tls = match crate::tls::Tls::from_env(env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let service = args
         .service
         .unwrap_or_else(|| def.spec.grpc_service.to_string());
-    match crate::healthcheck::check(&addr, &service, args.timeout).await {
+    match crate::healthcheck::check_with(&addr, &service, tls.as_ref(), args.timeout).await {
         Ok(tonic_health::pb::health_check_response::ServingStatus::Serving) => {
             println!("{addr} {service}: SERVING");
             ExitCode::SUCCESS

@@ -125,6 +125,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Message sizes, HTTP/2 streams, keepalive, calls in flight, reflection (`limits.rs`).
     pub limits: crate::limits::Limits,
+    /// Mutual TLS (`AULA_TLS_*`); `None` serves and calls in plaintext.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
     pub env: Env,
 }
@@ -201,6 +203,7 @@ impl Settings {
             dns_refresh,
             shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
             limits: crate::limits::Limits::load(env)?,
+            tls: crate::tls::TlsSettings::from_env(env)?,
             env: env.clone(),
         })
     }
@@ -211,12 +214,17 @@ impl Settings {
     }
 }
 
-/// A peer's address: `<NAME>_ADDR`, or 127.0.0.1 and its standard port.
+/// A peer's address: `<NAME>_ADDR`, or 127.0.0.1 and its standard port; `https://` when TLS
+/// is on (`AULA_TLS_CERT`) and the variable names no scheme.
 pub fn peer_addr(env: &Env, peer: &ServiceSpec) -> String {
+    let scheme = match env.get("AULA_TLS_CERT") {
+        Some(_) => "https",
+        None => "http",
+    };
     match env.get(&format!("{}_ADDR", peer.env_prefix())) {
         Some(a) if a.contains("://") => a.to_string(),
-        Some(a) => format!("http://{a}"),
-        None => format!("http://127.0.0.1:{}", peer.port),
+        Some(a) => format!("{scheme}://{a}"),
+        None => format!("{scheme}://127.0.0.1:{}", peer.port),
     }
 }
 

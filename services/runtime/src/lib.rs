@@ -21,6 +21,8 @@
 //! - [`error`]: the one mapping of every service's domain error to a gRPC status.
 //! - [`fields`]: request fields checked at the edge (lengths, URLs) and short quotes of bad input.
 //! - [`identity`]: the caller's proved service identity (mTLS), read by authorization.
+//! - [`tls`]: mutual TLS: settings, certificates and their rotation, acceptor and connector.
+//! - [`authz`]: per-RPC authorization of the proved identity against the catalogue.
 //! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
@@ -34,6 +36,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod authz;
 pub mod backoff;
 pub mod cli;
 pub mod config;
@@ -59,6 +62,7 @@ pub mod storage_health;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use config::{Env, Settings};
 pub use server::{BuildFuture, ServiceContext, ServiceDef};

@@ -9,6 +9,7 @@ use crate::{
     observe::ServerLayer,
     peers::PeerChannel,
     spec::ServiceSpec,
+    tls::Tls,
 };
 use anyhow::Context as _;
 use futures::future::BoxFuture;
@@ -43,6 +44,8 @@ struct ContextInner {
     db: Option<Db>,
     drain: CancellationToken,
     tasks: TaskTracker,
+    /// The live certificates when TLS is on (servers and peer clients use them).
+    tls: Option<Tls>,
 }
 
 impl ServiceContext {
@@ -65,12 +68,13 @@ impl ServiceContext {
     /// A balanced channel to a peer, from `<NAME>_ADDR` (lazy: nothing connects yet).
     pub fn peer(&self, peer: &ServiceSpec) -> anyhow::Result<PeerChannel> {
         let s = &self.inner.settings;
-        Ok(PeerChannel::new(
+        Ok(PeerChannel::with_tls(
             peer,
             &s.peer_addr(peer),
             s.peer_timeout,
             s.dns_refresh,
             &self.inner.metrics,
+            self.inner.tls.as_ref(),
         )?)
     }
 
@@ -154,6 +158,11 @@ pub async fn start_on(
         ),
         None => None,
     };
+    let tls = settings.tls.as_ref().map(Tls::load).transpose()?;
+    if let Some(t) = &tls {
+        t.watch(&metrics_registry);
+    }
+    let authz = crate::authz::AuthzLayer::new(spec, settings.tls.as_ref(), &metrics_registry);
     let drain = CancellationToken::new();
     let tasks = TaskTracker::new();
     let grace = settings.shutdown_grace;
@@ -164,6 +173,7 @@ pub async fn start_on(
             db: db.clone(),
             drain: drain.clone(),
             tasks: tasks.clone(),
+            tls: tls.clone(),
         }),
     };
     if let Some(db) = db {
@@ -238,6 +248,8 @@ pub async fn start_on(
             spec.name,
             limits.max_in_flight,
         ))
+        // Who is calling (proved by mTLS) and whether they may call this RPC.
+        .layer(authz)
         // The caller's deadline, for the calls the handler makes to other services.
         .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)
@@ -252,6 +264,7 @@ pub async fn start_on(
         .with_keepalive(Some(Duration::from_secs(60)));
     let signal = drain.clone();
     let drain_reporter = reporter.clone();
+    let metrics_tls = metrics_registry.clone();
     let done = tokio::spawn(async move {
         let shutdown = async move {
             signal.cancelled().await;
@@ -263,7 +276,17 @@ pub async fn start_on(
                 .await;
             tracing::info!(service = spec.name, grace = ?grace, "draining");
         };
-        let serve = server.serve_with_incoming_shutdown(incoming, shutdown);
+        let serve = match &tls {
+            Some(tls) => {
+                let incoming = crate::tls::accept::incoming(incoming, tls.clone(), &metrics_tls);
+                futures::future::Either::Left(
+                    server.serve_with_incoming_shutdown(incoming, shutdown),
+                )
+            }
+            None => futures::future::Either::Right(
+                server.serve_with_incoming_shutdown(incoming, shutdown),
+            ),
+        };
         tokio::pin!(serve);
         let drain_started = drain.clone();
         let result = tokio::select! {

@@ -14,7 +14,7 @@ pub mod postgres;
 /// A service running inside the test process.
 pub struct TestService {
     pub running: Running,
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>` (`https://` with mTLS on)
     pub url: String,
     /// `http://127.0.0.1:<port>/metrics`
     pub metrics_url: String,
@@ -179,9 +179,14 @@ pub async fn spawn_on(
 ) -> anyhow::Result<TestService> {
     let settings = Settings::load(def.spec, &env(&def, data_dir, extra))?;
     let database = (settings.database.clone(), settings.db_schema.clone());
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let running = server::start_on(def, settings, listener, Some(metrics)).await?;
-    let url = format!("http://{}", running.addr);
+    let url = format!("{scheme}://{}", running.addr);
     let metrics_url = format!(
         "http://{}/metrics",
         running.metrics_addr.expect("bound above")

@@ -8,7 +8,11 @@
 //! refuses to dial while its replica waits out a backoff after a failure: at most one attempt
 //! per backoff period per replica, whatever the call rate, and calls fail at once meanwhile.
 
-use crate::backoff::Backoff;
+use crate::{
+    backoff::Backoff,
+    metrics::Metrics,
+    tls::connect::{count_failure, ClientTls, PeerIo},
+};
 use hyper_util::rt::TokioIo;
 use std::{
     future::Future,
@@ -95,6 +99,13 @@ pub enum DialError {
     },
     #[error("connecting to {0}: no answer within {CONNECT_TIMEOUT:?}")]
     TimedOut(SocketAddr),
+    /// Connected, but the TLS handshake failed (`reason` as in the handshake metric).
+    #[error("TLS handshake with {addr} failed ({reason}): {source}")]
+    Tls {
+        addr: SocketAddr,
+        reason: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// The connector of one replica's channel.
@@ -106,10 +117,14 @@ pub struct Dialer {
     pub attempts: metrics::Counter,
     /// Woken after a failed connection, to re-resolve the peer's name.
     pub on_failure: Arc<dyn Fn() + Send + Sync>,
+    /// TLS to the peer (`https://` addresses).
+    pub tls: Option<ClientTls>,
+    /// For `aula_tls_handshake_failures_total{side="client"}`.
+    pub metrics: Metrics,
 }
 
 impl tower_service::Service<http::Uri> for Dialer {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<PeerIo>;
     type Error = DialError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, DialError>> + Send>>;
 
@@ -125,21 +140,31 @@ impl tower_service::Service<http::Uri> for Dialer {
                 return Err(DialError::BackingOff(wait));
             }
             this.attempts.increment(1);
-            let result =
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(this.addr)).await {
-                    Ok(Ok(tcp)) => Ok(tcp),
-                    Ok(Err(source)) => Err(DialError::Connect {
+            let connect = async {
+                let tcp =
+                    TcpStream::connect(this.addr)
+                        .await
+                        .map_err(|source| DialError::Connect {
+                            addr: this.addr,
+                            source,
+                        })?;
+                // Small messages must not wait for Nagle + delayed ACK (40 ms stalls).
+                let _ = tcp.set_nodelay(true);
+                match &this.tls {
+                    None => Ok(PeerIo::Plain(tcp)),
+                    Some(tls) => tls.handshake(tcp).await.map_err(|source| DialError::Tls {
                         addr: this.addr,
+                        reason: count_failure(&this.metrics, &source),
                         source,
                     }),
-                    Err(_) => Err(DialError::TimedOut(this.addr)),
-                };
-            match result {
-                Ok(tcp) => {
-                    // Small messages must not wait for Nagle + delayed ACK (40 ms stalls).
-                    let _ = tcp.set_nodelay(true);
-                    Ok(TokioIo::new(tcp))
                 }
+            };
+            let result = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(r) => r,
+                Err(_) => Err(DialError::TimedOut(this.addr)),
+            };
+            match result {
+                Ok(io) => Ok(TokioIo::new(io)),
                 Err(e) => {
                     this.state.failed();
                     (this.on_failure)();

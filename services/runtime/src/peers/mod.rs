@@ -28,6 +28,7 @@ use crate::{
     metrics::{Metrics, Side},
     observe::{known_methods, ClientCall, MethodTable, ObservedBody},
     spec::ServiceSpec,
+    tls::{connect::ClientTls, Tls},
 };
 use dial::{DialState, Dialer};
 use metrics::Label;
@@ -70,6 +71,9 @@ struct Inner {
     table: MethodTable,
     connect_attempts: metrics::Counter,
     resolver_started: std::sync::Once,
+    /// `Some` for an `https://` address: every connection in TLS with our certificate.
+    tls: Option<ClientTls>,
+    metrics: Metrics,
 }
 
 struct Replica {
@@ -90,7 +94,8 @@ pub struct BadPeerAddr {
 }
 
 impl PeerChannel {
-    /// A channel to `peer` at `addr` (`http://host:port`). Nothing connects until the first call.
+    /// A plaintext channel to `peer` at `addr` (`http://host:port`). Nothing connects until
+    /// the first call.
     pub fn new(
         peer: &ServiceSpec,
         addr: &str,
@@ -98,14 +103,37 @@ impl PeerChannel {
         refresh: Duration,
         metrics: &Metrics,
     ) -> Result<Self, BadPeerAddr> {
+        Self::with_tls(peer, addr, timeout, refresh, metrics, None)
+    }
+
+    /// A channel to `peer` at `addr`: `https://host:port` with TLS on (the server's
+    /// certificate must be valid for `host`), `http://host:port` with it off.
+    pub fn with_tls(
+        peer: &ServiceSpec,
+        addr: &str,
+        timeout: Duration,
+        refresh: Duration,
+        metrics: &Metrics,
+        tls: Option<&Tls>,
+    ) -> Result<Self, BadPeerAddr> {
         let bad = |reason| BadPeerAddr {
             var: format!("{}_ADDR", peer.env_prefix()),
             value: addr.to_string(),
             reason,
         };
-        let rest = addr
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("expected http://host:port"))?;
+        let rest = match (addr.split_once("://"), tls) {
+            (Some(("http", rest)), None) | (Some(("https", rest)), Some(_)) => rest,
+            (Some(("http", _)), Some(_)) => {
+                return Err(bad("TLS is on (AULA_TLS_CERT): write https://host:port"))
+            }
+            (Some(("https", _)), None) => {
+                return Err(bad(
+                    "https:// needs AULA_TLS_CERT, AULA_TLS_KEY and AULA_TLS_CA",
+                ))
+            }
+            _ if tls.is_some() => return Err(bad("expected https://host:port")),
+            _ => return Err(bad("expected http://host:port")),
+        };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (h, p.parse().map_err(|_| bad("the port is not a number"))?),
@@ -115,6 +143,13 @@ impl PeerChannel {
         if host.is_empty() {
             return Err(bad("the host is empty"));
         }
+        let tls = match tls {
+            Some(t) => Some(
+                ClientTls::new(t.clone(), host)
+                    .map_err(|_| bad("the host is not a valid TLS server name"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 peer: peer.name,
@@ -134,6 +169,8 @@ impl PeerChannel {
                     vec![Label::new("peer", peer.name)],
                 ),
                 resolver_started: std::sync::Once::new(),
+                tls,
+                metrics: metrics.clone(),
             }),
         })
     }
@@ -285,6 +322,8 @@ fn new_replica(inner: &Inner, addr: SocketAddr) -> Replica {
         state: dial.clone(),
         attempts: inner.connect_attempts.clone(),
         on_failure: Arc::new(move || resolve_now.notify_one()),
+        tls: inner.tls.clone(),
+        metrics: inner.metrics.clone(),
     };
     let resolve_now = inner.resolve_now.clone();
     let channel = Endpoint::from_shared(format!("http://{addr}"))
