@@ -39,6 +39,9 @@ REJECTED = {
     "otel.endpoint without a scheme": {"otel": {"endpoint": "otel-collector:4317"}},
     "ingress.hosts as a string": {"ingress": {"enabled": True, "hosts": "aula.example.com"}},
     "shutdown.dnsRefreshSeconds above 30": {"shutdown": {"dnsRefreshSeconds": 60}},
+    "grpc.reflection as a string": {"grpc": {"reflection": "off"}},
+    "grpc.maxInFlight zero": {"grpc": {"maxInFlight": 0}},
+    "grpc unknown key": {"grpc": {"maxStreams": 10}},
 }
 
 
@@ -105,3 +108,20 @@ def test_long_release_name_rejected():
         render({}, release="a" * 42)
     r = render({}, release="a" * 41)
     assert all(len(o["metadata"]["name"]) <= 63 for o in r.objects)
+
+
+def _env(r, service: str) -> dict:
+    container = r.get("Deployment", f"aula-{service}")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_grpc_limits_reach_every_grpc_service_and_env_overrides_them():
+    default = render({})
+    for name in ("cursos", "notificacoes"):
+        assert _env(default, name)["AULA_REFLECTION"] == "on"
+        assert _env(default, name)["AULA_MAX_IN_FLIGHT"] == "256"
+    assert "AULA_REFLECTION" not in _env(default, "gateway")
+    r = render({"grpc": {"reflection": False, "maxInFlight": 64}, "services": {"cursos": {"env": {"AULA_MAX_IN_FLIGHT": "512"}}}})
+    assert _env(r, "midia")["AULA_REFLECTION"] == "off"
+    assert _env(r, "midia")["AULA_MAX_IN_FLIGHT"] == "64"
+    assert _env(r, "cursos")["AULA_MAX_IN_FLIGHT"] == "512"
