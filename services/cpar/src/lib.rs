@@ -28,7 +28,7 @@ use tonic::service::Routes;
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: CPAR,
-        migrations: Some(aula_runtime::migrations!()),
+        migrations: Some(aula_runtime::migrations!(outbox)),
         build,
     }
 }

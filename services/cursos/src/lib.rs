@@ -30,7 +30,7 @@ use tonic::service::Routes;
 pub fn service() -> ServiceDef {
     ServiceDef {
         spec: CURSOS,
-        migrations: Some(aula_runtime::migrations!()),
+        migrations: Some(aula_runtime::migrations!(outbox)),
         build,
     }
 }

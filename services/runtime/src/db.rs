@@ -15,15 +15,25 @@ use sqlx::{any::AnyPoolOptions, migrate::Migrator, AnyPool, Executor};
 use std::{sync::Arc, time::Duration};
 
 /// A service's migrations, embedded from its `migrations/sqlite` and `migrations/postgres`
-/// folders: `migrations: Some(aula_runtime::migrations!())` in its `ServiceDef`.
+/// folders: `migrations: Some(aula_runtime::migrations!())` in its `ServiceDef`;
+/// `aula_runtime::migrations!(outbox)` for a service that uses the [`crate::outbox`], whose
+/// table's migrations (the runtime's `migrations/outbox`, versions from 900001) run with the
+/// service's own.
 #[macro_export]
 macro_rules! migrations {
-    () => {{
+    () => {
+        $crate::migrations!(@ false)
+    };
+    (outbox) => {
+        $crate::migrations!(@ true)
+    };
+    (@ $outbox:literal) => {{
         static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
         static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
         $crate::db::Migrations {
             sqlite: &SQLITE,
             postgres: &POSTGRES,
+            outbox: $outbox,
         }
     }};
 }
@@ -33,6 +43,34 @@ macro_rules! migrations {
 pub struct Migrations {
     pub sqlite: &'static Migrator,
     pub postgres: &'static Migrator,
+    /// The service uses the outbox: its table's migrations run too.
+    pub outbox: bool,
+}
+
+/// The outbox table's migrations, one set per dialect (versions 900001 and up, after any
+/// service's own).
+static OUTBOX_SQLITE: Migrator = sqlx::migrate!("./migrations/outbox/sqlite");
+static OUTBOX_POSTGRES: Migrator = sqlx::migrate!("./migrations/outbox/postgres");
+
+impl Migrations {
+    /// The migrator for `dialect`: the service's migrations, then the runtime's it uses.
+    fn migrator(&self, dialect: Dialect) -> Migrator {
+        let (own, outbox) = match dialect {
+            Dialect::Sqlite => (self.sqlite, &OUTBOX_SQLITE),
+            Dialect::Postgres => (self.postgres, &OUTBOX_POSTGRES),
+        };
+        let mut all: Vec<_> = own.migrations.to_vec();
+        if self.outbox {
+            all.extend(outbox.migrations.iter().cloned());
+        }
+        all.sort_by_key(|m| m.version);
+        Migrator {
+            migrations: all.into(),
+            ignore_missing: own.ignore_missing,
+            locking: own.locking,
+            no_tx: own.no_tx,
+        }
+    }
 }
 
 /// Which engine a pool talks to.
@@ -130,10 +168,7 @@ impl Db {
                 }
             }
         };
-        let migrator = match db.dialect {
-            Dialect::Sqlite => migrations.sqlite,
-            Dialect::Postgres => migrations.postgres,
-        };
+        let migrator = migrations.migrator(db.dialect);
         // Replicas starting together race on the first migration; sqlx locks on PostgreSQL,
         // and a lost race is retried.
         let mut attempt = 0;

@@ -4,10 +4,26 @@
 //! never duplicates one (notificacoes stores each key once).
 //!
 //! Several replicas can share one database: a row is claimed with a lease (a conditional
-//! UPDATE) before delivery, so two workers never deliver it at the same time.
+//! UPDATE) before delivery, so two workers never deliver it at the same time. A lease lasts as
+//! long as the attempt may (the immediate attempt's timeout, or the peer timeout, plus a
+//! margin), and an immediate attempt that runs out of time hands its row straight back to the
+//! worker: redelivery starts within about a second of notificacoes' return, whatever happened.
+//!
+//! Failures are classified. notificacoes refusing a message for good (INVALID_ARGUMENT,
+//! NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED, ...; or a row that cannot be read) makes
+//! it a dead letter at once: kept in the table out of delivery (`morta_ms`, `ultimo_erro`),
+//! counted by `aula_outbox_dead_letters_total` and the gauge `aula_outbox_dead_letters`, which
+//! the alert `AulaOutboxDeadLetters` watches. Anything else is retried with the runtime's
+//! capped backoff, at most `AULA_OUTBOX_MAX_ATTEMPTS` times (default 2880: a day at the 30 s
+//! cap), then it is a dead letter too. While notificacoes is known to be down
+//! ([`PeerChannel::is_known_down`]) the immediate attempt does not dial at all.
+//!
+//! The table's schema lives in the runtime's `migrations/outbox`; a service using the outbox
+//! declares `aula_runtime::migrations!(outbox)`.
 
 use crate::{
-    db::{now_ms, Db, Dialect},
+    backoff::Backoff,
+    db::{now_ms, Db},
     peers::PeerChannel,
     server::ServiceContext,
     telemetry,
@@ -18,9 +34,13 @@ use sqlx::{AnyConnection, Row};
 use std::{sync::Arc, time::Duration};
 use tracing::Instrument;
 
-const LEASE_MS: i64 = 30_000;
 const BATCH: i64 = 32;
-const MAX_BACKOFF_MS: i64 = 30_000;
+/// Between attempts at one message: 200 ms doubling to 30 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+/// Attempts before a message that keeps failing is given up (a day at the 30 s cap).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2880;
+/// What a lease adds to the time an attempt may take.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 /// What to deliver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,53 +80,65 @@ pub struct Outbox {
 
 struct Inner {
     db: Db,
+    peer: PeerChannel,
     client: NotificacoesServiceClient<PeerChannel>,
     wake: tokio::sync::Notify,
     origem: &'static str,
+    /// How long the worker's attempt may take: the peer timeout.
+    attempt_timeout: Duration,
+    max_attempts: u32,
+}
+
+/// Why an attempt did not deliver.
+enum Failure {
+    /// Retry later.
+    Transient(String),
+    /// notificacoes will never take it: a dead letter.
+    Permanent(String),
+}
+
+impl Failure {
+    fn reason(&self) -> &str {
+        match self {
+            Self::Transient(r) | Self::Permanent(r) => r,
+        }
+    }
+}
+
+/// Codes with which notificacoes refuses a message for good: retrying cannot help.
+fn is_permanent(code: tonic::Code) -> bool {
+    use tonic::Code as C;
+    matches!(
+        code,
+        C::InvalidArgument
+            | C::NotFound
+            | C::AlreadyExists
+            | C::FailedPrecondition
+            | C::PermissionDenied
+            | C::OutOfRange
+            | C::Unimplemented
+    )
 }
 
 impl Outbox {
-    /// Creates the table if needed and starts the delivery worker.
+    /// Starts the delivery worker (the table comes from the service's migrations:
+    /// `aula_runtime::migrations!(outbox)`).
     pub async fn start(ctx: &ServiceContext, notificacoes: PeerChannel) -> anyhow::Result<Self> {
         let db = ctx.db().clone();
-        let ddl = match db.dialect {
-            Dialect::Sqlite => {
-                "CREATE TABLE IF NOT EXISTS outbox (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                chave TEXT NOT NULL UNIQUE,
-                payload TEXT NOT NULL,
-                tentativas INTEGER NOT NULL DEFAULT 0,
-                proxima_ms BIGINT NOT NULL,
-                lease_ms BIGINT NOT NULL DEFAULT 0,
-                criado_ms BIGINT NOT NULL,
-                traceparent TEXT,
-                ultimo_erro TEXT)"
-            }
-            Dialect::Postgres => {
-                "CREATE TABLE IF NOT EXISTS outbox (
-                id BIGSERIAL PRIMARY KEY,
-                chave TEXT NOT NULL UNIQUE,
-                payload TEXT NOT NULL,
-                tentativas INTEGER NOT NULL DEFAULT 0,
-                proxima_ms BIGINT NOT NULL,
-                lease_ms BIGINT NOT NULL DEFAULT 0,
-                criado_ms BIGINT NOT NULL,
-                traceparent TEXT,
-                ultimo_erro TEXT)"
-            }
-        };
-        if let Err(e) = sqlx::query(ddl).execute(&db.pool).await {
-            // Replicas starting together on PostgreSQL can race on CREATE TABLE IF NOT EXISTS.
-            if !crate::db::is_unique_violation(&e) {
-                return Err(e.into());
-            }
-        }
+        let settings = ctx.settings();
+        let max_attempts = settings
+            .env
+            .parse("AULA_OUTBOX_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)?
+            .max(1);
         let outbox = Self {
             inner: Arc::new(Inner {
                 db,
-                client: NotificacoesServiceClient::new(notificacoes),
+                client: NotificacoesServiceClient::new(notificacoes.clone()),
+                peer: notificacoes,
                 wake: tokio::sync::Notify::new(),
-                origem: ctx.settings().spec.name,
+                origem: settings.spec.name,
+                attempt_timeout: settings.peer_timeout,
+                max_attempts,
             }),
         };
         let worker = outbox.clone();
@@ -151,21 +183,56 @@ impl Outbox {
     /// Tries to deliver one committed row now, within `timeout`; otherwise leaves it to the
     /// worker. Either way the message is safe.
     pub async fn deliver_now(&self, id: i64, timeout: Duration) -> Delivery {
-        let reason = match tokio::time::timeout(timeout, self.try_row(id)).await {
+        // No dial at a peer every replica of which just failed: the worker retries on its
+        // backoff, and a storm of callers does not become a storm of connection attempts.
+        if self.inner.peer.is_known_down() {
+            self.wake();
+            return Delivery::Pending {
+                reason: "notificacoes is down (its reconnect backoff is running)".into(),
+            };
+        }
+        let lease = timeout + LEASE_MARGIN;
+        let reason = match tokio::time::timeout(timeout, self.try_row(id, lease)).await {
             Ok(Ok(Some(delivered))) => return delivered,
             Ok(Ok(None)) => "another worker is delivering it".to_string(),
             Ok(Err(e)) => e,
-            Err(_) => format!("notificacoes did not answer within {timeout:?}"),
+            Err(_) => {
+                // The attempt was cut off holding the lease: hand the row back at once (a
+                // delivery still in flight is harmless: the key makes it one notification).
+                if let Err(e) = self.release(id).await {
+                    tracing::warn!(id, error = %e, "outbox: releasing a row failed; its lease runs out");
+                }
+                format!("notificacoes did not answer within {timeout:?}")
+            }
         };
         self.wake();
         Delivery::Pending { reason }
     }
 
-    /// Messages waiting for delivery.
+    /// Messages waiting for delivery (dead letters excluded).
     pub async fn pending(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE morta_ms IS NULL")
             .fetch_one(&self.inner.db.pool)
             .await
+    }
+
+    /// Messages given up (dead letters).
+    pub async fn dead_letters(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE morta_ms IS NOT NULL")
+            .fetch_one(&self.inner.db.pool)
+            .await
+    }
+
+    /// Ends an interrupted attempt's lease: the row is due again now.
+    async fn release(&self, id: i64) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET lease_ms = 0, proxima_ms = $1 WHERE id = $2 AND morta_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.inner.db.pool)
+        .await
+        .map(drop)
     }
 
     async fn run(&self) {
@@ -180,6 +247,9 @@ impl Outbox {
             if let Ok(p) = self.pending().await {
                 metrics::gauge!("aula_outbox_pending").set(p as f64);
             }
+            if let Ok(d) = self.dead_letters().await {
+                metrics::gauge!("aula_outbox_dead_letters").set(d as f64);
+            }
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(next) => {}
@@ -191,39 +261,47 @@ impl Outbox {
     async fn deliver_due(&self) -> sqlx::Result<Duration> {
         let now = now_ms();
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM outbox WHERE proxima_ms <= $1 AND lease_ms <= $1 ORDER BY id LIMIT $2",
+            "SELECT id FROM outbox WHERE morta_ms IS NULL AND proxima_ms <= $1 AND lease_ms <= $1 \
+             ORDER BY id LIMIT $2",
         )
         .bind(now)
         .bind(BATCH)
         .fetch_all(&self.inner.db.pool)
         .await?;
+        let lease = self.inner.attempt_timeout + LEASE_MARGIN;
         for id in &ids {
-            let _ = self.try_row(*id).await;
+            let attempt = self.try_row(*id, lease);
+            if tokio::time::timeout(lease, attempt).await.is_err() {
+                let _ = self.release(*id).await;
+            }
         }
         if ids.len() as i64 == BATCH {
             return Ok(Duration::ZERO);
         }
-        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(proxima_ms) FROM outbox")
-            .fetch_one(&self.inner.db.pool)
-            .await?;
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(proxima_ms) FROM outbox WHERE morta_ms IS NULL")
+                .fetch_one(&self.inner.db.pool)
+                .await?;
         Ok(match next {
             Some(t) => Duration::from_millis((t - now_ms()).clamp(50, 5_000) as u64),
             None => Duration::from_secs(5),
         })
     }
 
-    /// Claims and delivers one row. `Ok(None)` when another worker holds it.
-    async fn try_row(&self, id: i64) -> Result<Option<Delivery>, String> {
+    /// Claims and delivers one row, holding it for `lease`. `Ok(None)` when another worker
+    /// holds it or it is a dead letter.
+    async fn try_row(&self, id: i64, lease: Duration) -> Result<Option<Delivery>, String> {
         let db = &self.inner.db;
         let now = now_ms();
-        let claimed =
-            sqlx::query("UPDATE outbox SET lease_ms = $1 WHERE id = $2 AND lease_ms <= $3")
-                .bind(now + LEASE_MS)
-                .bind(id)
-                .bind(now)
-                .execute(&db.pool)
-                .await
-                .map_err(|e| e.to_string())?;
+        let claimed = sqlx::query(
+            "UPDATE outbox SET lease_ms = $1 WHERE id = $2 AND lease_ms <= $3 AND morta_ms IS NULL",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(id)
+        .bind(now)
+        .execute(&db.pool)
+        .await
+        .map_err(|e| e.to_string())?;
         if claimed.rows_affected() == 0 {
             return Ok(None);
         }
@@ -251,7 +329,7 @@ impl Outbox {
         }
         let result = async {
             let message: Message = serde_json::from_str(&payload)
-                .map_err(|e| format!("unreadable outbox row: {e}"))?;
+                .map_err(|e| Failure::Permanent(format!("unreadable outbox row: {e}")))?;
             self.send(&key, message).await
         }
         .instrument(span)
@@ -266,12 +344,28 @@ impl Outbox {
                 metrics::counter!("aula_outbox_delivered_total").increment(1);
                 Ok(Some(delivered))
             }
-            Err(reason) => {
+            Err(failure) => {
                 metrics::counter!("aula_outbox_delivery_failures_total").increment(1);
-                let backoff = backoff_ms(attempts);
-                tracing::info!(id, attempt = attempts + 1, retry_in_ms = backoff, %reason, "outbox: delivery failed; will retry");
+                let attempt = attempts.max(0) as u32 + 1;
+                let reason: String = failure.reason().chars().take(500).collect();
+                let dead =
+                    matches!(failure, Failure::Permanent(_)) || attempt >= self.inner.max_attempts;
+                if dead {
+                    tracing::error!(id, attempt, %reason, "outbox: message given up (a dead letter)");
+                    sqlx::query("UPDATE outbox SET tentativas = tentativas + 1, morta_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3")
+                        .bind(now_ms())
+                        .bind(&reason)
+                        .bind(id)
+                        .execute(&db.pool)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    metrics::counter!("aula_outbox_dead_letters_total").increment(1);
+                    return Err(format!("given up: {reason}"));
+                }
+                let backoff = RETRY.delay(attempt - 1);
+                tracing::info!(id, attempt, retry_in = ?backoff, %reason, "outbox: delivery failed; will retry");
                 sqlx::query("UPDATE outbox SET tentativas = tentativas + 1, proxima_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3")
-                    .bind(now_ms() + backoff)
+                    .bind(now_ms() + backoff.as_millis() as i64)
                     .bind(&reason)
                     .bind(id)
                     .execute(&db.pool)
@@ -282,9 +376,16 @@ impl Outbox {
         }
     }
 
-    async fn send(&self, key: &str, message: Message) -> Result<Delivery, String> {
+    async fn send(&self, key: &str, message: Message) -> Result<Delivery, Failure> {
         let mut client = self.inner.client.clone();
-        let describe = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+        let describe = |s: tonic::Status| {
+            let text = format!("{:?}: {}", s.code(), s.message());
+            if is_permanent(s.code()) {
+                Failure::Permanent(text)
+            } else {
+                Failure::Transient(text)
+            }
+        };
         match message {
             Message::Notification {
                 id_usuario,
@@ -335,23 +436,32 @@ impl Outbox {
     }
 }
 
-/// Exponential backoff with jitter: 200 ms doubling to 30 s.
-fn backoff_ms(attempts: i32) -> i64 {
-    let base = 200i64
-        .saturating_mul(1 << attempts.clamp(0, 8))
-        .min(MAX_BACKOFF_MS);
-    base / 2 + rand::random_range(0..=base / 2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff_ms(0) <= 200);
-        assert!(backoff_ms(3) >= 800);
-        assert!(backoff_ms(30) <= MAX_BACKOFF_MS);
+    fn refusals_for_good_are_told_from_the_rest() {
+        use tonic::Code as C;
+        for c in [
+            C::InvalidArgument,
+            C::NotFound,
+            C::FailedPrecondition,
+            C::PermissionDenied,
+        ] {
+            assert!(is_permanent(c), "{c:?}");
+        }
+        for c in [
+            C::Unavailable,
+            C::DeadlineExceeded,
+            C::ResourceExhausted,
+            C::Internal,
+            C::Unknown,
+            C::Aborted,
+            C::Unauthenticated,
+        ] {
+            assert!(!is_permanent(c), "{c:?}");
+        }
     }
 
     #[test]
