@@ -16,6 +16,8 @@
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
 #   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health)
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
+#   scripts/bench.sh mtls       GetUserCourses over TLS vs plaintext, same core, same run
+#                               (scripts/bench-mtls.sh)
 #
 # Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
@@ -26,8 +28,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODE=${1:-all}
 case "$MODE" in
-    all | overload | streams) ;;
-    *) echo "bench: unknown mode $MODE (all, overload, streams)" >&2; exit 2 ;;
+    all | overload | streams | mtls) ;;
+    *) echo "bench: unknown mode $MODE (all, overload, streams, mtls)" >&2; exit 2 ;;
 esac
 
 SECS=${BENCH_SECONDS:-10}
@@ -150,6 +152,8 @@ wait_port() { # PORT: until something listens there
 if [ "$MODE" != all ]; then
     # shellcheck source=scripts/bench-limits.sh
     . "$ROOT/scripts/bench-limits.sh"
+    # shellcheck source=scripts/bench-mtls.sh
+    . "$ROOT/scripts/bench-mtls.sh"
     "bench_$MODE"
     exit 0
 fi

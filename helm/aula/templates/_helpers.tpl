@@ -169,3 +169,24 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* The Secret holding a service's certificate (tls.crt, tls.key, ca.crt): (dict "root" $ "name" $name). */}}
+{{- define "aula.tlsSecretName" -}}
+{{- $existing := .root.Values.tls.existingSecrets | default dict -}}
+{{- if hasKey $existing .name -}}
+{{- index $existing .name -}}
+{{- else -}}
+{{- include "aula.fullname" . -}}-tls
+{{- end -}}
+{{- end }}
+
+{{/* A service's certificate's DNS SANs, JSON: its name first (the identity, docs/CONFIG.md), then
+the names it is dialed by (peers: <fullname>-headless; helm test: <fullname>) and localhost. */}}
+{{- define "aula.tlsDnsNames" -}}
+{{- $full := include "aula.fullname" . -}}
+{{- $ns := .root.Release.Namespace -}}
+{{- toJson (list .name $full (printf "%s.%s.svc" $full $ns) (printf "%s-headless" $full) (printf "%s-headless.%s" $full $ns) (printf "%s-headless.%s.svc" $full $ns) (printf "%s-headless.%s.svc.cluster.local" $full $ns) "localhost") -}}
+{{- end }}
+
+{{/* Where a pod finds its certificate. */}}
+{{- define "aula.tlsDir" -}}/var/run/secrets/aula/tls{{- end }}

@@ -28,4 +28,14 @@
 {{- if and .Values.ingress.enabled (not .Values.services.gateway.enabled) -}}
 {{- fail "ingress.enabled routes to the gateway: enable services.gateway" -}}
 {{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- range $name, $svc := (include "aula.services" . | fromJson) -}}
+{{- if and $.Values.tls.existingSecrets ($.Values.services | dig $name "enabled" false) (not (hasKey $.Values.tls.existingSecrets $name)) -}}
+{{- fail (printf "tls.existingSecrets names no Secret for %s: name one for every enabled service (certificates from one CA), or none" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.tls.existingSecrets .Values.tls.certManager.issuerRef.name -}}
+{{- fail "set tls.certManager.issuerRef or tls.existingSecrets, not both" -}}
+{{- end -}}
+{{- end -}}
 {{- end }}

@@ -22,6 +22,10 @@ pub struct CertsArgs {
     /// Days the certificates are valid (the CA: ten times as long)
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
+    /// Private keys readable by everyone (0644, not 0600), for a bind mount into containers
+    /// that run as another user (docker-compose.mtls.yml). Development only.
+    #[arg(long)]
+    pub container_readable: bool,
 }
 
 /// The identities `aula certs` issues for: every service, the gateway, and `operator` (the
@@ -63,6 +67,11 @@ pub fn run(args: CertsArgs) -> ExitCode {
         namespace: &args.namespace,
         identities: &ids,
         validity: Duration::from_secs(86_400 * u64::from(args.days)),
+        key_mode: if args.container_readable {
+            0o644
+        } else {
+            0o600
+        },
     };
     match certs::write_dir(&options) {
         Ok(files) => {

@@ -89,6 +89,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
         namespace: "aula",
         identities: &ids,
         validity: Duration::from_secs(86_400),
+        key_mode: 0o600,
     })
     .unwrap();
     let p = data.path();

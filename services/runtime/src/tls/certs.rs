@@ -151,11 +151,14 @@ pub struct WriteOptions<'a> {
     /// The identities to issue for (every service, the gateway and `operator`).
     pub identities: &'a [&'a str],
     pub validity: Duration,
+    /// Unix permissions of the private keys: 0o600 (the owner only), or 0o644 for a bind mount
+    /// into containers running as another user (`aula certs --container-readable`).
+    pub key_mode: u32,
 }
 
 /// Writes `ca.crt` (and `ca.key`, reused when present: re-running rotates the certificates
-/// under the same trust) and `<identity>.crt` + `<identity>.key` for each identity. Keys are
-/// readable by their owner only. Returns the files written.
+/// under the same trust) and `<identity>.crt` + `<identity>.key` for each identity, keys with
+/// `key_mode`. Returns the files written.
 pub fn write_dir(o: &WriteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let ca_key = o.out.join("ca.key");
@@ -172,7 +175,7 @@ pub fn write_dir(o: &WriteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut write = |name: String, text: &str, secret: bool| -> anyhow::Result<()> {
         let path = o.out.join(name);
-        write_file(&path, text, secret)?;
+        write_file(&path, text, if secret { o.key_mode } else { 0o644 })?;
         written.push(path);
         Ok(())
     };
@@ -188,16 +191,26 @@ pub fn write_dir(o: &WriteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Writes through a temporary file and a rename, so a service polling the file never reads
 /// half of it.
-fn write_file(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    // Created with the final permissions: a key is never readable by others, not even briefly.
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        open.mode(mode);
+        let mut f = open
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     #[cfg(not(unix))]
-    let _ = secret;
+    {
+        let _ = mode;
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
