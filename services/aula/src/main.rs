@@ -1,7 +1,7 @@
 //! `aula`: the platform in one command.
 //!
 //! - `aula up [SERVICE...]` runs the six services (and the REST gateway) in one process, each
-//!   on its standard port, like the seed's `start_grpc_services.py`.
+//!   on its standard port (`--port-offset N` moves them all), like the seed's `start_grpc_services.py`.
 //! - `aula serve <SERVICE>` runs one, like its own binary.
 //! - `aula status` checks every service's health and round-trip time.
 //! - `aula load` drives a realistic mix of the API and reports latency percentiles.
@@ -36,6 +36,7 @@ enum Command {
     /// Run one service, as its own binary would.
     Serve {
         /// cursos, chatbot, cpar, notificacoes, insights, midia or gateway
+        #[arg(value_parser = services::name_parser())]
         service: String,
         #[command(flatten)]
         args: ServeArgs,
@@ -73,16 +74,8 @@ fn main() -> ExitCode {
                 }
                 return rt.block_on(gateway::cli::serve(env));
             }
-            match services::by_name(&service) {
-                Some(def) => rt.block_on(aula_runtime::cli::serve(def, env)),
-                None => {
-                    eprintln!(
-                        "aula: unknown service {service:?}; expected one of {}",
-                        services::NAMES.join(", ")
-                    );
-                    ExitCode::from(2)
-                }
-            }
+            let def = services::by_name(&service).expect("clap accepts only the catalogue's names");
+            rt.block_on(aula_runtime::cli::serve(def, env))
         }
         Command::Status(args) => rt.block_on(status::run(args)),
         Command::Load(args) => rt.block_on(load::run(args)),

@@ -1,7 +1,7 @@
 //! The services `aula` runs: one `ServiceDef` per gRPC service of the catalogue (its crate's
 //! `service()`), and the gateway.
 
-use aula_runtime::{spec, ServiceDef};
+use aula_runtime::{spec, Env, ServiceDef};
 
 macro_rules! definitions {
     ($($name:ident),*) => {
@@ -18,6 +18,40 @@ pub const NAMES: [&str; spec::NAMES.len()] = spec::NAMES;
 
 pub fn by_name(name: &str) -> Option<ServiceDef> {
     all().into_iter().find(|d| d.spec.name == name)
+}
+
+/// clap's parser of a service name: an unknown one is a usage error (exit 2) listing the
+/// names, with "a similar value exists" when one is close (`curso` -> `cursos`).
+pub fn name_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(NAMES)
+}
+
+/// `port + offset`, or an error naming `--port-offset` (AULA_PORT_OFFSET).
+pub fn offset_port(port: u16, offset: u16) -> anyhow::Result<u16> {
+    port.checked_add(offset).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--port-offset {offset} (AULA_PORT_OFFSET) moves port {port} past 65535: use a smaller offset"
+        )
+    })
+}
+
+/// Points every `<NAME>_ADDR` the user did not set at `host` and the service's port moved by
+/// `offset`, so peers, `aula status` and `aula load` follow a stack started with
+/// `aula up --port-offset`.
+pub fn apply_port_offset(env: &mut Env, host: &str, offset: u16) -> anyhow::Result<()> {
+    if offset == 0 {
+        return Ok(());
+    }
+    for s in spec::ALL {
+        let var = format!("{}_ADDR", s.env_prefix());
+        if env.get(&var).is_none() {
+            env.set(
+                var,
+                format!("http://{host}:{}", offset_port(s.port, offset)?),
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

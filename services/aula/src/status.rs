@@ -12,7 +12,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// How long to wait for each service
-    #[arg(long, default_value = "2s", value_parser = |s: &str| aula_runtime::config::parse_duration(s).ok_or("expected a duration such as 2s"))]
+    #[arg(long, default_value = "2s", value_parser = aula_runtime::config::duration_arg)]
     pub timeout: Duration,
 }
 

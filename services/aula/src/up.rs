@@ -1,5 +1,6 @@
-//! `aula up`: several services in one process, each on its own standard ports, sharing one
-//! runtime; stopped together on SIGTERM/SIGINT.
+//! `aula up`: several services in one process, each on its own standard ports (moved by
+//! `--port-offset`, so two stacks can run side by side), sharing one runtime; stopped together
+//! on SIGTERM/SIGINT.
 
 use crate::services;
 use aula_runtime::{server, spec, telemetry::Telemetry, Env, Settings};
@@ -9,6 +10,7 @@ use std::{process::ExitCode, time::Duration};
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Services to start (default: all six and the gateway)
+    #[arg(value_parser = services::name_parser())]
     pub services: Vec<String>,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
@@ -23,6 +25,10 @@ pub struct UpArgs {
     /// gateway, serves and calls with its own <name>.crt/.key, trusting DIR/ca.crt
     #[arg(long, value_name = "DIR")]
     pub tls_dir: Option<std::path::PathBuf>,
+    /// Add this to every port (gRPC, metrics, the gateway's) and point the peers at the moved
+    /// ports, to run a second stack next to the first (then use a second --data-dir too)
+    #[arg(long, env = "AULA_PORT_OFFSET", default_value_t = 0)]
+    pub port_offset: u16,
 }
 
 /// Points `env` at `name`'s certificate in `dir` (as written by `aula certs`).
@@ -39,9 +45,23 @@ fn use_certs(env: &mut Env, dir: &std::path::Path, name: &str) {
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
+    if args.no_gateway && args.services.iter().any(|s| s == spec::GATEWAY.name) {
+        eprintln!("aula up: --no-gateway contradicts naming gateway: drop one of them");
+        return ExitCode::from(2);
+    }
     let mut env = Env::from_process();
     if let Some(dir) = &args.data_dir {
         env.set("AULA_DATA_DIR", dir.clone());
+    }
+    // Peers dial the loopback when the stack listens on every interface.
+    let dial = if args.host == "0.0.0.0" || args.host == "::" {
+        "127.0.0.1"
+    } else {
+        args.host.as_str()
+    };
+    if let Err(e) = services::apply_port_offset(&mut env, dial, args.port_offset) {
+        eprintln!("aula up: {e:#}");
+        return ExitCode::from(2);
     }
     let telemetry = match Telemetry::init("aula", &env) {
         Ok(t) => t,
@@ -62,14 +82,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
 }
 
 async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
-    for name in &args.services {
-        if !services::NAMES.contains(&name.as_str()) {
-            anyhow::bail!(
-                "unknown service {name:?}; expected any of {}",
-                services::NAMES.join(", ")
-            );
-        }
-    }
+    let port = |p: u16| services::offset_port(p, args.port_offset);
     if args.tls_dir.is_none() && env.get("AULA_TLS_CERT").is_some() {
         anyhow::bail!(
             "AULA_TLS_CERT is set: every service in this process would prove the same identity; \
@@ -80,14 +93,17 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
     let mut running = Vec::new();
     for def in services::all().into_iter().filter(|d| wanted(d.spec.name)) {
         let mut own = env.clone();
-        own.set("AULA_LISTEN", format!("{}:{}", args.host, def.spec.port));
+        own.set(
+            "AULA_LISTEN",
+            format!("{}:{}", args.host, port(def.spec.port)?),
+        );
         if let Some(dir) = &args.tls_dir {
             use_certs(&mut own, dir, def.spec.name);
         }
         if env.get("AULA_METRICS_LISTEN") != Some("off") {
             own.set(
                 "AULA_METRICS_LISTEN",
-                format!("{}:{}", args.host, def.spec.metrics_port),
+                format!("{}:{}", args.host, port(def.spec.metrics_port)?),
             );
         }
         let settings = Settings::load(def.spec, &own)?;
@@ -100,7 +116,7 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
         }
         own.set(
             "GATEWAY_LISTEN",
-            format!("{}:{}", args.host, spec::GATEWAY.port),
+            format!("{}:{}", args.host, port(spec::GATEWAY.port)?),
         );
         // The drain delay lets load balancers see /readyz fail before the listener closes;
         // nothing balances in front of `aula up`, so Ctrl-C should not wait for it.
@@ -110,13 +126,11 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
         if env.get("AULA_METRICS_LISTEN") != Some("off") {
             own.set(
                 "AULA_METRICS_LISTEN",
-                format!("{}:{}", args.host, spec::GATEWAY.metrics_port),
+                format!("{}:{}", args.host, port(spec::GATEWAY.metrics_port)?),
             );
         }
         let config = gateway::GatewayConfig::from_env(&own)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("binding the gateway on {}: {e}", config.listen))?;
+        let listener = aula_runtime::listen::bind(config.listen, "GATEWAY_LISTEN").await?;
         let metrics = match config.metrics_listen {
             Some(a) => Some(aula_runtime::metrics::bind(a).await?),
             None => None,

@@ -2,7 +2,7 @@
 //! otherwise, chosen from the environment at start-up.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
@@ -42,7 +42,8 @@ impl Engine {
         let model = get("GEMINI_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_owned());
         let base_url = get("GEMINI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let attempt_timeout = match get("GEMINI_TIMEOUT") {
-            Some(v) => parse_duration(v.trim())
+            // The runtime's one duration syntax: the unit is required, so `20` is refused.
+            Some(v) => aula_runtime::config::parse_duration(&v)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ConfigError::new(
@@ -128,30 +129,10 @@ fn read_key_file(path: &Path) -> Result<String, ConfigError> {
     Ok(key.to_owned())
 }
 
-/// Parses `500ms`, `10s`, `5m`, `1h` (the spelling of CONFIG.md). A bare number is refused: the
-/// unit is part of the value, so `GEMINI_TIMEOUT=20` cannot be misread as milliseconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (num, unit) = if split == 0 {
-        return None;
-    } else {
-        s.split_at(split)
-    };
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::{collections::HashMap, time::Duration};
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -237,17 +218,5 @@ mod tests {
             assert_eq!(err.var, *var, "{pairs:?}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("10x"), None);
     }
 }

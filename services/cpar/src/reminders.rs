@@ -19,12 +19,9 @@ pub struct Settings {
 impl Settings {
     pub fn from_context(ctx: &ServiceContext) -> anyhow::Result<Self> {
         let env = &ctx.settings().env;
-        let lead = env.duration("CPAR_REMINDER_LEAD", Duration::from_secs(3600))?;
+        // A lead of 0s reminds when the appointment starts; an interval must be positive.
+        let lead = env.duration_or_zero("CPAR_REMINDER_LEAD", Duration::from_secs(3600))?;
         let interval = env.duration("CPAR_REMINDER_INTERVAL", Duration::from_secs(30))?;
-        anyhow::ensure!(
-            !interval.is_zero(),
-            "CPAR_REMINDER_INTERVAL: must be greater than zero"
-        );
         Ok(Self { lead, interval })
     }
 }

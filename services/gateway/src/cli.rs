@@ -3,14 +3,15 @@
 
 use crate::{config::GatewayConfig, server};
 use aula_runtime::{cli as rt_cli, config::Env, metrics, telemetry::Telemetry};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::{process::ExitCode, time::Duration};
 
 #[derive(Parser)]
 #[command(
     name = "gateway",
     version,
-    about = "The Aula REST gateway: the seed's REST API over the gRPC services. Run without a subcommand to serve."
+    about = "gateway: the Aula REST API over the gRPC services. Serves HTTP on port 8080 and \
+             Prometheus metrics on port 9080 (/metrics). Run without a subcommand to serve."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,18 +39,13 @@ struct HealthcheckArgs {
     #[arg(long)]
     addr: Option<String>,
     /// Give up after this long
-    #[arg(long, default_value = "3s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "3s", value_parser = aula_runtime::config::duration_arg)]
     timeout: Duration,
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    aula_runtime::config::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration (500ms, 3s, 1m)"))
 }
 
 /// The whole `main` of the binary.
 pub fn main_entry() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let mut env = Env::from_process();
     for (key, value) in [
         ("GATEWAY_LISTEN", &cli.listen),
@@ -71,6 +67,18 @@ pub fn main_entry() -> ExitCode {
         Some(Command::Healthcheck(args)) => rt.block_on(healthcheck(&env, args)),
         None => rt.block_on(serve(env)),
     }
+}
+
+/// The command line, with every variable the gateway reads (docs/CONFIG.md) in `--help`.
+fn command() -> clap::Command {
+    let spec = aula_runtime::spec::GATEWAY;
+    Cli::command().after_help(aula_runtime::help::variables(&aula_runtime::help::Binary {
+        name: spec.name,
+        port: spec.port,
+        metrics_port: spec.metrics_port,
+        stateful: false,
+        http: true,
+    }))
 }
 
 async fn healthcheck(env: &Env, args: HealthcheckArgs) -> ExitCode {
@@ -99,6 +107,13 @@ async fn healthcheck(env: &Env, args: HealthcheckArgs) -> ExitCode {
 
 /// Serves the gateway until SIGTERM/SIGINT (also `aula serve gateway`).
 pub async fn serve(env: Env) -> ExitCode {
+    let config = match GatewayConfig::from_env(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let telemetry = match Telemetry::init("gateway", &env) {
         Ok(t) => t,
         Err(e) => {
@@ -106,13 +121,9 @@ pub async fn serve(env: Env) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let grace = config.shutdown_grace;
     let result = async {
-        let config = GatewayConfig::from_env(&env)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("binding the gateway listener on {}: {e}", config.listen)
-            })?;
+        let listener = aula_runtime::listen::bind(config.listen, "GATEWAY_LISTEN").await?;
         let metrics_listener = match config.metrics_listen {
             Some(a) => Some(metrics::bind(a).await?),
             None => None,
@@ -122,16 +133,30 @@ pub async fn serve(env: Env) -> ExitCode {
         running.stop().await
     }
     .await;
-    let grace = env
-        .duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))
-        .unwrap_or(Duration::from_secs(10));
     telemetry.shutdown(grace.min(Duration::from_secs(5)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(service = "gateway", error = format!("{e:#}"), "failed");
             eprintln!("gateway: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_names_the_ports_and_variables() {
+        let help = super::command().render_long_help().to_string();
+        for needle in [
+            "8080",
+            "9080",
+            "GATEWAY_LISTEN",
+            "GATEWAY_DRAIN_DELAY",
+            "AULA_PEER_TIMEOUT",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+        assert!(!help.contains("DATABASE_URL"), "{help}");
     }
 }

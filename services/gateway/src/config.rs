@@ -52,7 +52,7 @@ impl GatewayConfig {
             dns_refresh,
             shutdown_grace,
             drain_delay: env
-                .duration("GATEWAY_DRAIN_DELAY", Duration::from_secs(2))?
+                .duration_or_zero("GATEWAY_DRAIN_DELAY", Duration::from_secs(2))?
                 .min(shutdown_grace / 2),
             limits: crate::limits::HttpLimits::from_env(env)?,
         })
@@ -94,6 +94,8 @@ mod tests {
             ("GATEWAY_LISTEN", "everywhere"),
             ("AULA_METRICS_LISTEN", "9080"),
             ("AULA_PEER_TIMEOUT", "soon"),
+            ("AULA_PEER_TIMEOUT", "0s"),
+            ("AULA_SHUTDOWN_GRACE", "10"),
             ("AULA_DNS_REFRESH", "1m"),
             ("GATEWAY_DRAIN_DELAY", "later"),
         ] {

@@ -151,7 +151,8 @@ impl Gateway {
             tracing::info!(service = "gateway", "stopped");
             result
         });
-        tracing::info!(service = "gateway", %addr, metrics = ?metrics_addr, "serving");
+        let metrics_at = metrics_addr.map_or("off".to_string(), |a| a.to_string());
+        tracing::info!(service = "gateway", %addr, metrics = %metrics_at, "serving");
         Ok(RunningGateway {
             addr,
             metrics_addr,

@@ -60,11 +60,21 @@ impl Env {
         }
     }
 
+    /// A positive duration (`500ms`, `10s`, `5m`, `1h`): zero is refused, because every
+    /// duration here is a deadline, a period or a grace, and zero of those means "fail always".
     pub fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let d = self.duration_or_zero(key, default)?;
+        if d.is_zero() {
+            return Err(bad(key, self.get(key).unwrap_or(""), "must be more than 0"));
+        }
+        Ok(d)
+    }
+
+    /// A duration where zero means "none" (`GATEWAY_DRAIN_DELAY=0s`: close at once).
+    pub fn duration_or_zero(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => parse_duration(v)
-                .ok_or_else(|| bad(key, v, "expected a duration such as 500ms, 10s, 5m or 1h")),
+            Some(v) => parse_duration(v).ok_or_else(|| bad(key, v, DURATION_SPELLING)),
         }
     }
 
@@ -81,22 +91,32 @@ fn bad(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+/// How every duration is written, for error messages.
+pub const DURATION_SPELLING: &str = "expected a number and a unit: 500ms, 10s, 5m or 1h";
+
+/// `500ms`, `10s`, `5m`, `1h`, `1.5s`: the one duration syntax of every variable and flag. The
+/// unit is required, so `AULA_PEER_TIMEOUT=5` cannot be misread as milliseconds (or seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
-        "" | "s" => n,
+        "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// [`parse_duration`] for clap's `value_parser` (flags such as `--timeout 3s`).
+pub fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("{s:?}: {DURATION_SPELLING}"))
 }
 
 /// Where a service keeps its data.
@@ -242,7 +262,9 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), None, "the unit is required");
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
@@ -283,9 +305,12 @@ mod tests {
             Database::Sqlite("/tmp/c.db".into())
         );
 
-        let err =
-            Settings::load(CURSOS, &Env::from_pairs([("AULA_PEER_TIMEOUT", "soon")])).unwrap_err();
-        assert_eq!(err.var, "AULA_PEER_TIMEOUT");
+        for value in ["soon", "0s", "0ms", "5", "-1s"] {
+            let err = Settings::load(CURSOS, &Env::from_pairs([("AULA_PEER_TIMEOUT", value)]))
+                .unwrap_err();
+            assert_eq!(err.var, "AULA_PEER_TIMEOUT", "{value}");
+            assert!(err.to_string().starts_with("AULA_PEER_TIMEOUT: "), "{err}");
+        }
         let err = Settings::load(
             CURSOS,
             &Env::from_pairs([("DATABASE_URL", "mysql://u:secret@h/d")]),

@@ -146,7 +146,7 @@ impl Db {
             }
             Database::Postgres(url) => {
                 let schema = settings.db_schema.clone();
-                create_schema(url, &schema).await?;
+                create_schema(url, &schema, settings.db_acquire_timeout).await?;
                 let set_path = format!("SET search_path TO \"{schema}\"");
                 let pool = options
                     .after_connect(move |conn, _| {
@@ -232,30 +232,40 @@ impl Db {
     }
 }
 
-async fn create_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+/// Creates the service's schema, retrying (PostgreSQL may still be starting, or two replicas
+/// race to create it) for at most `within` (`AULA_DB_ACQUIRE_TIMEOUT`): a URL pointing at
+/// nothing fails in seconds, naming the host and the OS error, rather than retrying for minutes.
+async fn create_schema(url: &str, schema: &str, within: Duration) -> anyhow::Result<()> {
+    let backoff = crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    let start = std::time::Instant::now();
     let mut attempt = 0;
     loop {
-        let result = async {
-            let pool = AnyPoolOptions::new()
-                .max_connections(1)
-                .connect(url)
+        let left = within.saturating_sub(start.elapsed());
+        // One plain connection, not a pool: a pool reports every failure as "timed out",
+        // while the connection's own error says "Connection refused" or names the bad host.
+        let attempt_once = async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::AnyConnection::connect(url).await?;
+            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
                 .await?;
-            pool.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
-                .await?;
-            pool.close().await;
-            Ok::<_, sqlx::Error>(())
+            conn.close().await
+        };
+        let e = match tokio::time::timeout(left, attempt_once).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => error_chain(&e),
+            Err(_) => format!("no answer within {left:?}"),
+        };
+        let delay = backoff.delay(attempt);
+        if start.elapsed() + delay >= within {
+            anyhow::bail!(
+                "DATABASE_URL: cannot reach PostgreSQL at {} within {within:?} \
+                 (AULA_DB_ACQUIRE_TIMEOUT): {e}",
+                host_port(url),
+            );
         }
-        .await;
-        match result {
-            Ok(()) => return Ok(()),
-            // Two replicas creating the schema at once: one loses with a unique violation.
-            Err(e) if attempt < 10 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "PostgreSQL not ready; retrying");
-                tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
-            }
-            Err(e) => return Err(e).context("connecting to PostgreSQL (DATABASE_URL)"),
-        }
+        attempt += 1;
+        tracing::warn!(error = %e, attempt, "PostgreSQL not ready; retrying");
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -360,6 +370,33 @@ fn classify_sqlstate(state: &str) -> Option<StorageFault> {
         s if s.starts_with("08") || s.starts_with("57P") => Some(StorageFault::Unreachable),
         _ => None,
     }
+}
+
+/// `host:port` of a PostgreSQL URL, without the credentials.
+fn host_port(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432)
+        ),
+        Err(_) => "<an unparsable URL>".to_string(),
+    }
+}
+
+/// An error and its causes on one line (sqlx hides "Connection refused" in the source).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Milliseconds since the Unix epoch: how every time is stored.

@@ -292,10 +292,7 @@ pub async fn serve(
 
 /// Binds the metrics listener; a helpful error names the address.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    use anyhow::Context as _;
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the metrics listener on {addr}"))
+    Ok(crate::listen::bind(addr, "AULA_METRICS_LISTEN").await?)
 }
 
 #[cfg(test)]

@@ -125,14 +125,7 @@ impl Running {
 
 /// Binds the configured addresses and starts the service.
 pub async fn start(def: ServiceDef, settings: Settings) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "binding {}'s gRPC listener on {}",
-                def.spec.name, settings.listen
-            )
-        })?;
+    let listener = crate::listen::bind(settings.listen, "AULA_LISTEN").await?;
     let metrics_listener = match settings.metrics_listen {
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
@@ -307,7 +300,8 @@ pub async fn start_on(
         tracing::info!(service = spec.name, "stopped");
         result
     });
-    tracing::info!(service = spec.name, %addr, metrics = ?metrics_addr, "serving");
+    let metrics_at = metrics_addr.map_or("off".to_string(), |a| a.to_string());
+    tracing::info!(service = spec.name, %addr, metrics = %metrics_at, "serving");
     Ok(Running {
         spec,
         addr,

@@ -28,8 +28,7 @@ impl Telemetry {
     /// Installs the global subscriber (once per process; later calls only return a handle).
     pub fn init(default_service_name: &str, env: &Env) -> anyhow::Result<Self> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let filter = EnvFilter::try_new(env.get("RUST_LOG").unwrap_or("info"))
-            .map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?;
+        let filter = log_filter(env.get("RUST_LOG"))?;
         let json = match env.get("AULA_LOG_FORMAT") {
             None | Some("text") => false,
             Some("json") => true,
@@ -143,6 +142,24 @@ fn build_provider(
         )
         .build();
     Ok(builder.with_span_processor(processor).build())
+}
+
+/// `RUST_LOG` (default `info`). The OpenTelemetry crates log their own life at info ("Global
+/// tracer provider is set") on every start: they speak at warn unless the filter names them.
+fn log_filter(rust_log: Option<&str>) -> anyhow::Result<EnvFilter> {
+    let spec = rust_log.unwrap_or("info");
+    let mut filter =
+        EnvFilter::try_new(spec).map_err(|e| anyhow::anyhow!("RUST_LOG={spec:?}: {e}"))?;
+    if !spec.contains("opentelemetry") {
+        for quiet in [
+            "opentelemetry=warn",
+            "opentelemetry_sdk=warn",
+            "opentelemetry_otlp=warn",
+        ] {
+            filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+        }
+    }
+    Ok(filter)
 }
 
 /// Reads W3C trace context from request headers.

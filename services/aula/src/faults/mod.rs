@@ -29,7 +29,7 @@ pub mod readback;
 pub mod report;
 pub mod workload;
 
-use aula_runtime::config::parse_duration;
+use aula_runtime::config::duration_arg;
 use clap::Args;
 use cluster::{Backend, Cluster, Setup};
 use history::{History, Outcome};
@@ -53,10 +53,10 @@ pub struct FaultsArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// How long the writers run after the warm-up
-    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub duration: Duration,
     /// Writes without faults before the first fault
-    #[arg(long, default_value = "3s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
     pub warmup: Duration,
     /// Concurrent writers
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -66,10 +66,10 @@ pub struct FaultsArgs {
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub faults: Vec<String>,
     /// Deadline of each call (a call that runs out is indeterminate)
-    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub timeout: Duration,
     /// How long to wait for the outboxes to drain once every fault is healed
-    #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub drain_timeout: Duration,
     /// Working directory for data, logs and the history [default: /tmp/aula-faults-<backend>-<seed>]
     #[arg(long)]
@@ -92,10 +92,6 @@ pub struct FaultsArgs {
     /// RUST_LOG of the services (their logs are in <work-dir>/logs)
     #[arg(long, default_value = "warn")]
     pub log: String,
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (500ms, 10s, 5m)"))
 }
 
 /// The modes `--faults` names, for a backend.

@@ -18,7 +18,7 @@ pub mod report;
 pub mod schedule;
 
 use aula_runtime::{
-    config::{parse_duration, peer_addr},
+    config::{duration_arg, peer_addr},
     spec, Env,
 };
 use calls::Conn;
@@ -49,10 +49,10 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
     /// How long to measure (after the warm-up)
-    #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
     pub duration: Duration,
     /// Load sent before measuring starts (shown in the progress, not in the results)
-    #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub warmup: Duration,
     /// Only these RPCs: method names (GetUserCourses, GetStatus) or service.Method
     /// (cursos.GetStatus), comma-separated
@@ -72,12 +72,8 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
     /// Deadline of each call
-    #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
     pub timeout: Duration,
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (500ms, 10s, 5m)"))
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
