@@ -45,10 +45,8 @@ pub fn apply_port_offset(env: &mut Env, host: &str, offset: u16) -> anyhow::Resu
     for s in spec::ALL {
         let var = format!("{}_ADDR", s.env_prefix());
         if env.get(&var).is_none() {
-            env.set(
-                var,
-                format!("http://{host}:{}", offset_port(s.port, offset)?),
-            );
+            // No scheme: peer_addr picks https:// when TLS is on.
+            env.set(var, format!("{host}:{}", offset_port(s.port, offset)?));
         }
     }
     Ok(())
