@@ -154,3 +154,69 @@ fn the_start_says_only_what_a_user_needs() {
     assert!(!text.contains("Global tracer provider"), "{text}");
     assert!(!text.contains("Some("), "{text}");
 }
+
+/// Ports nobody should be using: the stack moved far away.
+const NOWHERE: &str = "13000";
+
+#[tokio::test]
+async fn status_lists_the_gateway_and_speaks_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let midia = aula_runtime::testing::spawn(midia::service(), dir.path(), &[])
+        .await
+        .unwrap();
+    let (var, value) = midia.addr_var();
+    let out = tokio::process::Command::new(AULA)
+        .args(["status", "--json", "--port-offset", NOWHERE])
+        .env(var, value)
+        .env_remove("AULA_TLS_CERT")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["all_serving"], false);
+    let rows = v["services"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "cursos",
+            "chatbot",
+            "cpar",
+            "notificacoes",
+            "insights",
+            "midia",
+            "gateway"
+        ]
+    );
+    for r in rows {
+        let expected = if r["name"] == "midia" {
+            "SERVING"
+        } else {
+            "DOWN"
+        };
+        assert_eq!(r["state"], expected, "{r}");
+    }
+    assert!(
+        rows[6]["address"].as_str().unwrap().ends_with(":21080"),
+        "{v}"
+    );
+}
+
+#[test]
+fn load_with_nothing_running_fails_at_once_naming_what_to_start() {
+    let (out, took) = aula(
+        &["load", "--duration", "30s", "--port-offset", NOWHERE],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+    assert!(err.contains("aula up"), "{err}");
+    assert!(err.contains("127.0.0.1:63051"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "a table of nothing: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

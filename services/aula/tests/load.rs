@@ -27,7 +27,6 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
     .await;
     let all: [&TestService; 6] = [&cursos, &chatbot, &cpar, &notificacoes, &insights, &midia];
 
-    let json = data.join("summary.json");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
         .args([
             "load",
@@ -38,8 +37,15 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
             "--warmup",
             "0s",
         ])
-        .args(["--concurrency", "8", "--max-error-ratio", "0", "--json"])
-        .arg(&json)
+        // `--json -`: the summary on stdout, the table on stderr.
+        .args([
+            "--concurrency",
+            "8",
+            "--max-error-ratio",
+            "0",
+            "--json",
+            "-",
+        ])
         .envs(all.iter().map(|s| s.addr_var()))
         // Whatever chatbot's mode, the load generator never needs a key.
         .env_remove("GEMINI_API_KEY")
@@ -53,9 +59,13 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "aula load failed\n{stdout}\n{stderr}");
 
-    eprintln!("{stdout}");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("the JSON summary")).unwrap();
+    eprintln!("{stderr}");
+    assert!(
+        !std::path::Path::new("-").exists(),
+        "--json - wrote a file named -"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON summary ({e}):\n{stdout}"));
     assert_eq!(summary["mode"], "open");
     let rows = summary["rpcs"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["rpc"].as_str().unwrap()).collect();

@@ -58,7 +58,8 @@ pub struct LoadArgs {
     /// (cursos.GetStatus), comma-separated
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Write a JSON summary (HdrHistogram percentiles per RPC) to this file
+    /// Write a JSON summary (HdrHistogram percentiles per RPC) to this file; `-` writes it to
+    /// stdout (and the table to stderr)
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Exit 1 when more than this fraction of the calls failed
@@ -74,6 +75,9 @@ pub struct LoadArgs {
     /// Deadline of each call
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     pub timeout: Duration,
+    /// The stack's ports are moved by this much (as `aula up --port-offset`)
+    #[arg(long, env = "AULA_PORT_OFFSET", default_value_t = 0)]
+    pub port_offset: u16,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -93,7 +97,11 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let env = Env::from_process();
+    let mut env = Env::from_process();
+    if let Err(e) = crate::services::apply_port_offset(&mut env, "127.0.0.1", args.port_offset) {
+        eprintln!("aula load: {e:#}");
+        return ExitCode::from(2);
+    }
     let addr = |t: Target| {
         let spec = spec::by_name(t.name()).expect("every target is a service");
         let url = peer_addr(&env, spec);
@@ -127,6 +135,10 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         args.duration.as_secs_f64(),
         targets.join(", ")
     );
+    if let Err(e) = all_answer(&mix.targets(), &addr).await {
+        eprintln!("aula load: {e:#}");
+        return ExitCode::FAILURE;
+    }
     if let Some(pace) = args.rate.and_then(Schedule::new) {
         let planned = pace.due_within(args.duration);
         if planned < mix.cycle() as u64 {
@@ -148,12 +160,26 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         measured,
         &recorder.snapshot(),
     );
-    print!("{}", summary.table());
+    let json_to_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
+    if json_to_stdout {
+        eprint!("{}", summary.table());
+    } else {
+        print!("{}", summary.table());
+    }
     let _ = std::io::stdout().flush();
     if let Some(path) = &args.json {
         let written = serde_json::to_vec_pretty(&summary)
             .map_err(anyhow::Error::from)
-            .and_then(|json| std::fs::write(path, json).map_err(Into::into));
+            .and_then(|json| {
+                if json_to_stdout {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&json)?;
+                    out.write_all(b"\n")?;
+                    Ok(out.flush()?)
+                } else {
+                    Ok(std::fs::write(path, json)?)
+                }
+            });
         if let Err(e) = written {
             eprintln!("aula load: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
@@ -173,6 +199,39 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Checks that every service the mix calls answers health before any load is sent, so a
+/// stack that is not running is one line at once rather than a table of failures.
+async fn all_answer(targets: &[Target], addr: &dyn Fn(Target) -> String) -> anyhow::Result<()> {
+    let checks = targets.iter().map(|&t| {
+        let spec = spec::by_name(t.name()).expect("every target is a service");
+        let url = addr(t);
+        async move {
+            let answer =
+                aula_runtime::healthcheck::check(&url, spec.grpc_service, Duration::from_secs(2))
+                    .await;
+            (t.name(), url, answer)
+        }
+    });
+    let down: Vec<String> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(|(name, url, answer)| match answer {
+            Ok(tonic_health::pb::health_check_response::ServingStatus::Serving) => None,
+            Ok(other) => Some(format!("{name} at {url} is {}", other.as_str_name())),
+            // The error starts with the URL already.
+            Err(e) => Some(format!("{name}: {e:#}")),
+        })
+        .collect();
+    if down.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}; start the platform first (`aula up`, or `docker compose up`), or point \
+         <NAME>_ADDR / --host / --port-offset at it",
+        down.join("; ")
+    )
 }
 
 /// Runs the warm-up and the measured phase; returns how long was measured (shorter than
