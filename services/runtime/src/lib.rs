@@ -26,6 +26,7 @@
 //! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
+//! - [`health`]: the gRPC health service; watch streams end when the drain starts.
 //! - [`healthcheck`]: the images' own health probe.
 //! - `testing` (cargo feature `testing`, for tests only): services in-process on ephemeral
 //!   ports, and the assertions the services' tests share.
@@ -44,6 +45,7 @@ pub mod db;
 pub mod deadline;
 pub mod error;
 pub mod fields;
+pub mod health;
 pub mod healthcheck;
 pub mod help;
 pub mod identity;

@@ -185,7 +185,8 @@ pub async fn start_on(
         .await
         .with_context(|| format!("starting {}", spec.name))?;
 
-    let (reporter, health) = tonic_health::server::health_reporter();
+    let reporter = tonic_health::server::HealthReporter::new();
+    let health = crate::health::server(&reporter, drain.clone());
     reporter
         .set_service_status(spec.grpc_service, ServingStatus::Serving)
         .await;

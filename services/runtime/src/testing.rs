@@ -106,6 +106,28 @@ impl TestService {
         }
     }
 
+    /// Opens a health `Watch` stream on the service; returns a receiver of each status it
+    /// sends (`true` for SERVING), closed when the stream ends.
+    pub async fn watch_health(&self) -> tokio::sync::mpsc::UnboundedReceiver<bool> {
+        use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient};
+        let mut stream = HealthClient::new(self.channel())
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: self.running.spec.grpc_service.to_string(),
+            })
+            .await
+            .expect("the health watch opens")
+            .into_inner();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(r)) = stream.message().await {
+                if tx.send(r.status == ServingStatus::Serving as i32).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// The environment variable pointing peers at this service (`MIDIA_ADDR=...`).
     pub fn addr_var(&self) -> (String, String) {
         (
