@@ -167,3 +167,92 @@ async fn reflection_can_be_switched_off() {
     off.assert_serving().await;
     off.running.stop().await.unwrap();
 }
+
+/// A socket that connects and sends nothing, or half the HTTP/2 preface, is closed after
+/// `AULA_HTTP2_PREFACE_TIMEOUT`; a real client is served meanwhile.
+#[tokio::test]
+async fn connections_that_never_start_http2_are_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, mut client) = start_cursos(
+        dir.path(),
+        &[("AULA_HTTP2_PREFACE_TIMEOUT".into(), "300ms".into())],
+    )
+    .await;
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(svc.running.addr)
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            tcp.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        }
+        held.push(tcp);
+    }
+    client
+        .get_status(Empty {})
+        .await
+        .expect("a real client is served");
+    let started = Instant::now();
+    for mut tcp in held {
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a silent connection is still open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    svc.running.stop().await.unwrap();
+}
+
+/// With `AULA_MAX_CONNECTIONS=2` held by two silent sockets, a third client waits; once the
+/// preface timeout closes them, it is served.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, mut client) = start_cursos(
+        dir.path(),
+        &[
+            ("AULA_MAX_CONNECTIONS".into(), "2".into()),
+            ("AULA_HTTP2_PREFACE_TIMEOUT".into(), "1500ms".into()),
+        ],
+    )
+    .await;
+    let _a = tokio::net::TcpStream::connect(svc.running.addr)
+        .await
+        .unwrap();
+    let _b = tokio::net::TcpStream::connect(svc.running.addr)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut quick = tonic::Request::new(Empty {});
+    quick.set_timeout(Duration::from_millis(500));
+    let status = client
+        .get_status(quick)
+        .await
+        .expect_err("no slot for a third connection yet");
+    assert!(
+        matches!(
+            status.code(),
+            Code::DeadlineExceeded | Code::Unavailable | Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    let mut patient = tonic::Request::new(Empty {});
+    patient.set_timeout(Duration::from_secs(10));
+    let started = Instant::now();
+    client
+        .get_status(patient)
+        .await
+        .expect("served once the silent ones were closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let metrics = svc.metrics_text().await;
+    assert!(metrics.contains("aula_grpc_connections_open"), "{metrics}");
+    svc.running.stop().await.unwrap();
+}

@@ -8,7 +8,8 @@
 //! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
 //! - [`peers`]: DNS-discovered, balanced, observed channels to other services; [`peers::PeerError`].
 //! - [`limits`]: the explicit limits of every server (message sizes, HTTP/2 streams, keepalive,
-//!   calls in flight, reflection); [`shed`]: calls beyond the in-flight limit refused at once.
+//!   calls in flight, reflection); [`shed`]: calls beyond the in-flight limit refused at once;
+//!   [`connections`]: connections capped and made to start HTTP/2 in time.
 //! - [`deadline`]: the deadline of the call being served, handed on to peers.
 //! - [`backoff`]: the one exponential backoff every retry uses.
 //! - [`observe`]: the gRPC layer recording metrics and spans.
@@ -41,6 +42,7 @@ pub mod authz;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod deadline;
 pub mod error;

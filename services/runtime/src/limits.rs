@@ -2,7 +2,8 @@
 //!
 //! Each limit is an environment variable with a safe default (docs/CONFIG.md, "Limits"):
 //! message sizes, HTTP/2 streams per connection and the reset-stream floods' mitigations,
-//! keepalive and connection age, calls in flight (beyond which calls are shed at once, see
+//! keepalive and connection age, connections open and how soon they must start HTTP/2
+//! ([`crate::connections`]), calls in flight (beyond which calls are shed at once, see
 //! [`crate::shed`]), and whether reflection is served.
 
 use crate::config::{ConfigError, Env};
@@ -39,6 +40,12 @@ pub struct Limits {
     /// `AULA_MAX_CONNECTION_AGE_GRACE`: how long calls still open on an aged connection may
     /// run before it is closed anyway (long streams reconnect).
     pub max_connection_age_grace: Duration,
+    /// `AULA_MAX_CONNECTIONS`: connections open at once; beyond it new ones wait in the
+    /// kernel's accept queue ([`crate::connections`]).
+    pub max_connections: usize,
+    /// `AULA_HTTP2_PREFACE_TIMEOUT`: a new connection that has not started HTTP/2 (after TLS,
+    /// if on) within this is closed.
+    pub preface_timeout: Duration,
     /// `AULA_MAX_IN_FLIGHT`: calls a service handles at once; beyond it, calls are shed
     /// with RESOURCE_EXHAUSTED at once instead of queueing (health checks never are).
     pub max_in_flight: usize,
@@ -57,6 +64,8 @@ impl Default for Limits {
             keepalive_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(300),
             max_connection_age_grace: Duration::from_secs(60),
+            max_connections: 2048,
+            preface_timeout: Duration::from_secs(10),
             max_in_flight: 256,
             reflection: true,
         }
@@ -96,6 +105,8 @@ impl Limits {
             max_connection_age: env.duration("AULA_MAX_CONNECTION_AGE", d.max_connection_age)?,
             max_connection_age_grace: env
                 .duration("AULA_MAX_CONNECTION_AGE_GRACE", d.max_connection_age_grace)?,
+            max_connections: env.parse("AULA_MAX_CONNECTIONS", d.max_connections)?,
+            preface_timeout: env.duration("AULA_HTTP2_PREFACE_TIMEOUT", d.preface_timeout)?,
             max_in_flight: env.parse("AULA_MAX_IN_FLIGHT", d.max_in_flight)?,
             reflection: match env.get("AULA_REFLECTION") {
                 None => d.reflection,
@@ -111,6 +122,7 @@ impl Limits {
                 limits.max_concurrent_streams as usize,
             ),
             ("AULA_MAX_IN_FLIGHT", limits.max_in_flight),
+            ("AULA_MAX_CONNECTIONS", limits.max_connections),
         ] {
             if value == 0 {
                 return Err(bad(var, "0", "must be at least 1"));
@@ -120,6 +132,7 @@ impl Limits {
             ("AULA_HTTP2_KEEPALIVE_INTERVAL", limits.keepalive_interval),
             ("AULA_HTTP2_KEEPALIVE_TIMEOUT", limits.keepalive_timeout),
             ("AULA_MAX_CONNECTION_AGE", limits.max_connection_age),
+            ("AULA_HTTP2_PREFACE_TIMEOUT", limits.preface_timeout),
         ] {
             if value.is_zero() {
                 return Err(bad(var, "0s", "must be more than 0s"));

@@ -1,0 +1,167 @@
+//! Bounds on the connections of a gRPC server, whatever the transport (plaintext or TLS):
+//! - at most `AULA_MAX_CONNECTIONS` are open; beyond it new ones wait in the kernel's accept
+//!   queue instead of each costing a task and its buffers;
+//! - a new connection must send the 24-byte HTTP/2 preface within `AULA_HTTP2_PREFACE_TIMEOUT`,
+//!   or it is closed. hyper has no such timeout, so a socket that connects and sends nothing
+//!   (or half a preface) was held until `AULA_MAX_CONNECTION_AGE` and its grace ran out.
+//!
+//! Once HTTP/2 runs, keepalive PINGs close dead peers and the connection age bounds the rest
+//! ([`crate::limits::Limits`]).
+
+use crate::metrics::Metrics;
+use futures::{Stream, StreamExt as _};
+use metrics::Gauge;
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Sleep,
+};
+use tonic::transport::server::Connected;
+
+/// What a client sends first on an HTTP/2 connection.
+const PREFACE_LEN: usize = 24;
+
+/// Caps `incoming` at `max` open connections and gives each `preface_timeout` to start HTTP/2.
+pub fn guard<S, IO>(
+    incoming: S,
+    max: usize,
+    preface_timeout: Duration,
+    metrics: &Metrics,
+) -> impl Stream<Item = io::Result<Guarded<IO>>>
+where
+    S: Stream<Item = io::Result<IO>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max));
+    let open = metrics.gauge("aula_grpc_connections_open", vec![]);
+    let state = (Box::pin(incoming), slots, open);
+    futures::stream::unfold(state, move |(mut incoming, slots, open)| async move {
+        // A free slot first: at the cap, the next connection stays in the accept queue.
+        let permit = slots.clone().acquire_owned().await.ok()?;
+        let next = incoming.next().await?;
+        let guarded = next.map(|io| Guarded::new(io, permit, preface_timeout, open.clone()));
+        Some((guarded, (incoming, slots, open)))
+    })
+}
+
+/// One open connection's place among the allowed ones; given back when the connection closes.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection holding its slot, with a deadline on its HTTP/2 preface.
+    pub struct Guarded<IO> {
+        #[pin]
+        io: IO,
+        preface_left: usize,
+        // Some until the preface has arrived.
+        deadline: Option<Pin<Box<Sleep>>>,
+        slot: Slot,
+    }
+}
+
+impl<IO> Guarded<IO> {
+    fn new(io: IO, permit: OwnedSemaphorePermit, preface_timeout: Duration, open: Gauge) -> Self {
+        open.increment(1.0);
+        Self {
+            io,
+            preface_left: PREFACE_LEN,
+            deadline: Some(Box::pin(tokio::time::sleep(preface_timeout))),
+            slot: Slot {
+                _permit: permit,
+                open,
+            },
+        }
+    }
+}
+
+impl<IO: AsyncRead> AsyncRead for Guarded<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        match this.io.poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if this.deadline.is_some() {
+                    let n = buf.filled().len() - before;
+                    *this.preface_left = this.preface_left.saturating_sub(n);
+                    // The preface is in (or the peer closed): no deadline from here on.
+                    if *this.preface_left == 0 || n == 0 {
+                        *this.deadline = None;
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no HTTP/2 preface within AULA_HTTP2_PREFACE_TIMEOUT",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<IO: AsyncWrite> AsyncWrite for Guarded<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+impl<IO: Connected> Connected for Guarded<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
