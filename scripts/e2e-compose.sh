@@ -8,7 +8,10 @@
 #   - notificacoes stopped: cursos' SendNotification still answers within 5 s (queued `pendente`, or
 #     UNAVAILABLE) and the acknowledged notification arrives once notificacoes is back;
 #   - midia scaled to 3: cursos re-resolves the name and its GetMedia calls reach all three replicas
-#     (each replica's own /metrics, read through its address on the compose network).
+#     (each replica's own /metrics, read through its address on the compose network);
+#   - mutual TLS (docker-compose.mtls.yml, certificates from `aula certs`): healthy again with the
+#     healthchecks over mTLS, the operator's certificate calls cursos (and cursos notificacoes),
+#     plaintext is refused, midia's certificate may not SendNotification, the gateway still works.
 #
 # Prints PASS/FAIL per check and a total; exits 1 if any check failed. Tears the stack down (with
 # its volumes) on every exit. Traffic goes only to 127.0.0.1 and to the containers it created.
@@ -260,6 +263,39 @@ done
 check "GetCourseMedia through cursos: $ok_calls/$calls calls answered" test "$ok_calls" -eq "$calls"
 check "cursos -> midia calls reached all ${#replicas[@]} replicas (GetMedia served:$spread)" \
   test "$used" -eq 3 -a "${#replicas[@]}" -eq 3
+
+# ------------------------------------------------------------------ mutual TLS
+# The same stack recreated with docker-compose.mtls.yml: every container its own certificate.
+aula_bin=${AULA_BIN:-$root/target/debug/aula}
+[ -x "$aula_bin" ] || cargo build -q -p aula >&2
+certs=$(mktemp -d)
+if "$aula_bin" certs --out "$certs" --container-readable >/dev/null; then
+  export AULA_CERTS_DIR=$certs
+  if "${compose[@]}" -f "$root/docker-compose.mtls.yml" up -d --no-build --wait --wait-timeout 120 \
+      >/tmp/e2e-compose-mtls.log 2>&1; then
+    pass "mTLS: the stack is healthy again (every healthcheck over mTLS with the container's certificate)"
+  else fail "mTLS: stack healthy"; tail -n 20 /tmp/e2e-compose-mtls.log; fi
+  as() { # as IDENTITY PORT METHOD [JSON]
+    local data=${4:-'{}'}
+    "$grpcurl" -cacert "$certs/ca.crt" -cert "$certs/$1.crt" -key "$certs/$1.key" -max-time 10 \
+      -d "$data" "localhost:$2" "$3"
+  }
+  out=$(as operator 50051 services.CursosService/GetUserCourses '{"id_usuario":"1"}' 2>&1)
+  check "mTLS: the operator's certificate calls cursos" contains "$out" '"cursosInscritos"'
+  out=$(as operator 50051 services.CursosService/SendNotification '{"id_usuario":"9","message":"over mTLS"}' 2>&1)
+  check "mTLS: cursos -> notificacoes as cursos (delivered, not queued)" \
+    bash -c '! grep -q "\"pendente\": true" <<<"$1" && grep -q "\"idNotificacao\"" <<<"$1"' _ "$out"
+  out=$(rpc 50051 services.CursosService/GetStatus 2>&1)
+  check "mTLS: a plaintext client is refused" bash -c '! grep -q "\"message\"" <<<"$1"' _ "$out"
+  out=$(as midia 50054 services.NotificacoesService/SendNotification '{"id_usuario":"9","message":"spoof"}' 2>&1)
+  check "mTLS: midia may not SendNotification (PermissionDenied naming it)" \
+    bash -c 'grep -q PermissionDenied <<<"$1" && grep -q "midia may not call" <<<"$1"' _ "$out"
+  check "mTLS: the gateway calls the services with its certificate" \
+    curl -fsS --max-time 10 http://127.0.0.1:8080/cursos/ver_inscricoes_do_usuario/1
+else
+  fail "mTLS: aula certs wrote the certificates"
+fi
+rm -rf "$certs"
 
 # ------------------------------------------------------------------ total
 total=$((passed + failed))
