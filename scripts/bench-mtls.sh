@@ -5,10 +5,11 @@
 #                           plaintext, same core, same run, BENCH_ROUNDS rounds alternating;
 #                           reports both rates and their ratio (target: at least 0.85).
 #
-# h2load presents no client certificate, so the TLS server runs with AULA_TLS_CLIENT_AUTH=none:
-# what is measured is the steady state (every frame encrypted and authenticated, ALPN h2), the
-# same with or without a client certificate; the handshakes (mutual or not) happen once per
-# connection. Certificates come from `aula certs`, as a developer's would.
+# Two clients: h2load (the throughput figure; it presents no client certificate, so that TLS
+# server runs with AULA_TLS_CLIENT_AUTH=none: every frame encrypted, the same steady state as with
+# one), then `aula load` with the operator's certificate against a server requiring it (mutual
+# TLS and per-RPC authorization, exactly as deployed; aula load is a heavier client, so its rates
+# are lower for both). Certificates come from `aula certs`, as a developer's would.
 
 bench_mtls() {
     local certs=$WORK/certs
@@ -42,6 +43,32 @@ bench_mtls() {
     result mtls.plaintext_rps "$(awk -v s="$plain_sum" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')"
     result mtls.tls_rps "$(awk -v s="$tls_sum" -v n="$ROUNDS" 'BEGIN { printf "%.0f", s / n }')"
     result mtls.ratio "$(awk -v t="$tls_sum" -v p="$plain_sum" 'BEGIN { printf "%.3f", (p > 0) ? t / p : 0 }')"
+
+    # Mutual TLS as deployed: the TLS cursos again, now requiring client certificates.
+    stop "$START_PID"
+    start cursos "$SERVER_CPU" "$WORK/tls" cursos-mtls \
+        AULA_LISTEN="127.0.0.1:$tls_port" AULA_METRICS_LISTEN="127.0.0.1:$((tls_port + 900))" \
+        AULA_TLS_CERT="$certs/cursos.crt" AULA_TLS_KEY="$certs/cursos.key" AULA_TLS_CA="$certs/ca.crt"
+    sleep 1
+    local mplain=0 mtls=0
+    for round in $(seq 1 "$ROUNDS"); do
+        # shellcheck disable=SC2046
+        env $(peer_env) taskset -c "$LOAD_CPU" "$REL/aula" load --only GetUserCourses --concurrency 64 --connections 4 \
+            --warmup 1s --duration "${SECS}s" --json "$OUT/aula-plain-$round.json" \
+            >"$OUT/logs/aula-plain-$round.log" 2>&1 || true
+        env AULA_TLS_CERT="$certs/operator.crt" AULA_TLS_KEY="$certs/operator.key" AULA_TLS_CA="$certs/ca.crt" \
+            CURSOS_ADDR="https://localhost:$tls_port" taskset -c "$LOAD_CPU" "$REL/aula" load \
+            --only GetUserCourses --concurrency 64 --connections 4 --warmup 1s --duration "${SECS}s" \
+            --json "$OUT/aula-mtls-$round.json" >"$OUT/logs/aula-mtls-$round.log" 2>&1 || true
+        local p t
+        p=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["total"]; print(round(t["rate"]) if not t["errors"] else 0)' "$OUT/aula-plain-$round.json" 2>/dev/null || echo 0)
+        t=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["total"]; print(round(t["rate"]) if not t["errors"] else 0)' "$OUT/aula-mtls-$round.json" 2>/dev/null || echo 0)
+        result "mtls.aula_load.round$round.plaintext_rps" "$p"
+        result "mtls.aula_load.round$round.mtls_rps" "$t"
+        mplain=$((mplain + p))
+        mtls=$((mtls + t))
+    done
+    result mtls.aula_load.ratio "$(awk -v t="$mtls" -v p="$mplain" 'BEGIN { printf "%.3f", (p > 0) ? t / p : 0 }')"
     {
         echo "# mTLS cost (scripts/bench.sh mtls)"
         echo

@@ -10,6 +10,10 @@ use aula_api::{
     midia_conteudo_service_client::MidiaConteudoServiceClient,
     notificacoes_service_client::NotificacoesServiceClient, *,
 };
+use aula_runtime::tls::{
+    connect::{split_addr, ClientTls, Connector},
+    Tls,
+};
 use rand::{rngs::StdRng, Rng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::transport::{Channel, Endpoint};
@@ -27,17 +31,38 @@ pub struct Conn {
 
 impl Conn {
     /// Lazily connected channels (nothing connects until the first call) to where `addrs` says
-    /// each service is (`http://host:port`), each request bounded by `timeout`.
-    pub fn new(addrs: &dyn Fn(Target) -> String, timeout: Duration) -> anyhow::Result<Self> {
+    /// each service is (`http://host:port`, or `https://host:port` with `tls`: mutual TLS with
+    /// the certificate of `AULA_TLS_*`), each request bounded by `timeout`.
+    pub fn new(
+        addrs: &dyn Fn(Target) -> String,
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> anyhow::Result<Self> {
         let channel = |t: Target| -> anyhow::Result<Channel> {
             let url = addrs(t);
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|e| anyhow::anyhow!("{}: bad address {url:?}: {e}", t.name()))?;
-            Ok(endpoint
+            let (secure, host, port) =
+                split_addr(&url).map_err(|e| anyhow::anyhow!("{}: bad address: {e}", t.name()))?;
+            // The scheme tonic sees stays http: the connector does TLS itself.
+            let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+                .map_err(|e| anyhow::anyhow!("{}: bad address {url:?}: {e}", t.name()))?
                 .connect_timeout(Duration::from_secs(3))
-                .timeout(timeout)
-                .tcp_nodelay(true)
-                .connect_lazy())
+                .timeout(timeout);
+            if !secure {
+                return Ok(endpoint.tcp_nodelay(true).connect_lazy());
+            }
+            let tls = tls.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: {url} needs a certificate: set AULA_TLS_CERT, AULA_TLS_KEY and AULA_TLS_CA",
+                    t.name()
+                )
+            })?;
+            let tls = ClientTls::new(tls.clone(), &host).map_err(anyhow::Error::msg)?;
+            Ok(endpoint.connect_with_connector_lazy(Connector {
+                host,
+                port,
+                tls: Some(tls),
+                timeout: Duration::from_secs(3),
+            }))
         };
         Ok(Self {
             cursos: CursosServiceClient::new(channel(Target::Cursos)?),

@@ -110,8 +110,17 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             None => url,
         }
     };
+    // With AULA_TLS_* set, the load comes over mutual TLS (an admin identity's certificate, as
+    // the mix calls RPCs only users reach through the gateway).
+    let tls = match aula_runtime::tls::Tls::from_env(&env) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("aula load: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let conns: Vec<Conn> = match (0..args.connections)
-        .map(|_| Conn::new(&addr, args.timeout))
+        .map(|_| Conn::new(&addr, args.timeout, tls.as_ref()))
         .collect::<anyhow::Result<_>>()
     {
         Ok(c) => c,

@@ -349,3 +349,68 @@ async fn rotation_under_load_fails_no_call() {
     assert!(ok > 50, "some load ran: {ok}");
     running.stop().await.unwrap();
 }
+
+/// `AULA_TLS_CLIENT_AUTH=none`: encryption and server authentication only. A client without a
+/// certificate is served, nobody is identified, and nothing is authorized per RPC.
+#[tokio::test]
+async fn without_client_auth_tls_only_encrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = DevCa::new("aula.test", DAY).unwrap();
+    write(d, "ca.crt", &ca.cert_pem());
+    issue(d, &ca, "notificacoes");
+    let def = ServiceDef {
+        spec: NOTIFICACOES,
+        migrations: None,
+        build: |_| Box::pin(async { Ok(tonic::service::Routes::default()) }),
+    };
+    let mut env = Env::from_pairs(env_of(d, "notificacoes"));
+    env.set("AULA_TLS_CLIENT_AUTH", "none");
+    env.set("AULA_DATA_DIR", d.display().to_string());
+    let settings = Settings::load(NOTIFICACOES, &env).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = server::start_on(def, settings, listener, None)
+        .await
+        .unwrap();
+
+    // A client that trusts the CA but has no certificate of its own.
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = Arc::new(config);
+    let addr = running.addr;
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let config = config.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                    .await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .unwrap();
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap();
+    let status = aula_api::notificacoes_service_client::NotificacoesServiceClient::new(channel)
+        .send_notification(aula_api::SendNotificationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unimplemented,
+        "not authorized per RPC: {status:?}"
+    );
+    running.stop().await.unwrap();
+}
