@@ -603,6 +603,46 @@ def inter_service(services: list[dict]) -> Board:
         ],
         w=24,
     )
+    # Mutual TLS (docs/CONFIG.md, "Mutual TLS"): zero everywhere while TLS is off.
+    all_jobs = f'job=~"{regex([s["name"] for s in services])}"'
+    zero_all = zero_for(all_jobs)
+    b.row("Mutual TLS")
+    b.timeseries(
+        "TLS handshake failures/s",
+        [
+            (
+                f"sum by (job, side, reason) ({rate('aula_tls_handshake_failures_total', all_jobs)}) or {zero_all}",
+                "{{job}} {{side}} {{reason}}",
+            )
+        ],
+        unit="reqps",
+        description="not_tls: a plaintext client; unknown_ca: a certificate from another CA; "
+        "no_client_certificate; expired; wrong_name (a peer address its certificate does not name).",
+    )
+    b.timeseries(
+        "Calls refused by authorization/s",
+        [
+            (
+                f"sum by (job, method) ({rate('aula_authz_denied_total', all_jobs)}) or {zero_all}",
+                "{{job}} {{method}}",
+            )
+        ],
+        unit="reqps",
+        description="PERMISSION_DENIED: a verified caller the catalogue does not list for the method.",
+    )
+    b.timeseries(
+        "Days until each certificate expires",
+        [
+            (
+                f"min by (job, instance) ((aula_tls_certificate_expiry_seconds{{{all_jobs}}} - time()) / 86400)"
+                f" or {zero_all}",
+                "{{job}} {{instance}}",
+            )
+        ],
+        unit="d",
+        description="AulaCertificateExpiresSoon fires below 7 days; renewed files are picked up within 10 s.",
+        w=24,
+    )
     return b
 
 
