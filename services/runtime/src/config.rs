@@ -147,6 +147,8 @@ pub struct Settings {
     pub limits: crate::limits::Limits,
     /// Mutual TLS (`AULA_TLS_*`); `None` serves and calls in plaintext.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The fault flags file (`AULA_FLAGS_FILE`, docs/FLAGS.md); `None`: no flags, no watcher.
+    pub flags_file: Option<PathBuf>,
     /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
     pub env: Env,
 }
@@ -224,6 +226,7 @@ impl Settings {
             shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
             limits: crate::limits::Limits::load(env)?,
             tls: crate::tls::TlsSettings::from_env(env)?,
+            flags_file: env.get("AULA_FLAGS_FILE").map(PathBuf::from),
             env: env.clone(),
         })
     }

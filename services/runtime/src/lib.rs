@@ -24,6 +24,7 @@
 //! - [`identity`]: the caller's proved service identity (mTLS), read by authorization.
 //! - [`tls`]: mutual TLS: settings, certificates and their rotation, acceptor and connector.
 //! - [`authz`]: per-RPC authorization of the proved identity against the catalogue.
+//! - [`flags`]: fault flags from `AULA_FLAGS_FILE` (drills: errors, latency, unavailable).
 //! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
@@ -47,6 +48,7 @@ pub mod db;
 pub mod deadline;
 pub mod error;
 pub mod fields;
+pub mod flags;
 pub mod health;
 pub mod healthcheck;
 pub mod help;

@@ -46,6 +46,8 @@ struct ContextInner {
     tasks: TaskTracker,
     /// The live certificates when TLS is on (servers and peer clients use them).
     tls: Option<Tls>,
+    /// Fault flags (`AULA_FLAGS_FILE`), for faults a service injects itself (Gemini's outage).
+    flags: crate::flags::Flags,
 }
 
 impl ServiceContext {
@@ -55,6 +57,11 @@ impl ServiceContext {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The service's live fault flags (docs/FLAGS.md).
+    pub fn flags(&self) -> &crate::flags::Flags {
+        &self.inner.flags
     }
 
     /// The service's database. Panics for a service declared without migrations: a bug.
@@ -159,6 +166,8 @@ pub async fn start_on(
     let drain = CancellationToken::new();
     let tasks = TaskTracker::new();
     let grace = settings.shutdown_grace;
+    let flags_file = settings.flags_file.clone();
+    let flags = crate::flags::load(spec.name, flags_file.as_deref());
     let ctx = ServiceContext {
         inner: Arc::new(ContextInner {
             settings,
@@ -167,6 +176,7 @@ pub async fn start_on(
             drain: drain.clone(),
             tasks: tasks.clone(),
             tls: tls.clone(),
+            flags: flags.clone(),
         }),
     };
     if let Some(db) = db {
@@ -198,6 +208,16 @@ pub async fn start_on(
             drain.clone(),
         );
         ctx.spawn(probe);
+    }
+    if let Some(path) = flags_file {
+        let watch = crate::flags::watch(
+            flags.clone(),
+            path,
+            reporter.clone(),
+            spec.grpc_service,
+            drain.clone(),
+        );
+        ctx.spawn(watch);
     }
     // Reflection lists what this port serves: the service, health and reflection itself
     // (the descriptor set holds all six services; a client must not be told to call them here).
@@ -244,6 +264,8 @@ pub async fn start_on(
         ))
         // Who is calling (proved by mTLS) and whether they may call this RPC.
         .layer(authz)
+        // Fault flags (docs/FLAGS.md): inside observe, so a drill is counted and traced.
+        .layer(crate::flags::FaultLayer::new(flags, &metrics_registry))
         // The caller's deadline, for the calls the handler makes to other services.
         .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)
