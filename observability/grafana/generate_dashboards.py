@@ -532,6 +532,24 @@ def per_service(services: list[dict]) -> Board:
         description="Stateful services only; 0 elsewhere.",
     )
     b.table("Replicas", f"up{{{job}}}")
+
+    b.row("Limits and load shedding")
+    b.timeseries(
+        "Calls refused at a limit/s by reason",
+        [(f"sum by (reason) ({rate('aula_shed_total', job)}) or {zero}", "{{reason}}")],
+        unit="reqps",
+        description="RESOURCE_EXHAUSTED answered at once: in_flight (AULA_MAX_IN_FLIGHT); "
+        "notificacoes also streams_per_user and streams_total.",
+    )
+    b.timeseries(
+        "Calls in flight and connections",
+        [
+            (f"sum(aula_in_flight_calls{{{job}}}) or vector(0)", "in flight"),
+            (f"sum(aula_max_in_flight{{{job}}}) or vector(0)", "in-flight limit"),
+            (f"sum(aula_grpc_connections_open{{{job}}}) or vector(0)", "connections"),
+        ],
+        description="Summed over replicas; the limit is per replica times replicas.",
+    )
     return b
 
 
