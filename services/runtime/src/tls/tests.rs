@@ -178,9 +178,27 @@ async fn mutual_tls_proves_who_calls_and_the_catalogue_decides_what_they_may_cal
         tonic::Code::PermissionDenied,
         "the gateway does not send notifications"
     );
-    assert!(running.metrics.render().contains(
+    let text = running.metrics.render();
+    assert!(text.contains(
         r#"aula_authz_denied_total{method="/services.NotificacoesService/SendNotification"} 2"#
     ));
+    // When our certificate expires, as Unix time: a day from now, as issued.
+    let expiry: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("aula_tls_certificate_expiry_seconds ")?
+                .parse()
+                .ok()
+        })
+        .expect("the expiry gauge is exported");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (expiry - now - DAY.as_secs_f64()).abs() < 600.0,
+        "{expiry} vs {now}"
+    );
 
     // The healthcheck subcommand's path, with a certificate valid for localhost.
     let tls = tls_of(d, "operator");
