@@ -13,8 +13,9 @@ use aula_api::{
 use aula_runtime::{
     error::{Kind, ServiceError},
     ids::CourseId,
+    recent::Recent,
 };
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 use tonic::{Request, Response, Status};
 
 impl ServiceError for InsightsError {
@@ -27,18 +28,35 @@ impl ServiceError for InsightsError {
 }
 aula_runtime::status_from!(InsightsError);
 
+/// How old the counts in a write's answer may be. Every `RegisterMetrics` answers with the
+/// status, and counting scans the whole interactions table: for it the counts are loaded at
+/// most this often, and the interactions it registers itself are added in between (anything
+/// else shows at the next load). `GetStatus` counts afresh.
+pub const STATUS_TTL: Duration = Duration::from_secs(10);
+
 /// `services.InsightsService`.
 pub struct InsightsGrpc {
     store: Store,
+    /// (interactions, distinct courses), at most [`STATUS_TTL`] old.
+    counts: Recent<(i64, i64)>,
 }
 
 impl InsightsGrpc {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            counts: Recent::new(STATUS_TTL),
+        }
     }
 
-    async fn status(&self) -> Result<StatusResponse, InsightsError> {
-        let (total, courses) = self.store.counts().await?;
+    /// The status with fresh counts (`GetStatus`), or with the cached ones (what a write
+    /// answers with: no scan per write).
+    async fn status(&self, fresh: bool) -> Result<StatusResponse, InsightsError> {
+        let (total, courses) = if fresh {
+            self.store.counts().await?
+        } else {
+            self.counts.get(|| self.store.counts()).await?
+        };
         Ok(StatusResponse {
             message: format!("Insights: {total} interações registradas"),
             servico: "insights".into(),
@@ -62,7 +80,7 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 #[tonic::async_trait]
 impl InsightsService for InsightsGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(self.status().await?))
+        Ok(Response::new(self.status(true).await?))
     }
 
     async fn register_metrics(
@@ -76,12 +94,13 @@ impl InsightsService for InsightsGrpc {
             .await
             .map_err(InsightsError::from)?
         {
+            self.counts.update(|(total, _)| *total += 1);
             metrics::counter!("aula_interactions_recorded_total").increment(1);
         }
         Ok(Response::new(RegisterMetricsResponse {
             message: format!("Métricas registradas para a interação {id}"),
             id_interacao: id,
-            insights_servico: Some(self.status().await?),
+            insights_servico: Some(self.status(false).await?),
         }))
     }
 

@@ -98,26 +98,39 @@ impl Store {
     }
 
     /// Marks the user's notifications among `ids` as read; returns how many of `ids` are the
-    /// user's (all of them read now). Other users' ids are ignored.
-    pub async fn mark_read(&self, id_usuario: i64, ids: &[i64]) -> sqlx::Result<u64> {
+    /// user's (all of them read now) and how many of those were unread. Other users' ids are
+    /// ignored.
+    pub async fn mark_read(&self, id_usuario: i64, ids: &[i64]) -> sqlx::Result<(u64, u64)> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let params = (0..ids.len())
             .map(|i| format!("${}", i + 2))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "UPDATE notificacoes SET lida = TRUE WHERE id_usuario = $1 AND id IN ({params})"
+        // The write first: on SQLite a transaction that reads first cannot take the write lock.
+        let update = format!(
+            "UPDATE notificacoes SET lida = TRUE WHERE id_usuario = $1 AND id IN ({params}) AND lida = FALSE"
         );
-        let mut q = sqlx::query(&sql).bind(id_usuario);
+        let mine =
+            format!("SELECT COUNT(*) FROM notificacoes WHERE id_usuario = $1 AND id IN ({params})");
+        let mut tx = self.db.pool.begin().await?;
+        let mut q = sqlx::query(&update).bind(id_usuario);
         for id in ids {
             q = q.bind(*id);
         }
-        Ok(q.execute(&self.db.pool).await?.rows_affected())
+        let newly_read = q.execute(&mut *tx).await?.rows_affected();
+        let mut q = sqlx::query_scalar::<_, i64>(&mine).bind(id_usuario);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let marked = q.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((marked as u64, newly_read))
     }
 
-    /// (all notifications, unread ones).
+    /// (all notifications, unread ones): a full scan, for `GetStatus` through a cache
+    /// (`grpc::STATUS_TTL`), never once per write.
     pub async fn counts(&self) -> sqlx::Result<(i64, i64)> {
         let row = sqlx::query(
             "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN lida THEN 0 ELSE 1 END), 0) AS BIGINT) \

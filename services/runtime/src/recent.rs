@@ -49,6 +49,17 @@ impl<T: Clone> Recent<T> {
     }
 }
 
+impl<T> Recent<T> {
+    /// Applies a change this process made itself to the value held, if any, so that between
+    /// loads it stays exact for the process's own writes (a count it just added one to); what
+    /// others changed shows at the next load.
+    pub fn update(&self, change: impl FnOnce(&mut T)) {
+        if let Some((_, v)) = self.value.write().unwrap().as_mut() {
+            change(v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +76,10 @@ mod tests {
             assert_eq!(v, Ok(0));
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+
+        recent.update(|v| *v += 10);
+        let v: Result<usize, ()> = recent.get(|| async { Ok(99) }).await;
+        assert_eq!(v, Ok(10), "updated in place, not reloaded");
 
         let stale = Recent::new(Duration::ZERO);
         let _: Result<(), ()> = stale.get(|| async { Ok(()) }).await;
