@@ -231,3 +231,136 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
         s.running.stop().await.unwrap();
     }
 }
+
+/// Every chain between the services works with mTLS and authorization on: the catalogue lists
+/// every call the services make (a missing entry would refuse it in production).
+#[tokio::test]
+async fn every_chain_between_the_services_works_over_mtls() {
+    use aula_api::{
+        cpar_service_client::CparServiceClient, insights_service_client::InsightsServiceClient,
+        AskQuestionRequest, GetCourseInsightsRequest, GetScheduleRequest, NotifyScheduleRequest,
+    };
+    let data = tempfile::tempdir().unwrap();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let c = certs_dir.path();
+    let mut ids: Vec<&str> = spec::ALL.iter().map(|s| s.name).collect();
+    ids.push("operator");
+    certs::write_dir(&certs::WriteOptions {
+        out: c,
+        trust_domain: "aula.test",
+        namespace: "aula",
+        identities: &ids,
+        validity: Duration::from_secs(86_400),
+        key_mode: 0o600,
+    })
+    .unwrap();
+    let p = data.path();
+    let with = |name: &str, peers: &[&TestService]| {
+        let mut e = tls_env(c, name);
+        e.extend(peers.iter().map(|s| s.addr_var()));
+        e
+    };
+    let notificacoes = spawn(notificacoes::service(), p, &with("notificacoes", &[]))
+        .await
+        .unwrap();
+    let insights = spawn(insights::service(), p, &with("insights", &[]))
+        .await
+        .unwrap();
+    let midia = spawn(midia::service(), p, &with("midia", &[]))
+        .await
+        .unwrap();
+    let chatbot = spawn(chatbot::service(), p, &with("chatbot", &[&insights]))
+        .await
+        .unwrap();
+    let cpar = spawn(cpar::service(), p, &with("cpar", &[&notificacoes]))
+        .await
+        .unwrap();
+    let cursos = spawn(
+        cursos::service(),
+        p,
+        &with("cursos", &[&midia, &chatbot, &notificacoes]),
+    )
+    .await
+    .unwrap();
+    let op = |spec: &ServiceSpec, s: &TestService| as_identity(c, "operator", spec, s);
+
+    // cursos -> midia
+    let media = CursosServiceClient::new(op(&spec::CURSOS, &cursos))
+        .get_course_media(aula_api::GetCourseMediaRequest {
+            id_curso: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!media.itens.is_empty(), "{media:?}");
+
+    // cursos -> chatbot -> insights
+    let mut insights_client = InsightsServiceClient::new(op(&spec::INSIGHTS, &insights));
+    let before = insights_client
+        .get_course_insights(GetCourseInsightsRequest {
+            id_curso: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = CursosServiceClient::new(op(&spec::CURSOS, &cursos))
+        .ask_question(AskQuestionRequest {
+            id_curso: "1".into(),
+            aula_contexto: "Aula 1".into(),
+            duvida: "O que é uma variável?".into(),
+            id_usuario: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.resposta.is_empty(), "{answer:?}");
+    common::eventually(WAIT, "the question to reach insights over mTLS", || {
+        let mut insights = insights_client.clone();
+        async move {
+            let now = insights
+                .get_course_insights(GetCourseInsightsRequest {
+                    id_curso: "1".into(),
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (now.total_perguntas > before.total_perguntas).then_some(())
+        }
+    })
+    .await;
+
+    // cpar -> notificacoes
+    let mut cpar_client = CparServiceClient::new(op(&spec::CPAR, &cpar));
+    let schedule = cpar_client
+        .get_schedule(GetScheduleRequest {
+            id_agendamento: "1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let notified = cpar_client
+        .notify_schedule(NotifyScheduleRequest {
+            id_agendamento: "1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !notified.pendente,
+        "delivered over mTLS, not queued: {notified:?}"
+    );
+    let inbox = NotificacoesServiceClient::new(op(&spec::NOTIFICACOES, &notificacoes))
+        .list_notifications(ListNotificationsRequest {
+            id_usuario: schedule.id_usuario.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!inbox.notificacoes.is_empty(), "{inbox:?}");
+
+    for s in [cursos, cpar, chatbot, midia, insights, notificacoes] {
+        s.running.stop().await.unwrap();
+    }
+}
