@@ -43,12 +43,15 @@ fn usage_errors_exit_2_and_suggest_the_right_name() {
 }
 
 #[test]
-fn a_bad_duration_is_one_line_naming_the_variable() {
+fn a_bad_setting_is_one_line_naming_the_variable() {
     for (var, value) in [
         ("AULA_PEER_TIMEOUT", "0s"),
         ("AULA_PEER_TIMEOUT", "5"),
         ("AULA_SHUTDOWN_GRACE", "soon"),
         ("AULA_DB_ACQUIRE_TIMEOUT", "0ms"),
+        ("OTEL_TRACES_SAMPLER", "bogus"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
     ] {
         let (out, took) = aula(
             &[

@@ -231,6 +231,8 @@ async fn status_exits_non_zero_unless_every_service_serves() {
     let closed = closed_port();
     let mut down = Command::new(AULA);
     down.arg("status").arg("--timeout").arg("1s");
+    down.arg("--gateway")
+        .arg(format!("http://127.0.0.1:{closed}"));
     for s in aula_runtime::spec::ALL {
         down.env(
             format!("{}_ADDR", s.env_prefix()),
@@ -242,13 +244,19 @@ async fn status_exits_non_zero_unless_every_service_serves() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.lines().filter(|l| l.contains("DOWN")).count(),
-        6,
-        "{text}"
+        7,
+        "the six and the gateway: {text}"
     );
 
     let p = spawn_platform().await;
+    let mut gateway_env = aula_runtime::Env::from_pairs(p.all().iter().map(|s| s.addr_var()));
+    gateway_env.set("AULA_METRICS_LISTEN", "off");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = gateway::start(&gateway_env, listener, None).await.unwrap();
     let mut up = tokio::process::Command::new(AULA);
-    up.arg("status");
+    up.arg("status")
+        .arg("--gateway")
+        .arg(format!("http://{}", gateway.addr()));
     for s in p.all() {
         let (k, v) = s.addr_var();
         up.env(k, v);
@@ -258,8 +266,112 @@ async fn status_exits_non_zero_unless_every_service_serves() {
     assert!(out.status.success(), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.contains("SERVING")).count(),
-        6,
+        7,
         "{text}"
+    );
+    gateway.stop().await.unwrap();
+}
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` with only the per-signal endpoint set: the spans
+/// arrive as OTLP/HTTP POSTs on exactly that URL (a plain HTTP/1.1 receiver in the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_export_over_otlp_http_protobuf_to_the_per_signal_endpoint() {
+    use prost::Message as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/custom/traces", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::<(String, Vec<String>)>::new()));
+    let sink = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                    let path = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    let req =
+                        ExportTraceServiceRequest::decode(body.as_slice()).unwrap_or_default();
+                    let names = req
+                        .resource_spans
+                        .iter()
+                        .flat_map(|rs| &rs.scope_spans)
+                        .flat_map(|ss| &ss.spans)
+                        .map(|s| s.name.clone())
+                        .collect();
+                    sink.lock().unwrap().push((path, names));
+                    let ok = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if sock.write_all(ok.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let data = tempfile::tempdir().unwrap();
+    let midia = serve(
+        "midia",
+        data.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        ],
+    );
+    let mut client = aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient::connect(
+        midia.addr.clone(),
+    )
+    .await
+    .unwrap();
+    client
+        .get_media(aula_api::GetCourseMediaRequest {
+            id_curso: "1".into(),
+        })
+        .await
+        .unwrap();
+    drop(client);
+    let status = tokio::task::spawn_blocking(move || terminate(midia))
+        .await
+        .unwrap();
+    assert!(status.success());
+    let got = received.lock().unwrap().clone();
+    assert!(
+        got.iter().any(|(path, names)| path == "/custom/traces"
+            && names
+                .iter()
+                .any(|n| n == "services.MidiaConteudoService/GetMedia")),
+        "{got:?}"
     );
 }
 

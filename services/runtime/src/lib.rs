@@ -58,6 +58,7 @@ pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod observe;
+pub mod otlp;
 pub mod outbox;
 pub mod paging;
 pub mod peers;

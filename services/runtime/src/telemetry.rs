@@ -1,7 +1,8 @@
 //! Logs and traces. Logs are human-readable by default and JSON with `AULA_LOG_FORMAT=json`.
-//! When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans go to it over OTLP/gRPC through a batch
-//! processor; the SDK reads the standard `OTEL_*` variables (service name, resource attributes,
-//! sampler, batch settings) itself.
+//! When an OTLP endpoint is configured ([`crate::otlp`]: the standard `OTEL_EXPORTER_OTLP_*`
+//! variables, gRPC or HTTP/protobuf), spans go to it through a batch processor; the sampler is
+//! `OTEL_TRACES_SAMPLER`'s, and the SDK reads the service name, resource attributes and batch
+//! settings itself.
 //!
 //! The batch processor runs on tokio; its shutdown blocks the thread that calls it, which would
 //! deadlock a worker of a one-worker runtime. [`Telemetry::shutdown`] therefore runs it on a
@@ -57,8 +58,9 @@ impl Telemetry {
 
         // Spans get OpenTelemetry ids even when nothing is exported, so every log line inside a
         // request carries trace_id/span_id and trace context passes through to the next service.
-        let exporting = env.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
-        let provider = build_provider(default_service_name, env, exporting)?;
+        let export = crate::otlp::export(env)?;
+        let exporting = export.is_some();
+        let provider = build_provider(default_service_name, env, export)?;
         // Every request pays for this layer, so it keeps only what a trace viewer uses: no
         // source location (always the observing layer), thread names or busy/idle timings,
         // and no OpenTelemetry context attached on every poll (propagation reads the span's
@@ -110,7 +112,7 @@ impl Telemetry {
 fn build_provider(
     default_service_name: &str,
     env: &Env,
-    exporting: bool,
+    export: Option<crate::otlp::Export>,
 ) -> anyhow::Result<SdkTracerProvider> {
     use opentelemetry_otlp::WithExportConfig;
     // Resource::builder() runs the standard detectors (OTEL_SERVICE_NAME,
@@ -122,19 +124,25 @@ fn build_provider(
             .with_service_name(default_service_name.to_string())
             .build()
     };
-    let builder = SdkTracerProvider::builder().with_resource(resource);
-    if !exporting {
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(crate::otlp::sampler(env)?);
+    let Some(export) = export else {
         return Ok(builder.build());
-    }
-    let endpoint = env
-        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .unwrap_or_default()
-        .to_string();
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .with_timeout(Duration::from_secs(5))
-        .build()?;
+    };
+    let exporter = match export.protocol {
+        crate::otlp::Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(export.endpoint)
+            .with_timeout(export.timeout)
+            .build()?,
+        crate::otlp::Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(export.endpoint)
+            .with_timeout(export.timeout)
+            .build()?,
+    };
     let processor =
         opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
             exporter,
