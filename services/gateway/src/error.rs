@@ -30,6 +30,9 @@ pub enum ApiError {
         "muitas requisições deste cliente (GATEWAY_RATE_LIMIT): tente de novo em {retry_after} s"
     )]
     RateLimited { retry_after: u64 },
+    /// The gateway is handling `GATEWAY_MAX_IN_FLIGHT` requests already: 503 with `Retry-After`.
+    #[error("o gateway está no limite de {limit} requisições simultâneas (GATEWAY_MAX_IN_FLIGHT): tente de novo em 1 s")]
+    Overloaded { limit: usize },
     /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
     Grpc {
@@ -71,15 +74,18 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Grpc { code, .. } => http_status(*code),
         }
     }
 
-    /// When to come back, in seconds, for a 429: the client's own rate, or a service that
-    /// shed the call (its `grpc-retry-pushback-ms`, rounded up).
+    /// When to come back, in seconds, for a 429 or the gateway's own 503: the client's own
+    /// rate, the gateway at its limit, or a service that shed the call (its
+    /// `grpc-retry-pushback-ms`, rounded up).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Overloaded { .. } => Some(1),
             Self::Grpc {
                 code: Code::ResourceExhausted,
                 ..

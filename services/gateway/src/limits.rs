@@ -38,6 +38,9 @@ pub struct HttpLimits {
     /// `GATEWAY_MAX_CONNECTIONS`: open connections at most; beyond it new ones wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
+    /// `GATEWAY_MAX_IN_FLIGHT`: requests handled at once; beyond it 503 with `Retry-After` at
+    /// once instead of a queue (health never).
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpLimits {
@@ -50,6 +53,7 @@ impl Default for HttpLimits {
             client_ip_header: None,
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_in_flight: 1024,
         }
     }
 }
@@ -94,6 +98,10 @@ impl HttpLimits {
         if max_connections == 0 {
             return Err(bad("GATEWAY_MAX_CONNECTIONS", "0", "must be at least 1"));
         }
+        let max_in_flight = env.parse("GATEWAY_MAX_IN_FLIGHT", d.max_in_flight)?;
+        if max_in_flight == 0 {
+            return Err(bad("GATEWAY_MAX_IN_FLIGHT", "0", "must be at least 1"));
+        }
         Ok(Self {
             max_body_bytes,
             rate_per_second,
@@ -103,6 +111,7 @@ impl HttpLimits {
                 .map(str::to_ascii_lowercase),
             header_timeout,
             max_connections,
+            max_in_flight,
         })
     }
 }
@@ -164,13 +173,48 @@ impl RateLimit {
     }
 }
 
+/// Requests the gateway handles at once (`GATEWAY_MAX_IN_FLIGHT`).
+#[derive(Clone)]
+pub struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+impl InFlight {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+/// Probes and balancers must always reach health, however busy the gateway is.
+fn is_health(req: &Request) -> bool {
+    matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz")
+}
+
+/// Beyond `GATEWAY_MAX_IN_FLIGHT` requests, 503 with `Retry-After` at once: a gateway that
+/// queued would hold every request's memory and answer them all after their clients gave up.
+pub async fn in_flight(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if is_health(&req) {
+        return next.run(req).await;
+    }
+    match state.in_flight.permits.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => ApiError::Overloaded {
+            limit: state.in_flight.limit,
+        }
+        .into_response(),
+    }
+}
+
 /// The rate-limiting middleware (`axum::middleware::from_fn_with_state`).
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(limit) = &state.rate_limit else {
         return next.run(req).await;
     };
-    // Probes and balancers must always reach health, however busy the gateway is.
-    if matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz") {
+    if is_health(&req) {
         return next.run(req).await;
     }
     let Some(client) = limit.client(&req) else {
@@ -211,6 +255,7 @@ mod tests {
             ("GATEWAY_MAX_BODY", "big"),
             ("GATEWAY_HEADER_TIMEOUT", "0s"),
             ("GATEWAY_MAX_CONNECTIONS", "0"),
+            ("GATEWAY_MAX_IN_FLIGHT", "0"),
         ] {
             let err = HttpLimits::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{value}");

@@ -29,6 +29,7 @@ impl Gateway {
             draining: CancellationToken::new(),
             health_timeout: config.peer_timeout.min(Duration::from_secs(2)),
             rate_limit: crate::limits::RateLimit::new(&config.limits),
+            in_flight: crate::limits::InFlight::new(config.limits.max_in_flight),
             max_body_bytes: config.limits.max_body_bytes,
         };
         Ok(Self { config, state })
@@ -60,7 +61,12 @@ impl Gateway {
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.config.limits.max_body_bytes,
             ))
-            // Inside observe, so that 429s are counted like every other answer.
+            // Inside observe, so that 429s and 503s are counted like every other answer; a
+            // client over its rate is refused before it takes an in-flight place.
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                crate::limits::in_flight,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
                 crate::limits::rate_limit,

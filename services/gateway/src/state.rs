@@ -1,6 +1,9 @@
 //! What every handler shares.
 
-use crate::{backends::Backends, limits::RateLimit};
+use crate::{
+    backends::Backends,
+    limits::{InFlight, RateLimit},
+};
 use aula_runtime::metrics::Metrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +18,8 @@ pub struct AppState {
     pub health_timeout: Duration,
     /// Each client's request rate (`None`: not limited).
     pub rate_limit: Option<RateLimit>,
+    /// Requests being handled, against `GATEWAY_MAX_IN_FLIGHT`.
+    pub in_flight: InFlight,
     /// `GATEWAY_MAX_BODY`, for the 413's message.
     pub max_body_bytes: usize,
 }

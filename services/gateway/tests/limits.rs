@@ -188,3 +188,52 @@ async fn the_three_state_changing_routes_accept_post() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// With `GATEWAY_MAX_IN_FLIGHT=1` and one request held by a stalled cursos, the next request is
+/// 503 with `Retry-After` at once; health still answers.
+#[tokio::test]
+async fn at_its_in_flight_limit_the_gateway_answers_503_at_once() {
+    // Bound, never accepted from: connects, then nothing answers.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalled_url = format!("http://{}", stalled.local_addr().unwrap());
+    let app = spawn_app_with(
+        &[],
+        &[
+            ("CURSOS_ADDR", stalled_url.as_str()),
+            ("AULA_PEER_TIMEOUT", "2s"),
+            ("GATEWAY_MAX_IN_FLIGHT", "1"),
+        ],
+    )
+    .await;
+    let held = tokio::spawn({
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move { http.get(format!("{base}/cursos")).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = app
+        .http
+        .get(format!("{}/chatbot", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["erro"]
+            .as_str()
+            .unwrap()
+            .contains("GATEWAY_MAX_IN_FLIGHT"),
+        "{body}"
+    );
+    let (status, _) = app.get("/livez").await;
+    assert_eq!(status, 200);
+    // The held request ends (504 at the peer timeout); then requests are served again.
+    let held = held.await.unwrap().unwrap();
+    assert_eq!(held.status(), 504);
+    let (status, _) = app.get("/chatbot").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
