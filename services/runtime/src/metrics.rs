@@ -64,6 +64,7 @@ impl Metrics {
                 process,
             }),
         };
+        crate::metric_help::describe(&this.inner.recorder);
         this.scope(|| {
             this.inner.process.describe();
             metrics::gauge!("aula_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -280,9 +281,8 @@ pub async fn serve(
             )
         }
     };
-    let app = Router::new()
-        .route("/metrics", get(render.clone()))
-        .route("/", get(render));
+    // Only /metrics: anything else is 404, so a typo in a scrape config shows as an error.
+    let app = Router::new().route("/metrics", get(render));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
