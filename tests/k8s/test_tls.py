@@ -122,7 +122,12 @@ def dns_names(r, name: str) -> list[str]:
 def test_cert_manager_certificates_carry_the_spiffe_identity():
     r = tls_render("cert-manager")
     certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
-    assert set(certs) == {r.fullname(n) for n in SERVICES}
+    assert set(certs) == {r.fullname(n) for n in SERVICES} | {f"{r.release}-operator"}
+    # The operator's client certificate (NOTES.txt shows how to use it with grpcurl).
+    op = certs.pop(f"{r.release}-operator")["spec"]
+    assert op["secretName"] == f"{r.release}-operator-tls"
+    assert op["uris"] == [f"spiffe://example.org/ns/{NAMESPACE}/sa/operator"]
+    assert "client auth" in op["usages"] and "server auth" not in op["usages"]
     for name in SERVICES:
         spec = certs[r.fullname(name)]["spec"]
         assert spec["secretName"] == f"{r.fullname(name)}-tls"
@@ -148,6 +153,10 @@ def test_generated_certificates_verify_against_the_generated_ca(tmp_path):
     secrets = {s["metadata"]["name"]: s for s in r.of_kind("Secret") if s["type"] == "kubernetes.io/tls"}
     ca = base64.b64decode(secrets[f"{r.release}-tls-ca"]["data"]["tls.crt"])
     (tmp_path / "ca.crt").write_bytes(ca)
+    op = secrets[f"{r.release}-operator-tls"]["data"]
+    (tmp_path / "operator.crt").write_bytes(base64.b64decode(op["tls.crt"]))
+    subprocess.run(["openssl", "verify", "-CAfile", tmp_path / "ca.crt", tmp_path / "operator.crt"], check=True)
+    assert "grpcurl -cacert operator-ca.crt -cert operator-tls.crt" in r.notes
     for name in SERVICES:
         data = secrets[f"{r.fullname(name)}-tls"]["data"]
         assert base64.b64decode(data["ca.crt"]) == ca
