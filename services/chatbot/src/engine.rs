@@ -95,6 +95,14 @@ impl Engine {
         }
     }
 
+    /// Reads the fault flags (`fault.chatbot.gemini_outage`, docs/FLAGS.md). The offline
+    /// answerer calls nothing a flag could break.
+    pub fn set_flags(&self, flags: aula_runtime::flags::Flags) {
+        if let Engine::Gemini(g) = self {
+            g.set_flags(flags);
+        }
+    }
+
     /// `gemini` or `offline`, for `GetStatus` and the `mode` metric label.
     pub fn mode(&self) -> &'static str {
         match self {

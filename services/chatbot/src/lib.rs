@@ -56,6 +56,7 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         // A bad GEMINI_* value fails start-up with a message naming the variable.
         let engine = Engine::from_env(&|k| ctx.settings().env.get(k).map(str::to_string))?;
         tracing::info!(mode = engine.mode(), model = %engine.model(), "chatbot engine ready");
+        engine.set_flags(ctx.flags().clone());
         let insights = ctx.peer(&INSIGHTS)?;
         let recorder = recorder::Recorder::start(&ctx, insights.clone());
         // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).

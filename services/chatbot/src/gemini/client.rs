@@ -37,6 +37,8 @@ pub(super) struct Inner {
     pub(super) breaker: Breaker,
     generate_url: String,
     stream_url: String,
+    /// The service's fault flags, for `fault.chatbot.gemini_outage` (docs/FLAGS.md).
+    flags: std::sync::OnceLock<aula_runtime::flags::Flags>,
 }
 
 impl fmt::Debug for GeminiClient {
@@ -74,6 +76,7 @@ impl GeminiClient {
                 config,
                 http,
                 key_header,
+                flags: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -84,6 +87,30 @@ impl GeminiClient {
 
     pub fn config(&self) -> &GeminiConfig {
         &self.inner.config
+    }
+
+    /// Reads `fault.chatbot.gemini_outage` from `flags` from now on (the first call wins).
+    pub fn set_flags(&self, flags: aula_runtime::flags::Flags) {
+        let _ = self.inner.flags.set(flags);
+    }
+
+    /// When `fault.chatbot.gemini_outage` is on: the failure a 503 from Gemini would be, counted
+    /// and labelled as injected, in place of sending the attempt.
+    pub(super) fn injected_outage(&self, span: &Span) -> Option<Failure> {
+        use aula_runtime::flags::GEMINI_OUTAGE;
+        if !self.inner.flags.get()?.enabled(GEMINI_OUTAGE) {
+            return None;
+        }
+        metrics::counter!("aula_fault_injected_total", "flag" => GEMINI_OUTAGE).increment(1);
+        span.record("http.status", 503u16);
+        span.record("aula.fault", GEMINI_OUTAGE);
+        Some(Failure::Status {
+            status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+            detail: format!(
+                "HTTP 503 Service Unavailable UNAVAILABLE: injected fault ({GEMINI_OUTAGE})"
+            ),
+        })
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -173,6 +200,9 @@ impl GeminiClient {
         body: &GenerateContentRequest,
         span: Span,
     ) -> Result<GenerateContentResponse, Failure> {
+        if let Some(outage) = self.injected_outage(&span) {
+            return Err(outage);
+        }
         let response = self
             .post(&self.inner.generate_url, body)
             .send()
@@ -197,6 +227,9 @@ impl GeminiClient {
         body: &GenerateContentRequest,
         span: Span,
     ) -> Result<reqwest::Response, Failure> {
+        if let Some(outage) = self.injected_outage(&span) {
+            return Err(outage);
+        }
         let response = self
             .post(&self.inner.stream_url, body)
             .header(reqwest::header::ACCEPT, "text/event-stream")

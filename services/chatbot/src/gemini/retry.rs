@@ -44,6 +44,7 @@ impl GeminiClient {
                 streaming,
                 outcome = field::Empty,
                 http.status = field::Empty,
+                aula.fault = field::Empty,
             );
             let result = tokio::time::timeout_at(
                 tokio::time::Instant::from_std(attempt_deadline),
