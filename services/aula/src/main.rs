@@ -7,9 +7,11 @@
 //! - `aula load` drives a realistic mix of the API and reports latency percentiles.
 //! - `aula faults` writes under injected faults and checks that nothing acknowledged is lost.
 //! - `aula certs` writes a development CA and certificates for mutual TLS.
+//! - `aula flags` switches fault flags of the local stack on and off (docs/FLAGS.md).
 
 mod certs;
 mod faults;
+mod flags;
 mod load;
 mod services;
 mod status;
@@ -51,6 +53,8 @@ enum Command {
     /// Write a development CA and a key + certificate for every service, the gateway and an
     /// `operator` (mutual TLS: docs/CONFIG.md, "Mutual TLS").
     Certs(certs::CertsArgs),
+    /// Fault flags for drills: `list`, `set NAME VARIANT`, `clear` (docs/FLAGS.md)
+    Flags(flags::FlagsArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,5 +85,6 @@ fn main() -> ExitCode {
         Command::Load(args) => rt.block_on(load::run(args)),
         Command::Faults(args) => rt.block_on(faults::run(args)),
         Command::Certs(args) => certs::run(args),
+        Command::Flags(args) => flags::run(args),
     }
 }

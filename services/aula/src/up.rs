@@ -53,6 +53,9 @@ pub async fn run(args: UpArgs) -> ExitCode {
     if let Some(dir) = &args.data_dir {
         env.set("AULA_DATA_DIR", dir.clone());
     }
+    // The fault flags file `aula flags` edits (docs/FLAGS.md).
+    let flags = crate::flags::default_path(&env, None);
+    env.set("AULA_FLAGS_FILE", flags.display().to_string());
     // Peers dial the loopback when the stack listens on every interface.
     let dial = if args.host == "0.0.0.0" || args.host == "::" {
         "127.0.0.1"
