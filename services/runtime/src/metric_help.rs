@@ -29,6 +29,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("aula_shed_total", "Calls refused at once to protect the service, by reason (in_flight, streams_total, streams_per_user)."),
     ("aula_authz_denied_total", "Calls refused with PERMISSION_DENIED because the caller's identity may not call the method, by method."),
     ("aula_tls_handshake_failures_total", "TLS handshakes that failed, by side (server/client) and reason."),
+    ("aula_fault_injected_total", "Calls failed or delayed on purpose by a fault flag (AULA_FLAGS_FILE, docs/FLAGS.md), by flag: a drill, not an incident."),
     ("aula_tls_certificate_expiry_seconds", "When this service's certificate expires, as a Unix time."),
     // Storage.
     ("aula_db_pool_connections", "Database pool connections, by state (idle, in_use)."),

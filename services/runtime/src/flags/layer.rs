@@ -30,13 +30,8 @@ pub struct FaultLayer {
 }
 
 impl FaultLayer {
+    /// `aula_fault_injected_total`'s help is in [`crate::metric_help`].
     pub fn new(flags: Flags, metrics: &Metrics) -> Self {
-        metrics.scope(|| {
-            metrics::describe_counter!(
-                "aula_fault_injected_total",
-                "Faults injected on purpose by a fault flag (AULA_FLAGS_FILE, docs/FLAGS.md), by flag: failed or delayed calls of a drill, not an incident."
-            )
-        });
         Self {
             flags,
             metrics: metrics.clone(),
