@@ -56,6 +56,7 @@ pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod listen;
+pub mod logfmt;
 pub mod metric_help;
 pub mod metrics;
 pub mod observe;

@@ -51,8 +51,8 @@ impl Telemetry {
             // Colours only on a terminal: piped logs (files, docker) stay plain text.
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
             tracing_subscriber::fmt::layer()
-                .with_target(false)
                 .with_ansi(ansi)
+                .event_format(crate::logfmt::TextFormat)
                 .boxed()
         };
 
