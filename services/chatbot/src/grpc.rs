@@ -143,21 +143,9 @@ fn to_question(req: ChatbotDuvidaRequest) -> (Question, Asker) {
     (question, asker)
 }
 
-/// A fresh interaction id, shaped like a UUID v4 (random, 122 bits).
+/// A fresh interaction id: a random UUID (v4).
 pub fn new_interaction_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let mut b = b;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn tokens(n: u32) -> i32 {
