@@ -69,7 +69,9 @@ def test_the_datasource_the_dashboards_name_is_shipped():
 
 def test_monitoring_objects_off_by_default():
     r = matrix_render("defaults")
-    assert not r.of_kind("PrometheusRule") and not r.of_kind("ServiceMonitor") and not r.of_kind("ConfigMap")
+    assert not r.of_kind("PrometheusRule") and not r.of_kind("ServiceMonitor")
+    # The one ConfigMap by default is the fault flags' (tests/k8s/test_flags.py): no dashboards.
+    assert [c["metadata"]["name"] for c in r.of_kind("ConfigMap")] == [f"{r.release}-flags"]
 
 
 def test_packaged_chart_carries_the_linked_files(tmp_path):

@@ -42,6 +42,9 @@ REJECTED = {
     "grpc.reflection as a string": {"grpc": {"reflection": "off"}},
     "grpc.maxInFlight zero": {"grpc": {"maxInFlight": 0}},
     "grpc unknown key": {"grpc": {"maxStreams": 10}},
+    "flags state ON": {"flags": {"fault.cursos.unavailable": {"state": "ON", "variants": {"on": True}, "defaultVariant": "on"}}},
+    "flags without defaultVariant": {"flags": {"fault.cursos.unavailable": {"state": "ENABLED", "variants": {"on": True}}}},
+    "flags as a list": {"flags": ["fault.cursos.unavailable"]},
 }
 
 

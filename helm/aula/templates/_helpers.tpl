@@ -190,3 +190,10 @@ the names it is dialed by (peers: <fullname>-headless; helm test: <fullname>) an
 
 {{/* Where a pod finds its certificate. */}}
 {{- define "aula.tlsDir" -}}/var/run/secrets/aula/tls{{- end }}
+
+{{/* The fault flags ConfigMap (docs/FLAGS.md), mounted as a directory (not subPath, so an edit of
+the ConfigMap reaches running pods). */}}
+{{- define "aula.flagsName" -}}
+{{- include "aula.fullname" (dict "root" . "name" "flags") -}}
+{{- end }}
+{{- define "aula.flagsDir" -}}/etc/aula/flags{{- end }}

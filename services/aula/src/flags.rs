@@ -147,6 +147,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{");
     }
 
+    /// The file docker-compose.yml mounts into every service: every flag, all off.
+    #[test]
+    fn the_compose_file_is_the_template() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../flags/flags.json");
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            doc,
+            aula_runtime::flags::file::template(),
+            "regenerate it: rm flags/flags.json && aula flags --file flags/flags.json clear"
+        );
+    }
+
     #[test]
     fn the_default_file_is_the_one_aula_up_uses() {
         let env = aula_runtime::Env::from_pairs([("AULA_DATA_DIR", "/tmp/d")]);

@@ -235,6 +235,16 @@ async fn unavailable_turns_health_not_serving_and_every_call_unavailable() {
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     assert!(t.elapsed() < Duration::from_secs(2));
     assert!(!svc.is_serving().await);
+    // The server's overall status (liveness probes) stays SERVING: no pod is restarted.
+    let overall = HealthClient::new(svc.channel())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(overall, ServingStatus::Serving as i32);
     let s = client.get_status(Empty {}).await.unwrap_err();
     assert_eq!(s.code(), Code::Unavailable);
     assert_eq!(s.message(), "injected fault (fault.cursos.unavailable)");

@@ -257,7 +257,7 @@ fn log_on(service: &str, path: &Path, faults: &Faults) {
 }
 
 /// Re-reads `path` every [`POLL`] until `drain`, applying each change to `flags` and turning
-/// the service's health NOT_SERVING while `fault.<service>.unavailable` is on. A file that
+/// the service's health (its own name's status) NOT_SERVING while `fault.<service>.unavailable` is on. A file that
 /// becomes malformed keeps the last good flags, logged once per change; a deleted file turns
 /// every flag off.
 pub async fn watch(
@@ -329,8 +329,10 @@ pub async fn watch(
             } else {
                 ServingStatus::Serving
             };
+            // The service's own status only: readiness probes ask for it (the pod leaves the
+            // Service), liveness asks for the server's ("", still SERVING: nothing restarts a
+            // pod that is only rehearsing an outage).
             reporter.set_service_status(grpc_service, status).await;
-            reporter.set_service_status("", status).await;
         }
     }
 }
