@@ -7,8 +7,9 @@
 //! Health checks are never shed: a busy service is still alive and serving, and a probe that
 //! failed under load would have its pod restarted exactly when it is needed most.
 //!
-//! A call holds its place until its handler has answered (the response headers); a server
-//! stream then runs outside the limit (notificacoes bounds its streams itself). The same layer
+//! A call holds its place until its response has been sent in full (a streamed answer is work
+//! too), or its client went away; subscriptions, which live as long as their clients like and
+//! are bounded by limits of their own, hold it only until their headers. The same layer
 //! gives an oversized message gRPC's standard code: tonic reports it as OUT_OF_RANGE, the gRPC
 //! specification (and every other implementation) as RESOURCE_EXHAUSTED.
 
@@ -20,7 +21,7 @@ use std::{
     sync::Arc,
     task::{Context, Poll},
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The retry hint sent with a shed call (`grpc-retry-pushback-ms`, read by gRPC clients with a
 /// retry policy and by the gateway for its `Retry-After`).
@@ -86,35 +87,120 @@ where
     S::Error: Send + 'static,
     ResBody: Default + Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<HeldBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        if req.uri().path().starts_with(HEALTH_PREFIX) {
-            return Box::pin(self.inner.call(req));
+        let path = req.uri().path();
+        if path.starts_with(HEALTH_PREFIX) {
+            let fut = self.inner.call(req);
+            return Box::pin(async move { fut.await.map(|r| r.map(HeldBody::free)) });
         }
+        let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
         let layer = &self.layer.inner;
         let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
             layer.shed.increment(1);
-            return Box::pin(std::future::ready(Ok(shed_response(
-                layer.service,
-                layer.limit,
-            ))));
+            let response = shed_response(layer.service, layer.limit).map(HeldBody::free);
+            return Box::pin(std::future::ready(Ok(response)));
         };
         layer.in_flight.increment(1.0);
-        let in_flight = layer.in_flight.clone();
+        let place = Place {
+            _permit: permit,
+            in_flight: layer.in_flight.clone(),
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let result = fut.await;
-            drop(permit);
-            in_flight.decrement(1.0);
-            result.map(oversized_is_resource_exhausted)
+            let response = oversized_is_resource_exhausted(fut.await?);
+            Ok(if until_headers {
+                drop(place);
+                response.map(HeldBody::free)
+            } else {
+                response.map(|body| HeldBody::holding(body, place))
+            })
         })
+    }
+}
+
+/// Long-lived streams bounded by limits of their own (notificacoes' per-user and total stream
+/// limits; reflection is a cheap lookup): they hold an in-flight place only until their
+/// headers, so that open subscriptions cannot fill `AULA_MAX_IN_FLIGHT`. Every other call holds
+/// its place until its response has been sent in full (a streamed answer is still work).
+const HELD_UNTIL_HEADERS: &[&str] = &[
+    "/services.NotificacoesService/SubscribeNotifications",
+    "/grpc.reflection.",
+];
+
+/// A call's place among the in-flight ones.
+struct Place {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Gauge,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.in_flight.decrement(1.0);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body holding its call's in-flight place until its end (or until it is
+    /// dropped: the client went away).
+    pub struct HeldBody<B> {
+        #[pin]
+        inner: B,
+        place: Option<Place>,
+    }
+}
+
+impl<B> HeldBody<B> {
+    fn free(inner: B) -> Self {
+        Self { inner, place: None }
+    }
+
+    fn holding(inner: B, place: Place) -> Self {
+        Self {
+            inner,
+            place: Some(place),
+        }
+    }
+}
+
+impl<B: Default> Default for HeldBody<B> {
+    fn default() -> Self {
+        Self::free(B::default())
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for HeldBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            // Trailers or the end: the call is over.
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => *this.place = None,
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => *this.place = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -184,6 +270,62 @@ mod tests {
         let same = oversized_is_resource_exhausted(other);
         let back = tonic::Status::from_header_map(same.headers()).unwrap();
         assert_eq!(back.code(), tonic::Code::OutOfRange);
+    }
+
+    /// A response body that ends at once, or never (a long streamed answer).
+    #[derive(Default)]
+    struct TestBody {
+        endless: bool,
+    }
+
+    impl http_body::Body for TestBody {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            if self.endless {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_shed<B>(r: &http::Response<B>) -> bool {
+        r.headers().get("grpc-status").is_some_and(|v| v == "8")
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_holds_its_place_until_it_ends_and_a_subscription_does_not() {
+        use tower::ServiceExt as _;
+        use tower_layer::Layer as _;
+        let inner = tower::service_fn(|req: http::Request<()>| async move {
+            let endless = req.uri().path() != "/services.CursosService/GetStatus";
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless }))
+        });
+        let svc = ShedLayer::new(&Metrics::new(), "chatbot", 1).layer(inner);
+        let call = |path: &'static str| {
+            let svc = svc.clone();
+            async move {
+                let req = http::Request::builder().uri(path).body(()).unwrap();
+                svc.oneshot(req).await.unwrap()
+            }
+        };
+        let streamed = call("/services.ChatbotService/ResolveDuvidaStream").await;
+        assert!(!is_shed(&streamed));
+        // Its headers are sent, its answer is still streaming: the one place is taken.
+        assert!(is_shed(&call("/services.CursosService/GetStatus").await));
+        assert!(!is_shed(&call("/grpc.health.v1.Health/Check").await));
+        drop(streamed); // the client went away
+        assert!(!is_shed(&call("/services.CursosService/GetStatus").await));
+
+        // A subscription gives its place back with its headers.
+        let subscription = call("/services.NotificacoesService/SubscribeNotifications").await;
+        assert!(!is_shed(&subscription));
+        assert!(!is_shed(&call("/services.CursosService/GetStatus").await));
     }
 
     #[test]
