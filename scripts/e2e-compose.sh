@@ -269,6 +269,7 @@ check "cursos -> midia calls reached all ${#replicas[@]} replicas (GetMedia serv
 aula_bin=${AULA_BIN:-$root/target/debug/aula}
 [ -x "$aula_bin" ] || cargo build -q -p aula >&2
 certs=$(mktemp -d)
+# --container-readable: keys 0644 and the folder 0755, for the containers' user 65532.
 if "$aula_bin" certs --out "$certs" --container-readable >/dev/null; then
   export AULA_CERTS_DIR=$certs
   if "${compose[@]}" -f "$root/docker-compose.mtls.yml" up -d --no-build --wait --wait-timeout 120 \
@@ -284,7 +285,7 @@ if "$aula_bin" certs --out "$certs" --container-readable >/dev/null; then
   check "mTLS: the operator's certificate calls cursos" contains "$out" '"cursosInscritos"'
   out=$(as operator 50051 services.CursosService/SendNotification '{"id_usuario":"9","message":"over mTLS"}' 2>&1)
   check "mTLS: cursos -> notificacoes as cursos (delivered, not queued)" \
-    bash -c '! grep -q "\"pendente\": true" <<<"$1" && grep -q "\"idNotificacao\"" <<<"$1"' _ "$out"
+    bash -c '! grep -q "\"pendente\": true" <<<"$1" && grep -q "\"notificacaoServico\"" <<<"$1"' _ "$out"
   out=$(rpc 50051 services.CursosService/GetStatus 2>&1)
   check "mTLS: a plaintext client is refused" bash -c '! grep -q "\"message\"" <<<"$1"' _ "$out"
   out=$(as midia 50054 services.NotificacoesService/SendNotification '{"id_usuario":"9","message":"spoof"}' 2>&1)

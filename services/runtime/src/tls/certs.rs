@@ -161,6 +161,13 @@ pub struct WriteOptions<'a> {
 /// `key_mode`. Returns the files written.
 pub fn write_dir(o: &WriteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    // Keys readable by others are meant for containers: they must be able to enter the folder.
+    #[cfg(unix)]
+    if o.key_mode & 0o004 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(o.out, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} readable", o.out.display()))?;
+    }
     let ca_key = o.out.join("ca.key");
     // The CA outlives what it signs, so rotations under it have room.
     let ca_validity = o.validity * 10;
@@ -173,18 +180,19 @@ pub fn write_dir(o: &WriteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", ca_key.display())),
     };
     let mut written = Vec::new();
-    let mut write = |name: String, text: &str, secret: bool| -> anyhow::Result<()> {
+    let mut write = |name: String, text: &str, mode: u32| -> anyhow::Result<()> {
         let path = o.out.join(name);
-        write_file(&path, text, if secret { o.key_mode } else { 0o644 })?;
+        write_file(&path, text, mode)?;
         written.push(path);
         Ok(())
     };
-    write("ca.crt".into(), &ca.cert_pem(), false)?;
-    write("ca.key".into(), ca.key_pem(), true)?;
+    write("ca.crt".into(), &ca.cert_pem(), 0o644)?;
+    // No service reads the CA's key: only its owner, whatever key_mode says.
+    write("ca.key".into(), ca.key_pem(), 0o600)?;
     for id in o.identities {
         let issued = ca.issue(id, o.namespace, o.validity)?;
-        write(format!("{id}.crt"), &issued.cert_pem, false)?;
-        write(format!("{id}.key"), &issued.key_pem, true)?;
+        write(format!("{id}.crt"), &issued.cert_pem, 0o644)?;
+        write(format!("{id}.key"), &issued.key_pem, o.key_mode)?;
     }
     Ok(written)
 }
