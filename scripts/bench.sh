@@ -13,7 +13,17 @@
 #   8. image sizes, when `docker images aula/*` has any.
 # Results: target/bench/results.tsv (key, value) and target/bench/summary.md; logs next to them.
 #
+# Validity (#16): every round of 3. measures the floor too, and the run is INVALID when any
+# round's floor is below 80% of the quiet reference: the best floor of this run, or the best
+# floor of an earlier valid run on this machine (target/bench-floor-reference.tsv), whichever is
+# higher. A busy machine compresses every ratio toward 1, so an invalid run's ratios say nothing;
+# the summary and results.tsv say INVALID and why. Before starting, the script checks the load
+# (/proc/loadavg, processes using a CPU) and refuses a busy machine unless --force.
+#
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
+#   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
+#                               GetUserCourses (valgrind; noise-free, runs on a busy machine too;
+#                               scripts/bench-callgrind.sh)
 #   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health)
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
 #   scripts/bench.sh mtls       GetUserCourses over TLS vs plaintext, same core, same run
@@ -22,15 +32,24 @@
 # Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
 # BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PORT_BASE (51000), BENCH_OUT (target/bench),
-# BENCH_SKIP_BUILD=1 to reuse the binaries in target/release.
+# BENCH_SKIP_BUILD=1 to reuse the binaries in target/release (callgrind: target/profiling, or
+# BENCH_BIN_DIR), BENCH_MAX_LOAD (0.3) the 1-minute
+# load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio.
+#
+# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls]; --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-MODE=${1:-all}
-case "$MODE" in
-    all | overload | streams | mtls) ;;
-    *) echo "bench: unknown mode $MODE (all, overload, streams, mtls)" >&2; exit 2 ;;
-esac
+MODE=all
+FORCE=
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --force) FORCE=1 ;;
+        all | callgrind | overload | streams | mtls) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls; --force, --help)" >&2; exit 2 ;;
+    esac
+done
 
 SECS=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -59,6 +78,53 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ---------------------------------------------------------------- is the machine quiet?
+# A timed benchmark on a busy machine measures the machine: refuse it (unless --force), and
+# record what the machine was doing in the results either way.
+busy_report() { # prints the load and the processes using a CPU, other than this script's
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "load average (1 min) $load on $(nproc) cores"
+    # %CPU over each process' lifetime is useless; sample one second of /proc instead.
+    python3 - "$$" <<'EOF'
+import os, sys, time
+me = int(sys.argv[1])
+def ticks():
+    t = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            f = open(f"/proc/{pid}/stat").read()
+            rest = f[f.rindex(")") + 2:].split()
+            t[int(pid)] = (int(rest[11]) + int(rest[12]), f[f.index("(") + 1:f.rindex(")")])
+        except (OSError, ValueError):
+            pass
+    return t
+a = ticks(); time.sleep(1); b = ticks()
+hz = os.sysconf("SC_CLK_TCK")
+busy = sorted(((b[p][0] - a[p][0]) / hz * 100, p, b[p][1]) for p in b if p in a and p != me)
+for pct, pid, name in reversed(busy):
+    if pct >= 10:
+        print(f"busy: pid {pid} {name} {pct:.0f}% of a core")
+EOF
+}
+check_quiet() {
+    local report load
+    report=$(busy_report)
+    printf '%s\n' "$report" >"$OUT/machine.txt"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if awk -v l="$load" -v m="${BENCH_MAX_LOAD:-0.3}" 'BEGIN { exit !(l > m) }' || grep -q '^busy:' <<<"$report"; then
+        printf 'bench: the machine is busy:\n%s\n' "$report" >&2
+        if [ -z "$FORCE" ]; then
+            echo "bench: timings taken now would measure the other work; stop it and retry, or pass --force (the run is then marked as taken on a busy machine). 'scripts/bench.sh callgrind' counts instructions and is not affected." >&2
+            exit 3
+        fi
+        echo "bench: --force: measuring anyway; the results say the machine was busy" >&2
+        echo busy >"$OUT/machine.state"
+    else
+        echo quiet >"$OUT/machine.state"
+    fi
+}
+
 # ---------------------------------------------------------------- tools and binaries
 if ! command -v h2load >/dev/null; then
     log "installing h2load (nghttp2-client)"
@@ -67,12 +133,23 @@ fi
 command -v taskset >/dev/null || { echo "bench: taskset (util-linux) is required" >&2; exit 1; }
 if [ "$(nproc)" -lt 2 ]; then echo "bench: needs two cores (server and load generator apart)" >&2; exit 1; fi
 
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
-    log "building release binaries"
-    cargo build --release --bins --examples -p aula
-    cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia
+if [ "$MODE" = callgrind ]; then
+    # The profiling profile (release with symbols), cursos and the floor only.
+    REL=${BENCH_BIN_DIR:-$ROOT/target/profiling}
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building profiling binaries (cursos, the floor)"
+        cargo build --profile profiling -p cursos --bin cursos -p aula --example floor
+    fi
+    BINARIES=(cursos examples/floor)
+else
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building release binaries"
+        cargo build --release --bins --examples -p aula
+        cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia
+    fi
+    BINARIES=("${SERVICES[@]}" aula examples/floor examples/otlp_sink)
 fi
-for b in "${SERVICES[@]}" aula examples/floor examples/otlp_sink; do
+for b in "${BINARIES[@]}"; do
     [ -x "$REL/$b" ] || { echo "bench: $REL/$b missing; build first" >&2; exit 1; }
 done
 
@@ -149,6 +226,13 @@ wait_port() { # PORT: until something listens there
 }
 
 # ---------------------------------------------------------------- modes of their own
+if [ "$MODE" = callgrind ]; then
+    # shellcheck source=scripts/bench-callgrind.sh
+    . "$ROOT/scripts/bench-callgrind.sh"
+    bench_callgrind
+    exit 0
+fi
+check_quiet
 if [ "$MODE" != all ]; then
     # shellcheck source=scripts/bench-limits.sh
     . "$ROOT/scripts/bench-limits.sh"
@@ -214,6 +298,48 @@ for r in $(seq 1 "$ROUNDS"); do
         result "rps.cursos.$rpc.$r" "$(h2 "cursos-$rpc-$r" "$CURSOS_URL/$rpc" "$body")"
     done
 done
+
+# Is the run valid? Every round's floor against the quiet reference (see the header).
+FLOOR_REF_FILE=$ROOT/target/bench-floor-reference.tsv
+python3 - "$OUT/results.tsv" "$FLOOR_REF_FILE" "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" \
+    >>"$OUT/results.tsv" <<'EOF'
+import sys
+results, ref_file, need, machine = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+r = dict(l.rstrip("\n").split("\t", 1) for l in open(results) if "\t" in l)
+stored = {}
+try:
+    stored = {k: float(v) for k, v in (l.split() for l in open(ref_file) if l.strip())}
+except OSError:
+    pass
+reasons, best_now = [], {}
+for rpc in ("GetStatus", "GetUserCourses"):
+    rounds = sorted((k, float(v)) for k, v in r.items() if k.startswith(f"rps.floor.{rpc}."))
+    if not rounds:
+        continue
+    best_now[rpc] = max(v for _, v in rounds)
+    ref = max(best_now[rpc], stored.get(rpc, 0))
+    source = "this run" if ref == best_now[rpc] else "an earlier valid run (" + ref_file + ")"
+    print(f"floor_reference.{rpc}\t{ref:.0f}")
+    print(f"floor_reference_source.{rpc}\t{source}")
+    for k, v in rounds:
+        if v < need * ref:
+            reasons.append(f"{rpc} round {k.rsplit('.', 1)[1]}: floor {v:,.0f} req/s < {need:.0%} of {ref:,.0f} ({source})")
+if machine != "quiet":
+    reasons.append("the machine was busy at the start (--force; see machine.txt)")
+print(f"run.valid\t{0 if reasons else 1}")
+print(f"run.invalid_reason\t{'; '.join(reasons)}")
+# A valid run on a quiet machine raises the stored reference; nothing else touches it.
+if not reasons:
+    for rpc, v in best_now.items():
+        stored[rpc] = max(stored.get(rpc, 0), v)
+    with open(ref_file, "w") as f:
+        f.writelines(f"{k}\t{v:.0f}\n" for k, v in sorted(stored.items()))
+EOF
+if [ "$(awk -F'\t' '$1 == "run.valid" { print $2 }' "$OUT/results.tsv")" = 1 ]; then
+    log "the run is VALID: every round's floor within ${BENCH_FLOOR_VALID:-0.8} of the reference"
+else
+    log "the run is INVALID: $(awk -F'\t' '$1 == "run.invalid_reason" { print $2 }' "$OUT/results.tsv")"
+fi
 
 # ---------------------------------------------------------------- 4. p99 at half the max rate
 HALF=$(awk -F'\t' '$1 ~ /^rps\.cursos\.GetUserCourses\./ { print $2 }' "$OUT/results.tsv" | sort -n |
@@ -332,7 +458,17 @@ verdicts = []
 def target(name, ok, detail):
     verdicts.append(f"| {name} | {detail} | {'met' if ok else 'MISSED'} |")
 
-w(f"# Benchmark run\n\nh2load -c {clients} -m {streams}, {secs}s per measurement, {rounds} alternating rounds; server on one core, load on the other.\n")
+import datetime
+valid = r.get("run.valid") == "1"
+w(f"# Benchmark run of {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
+  + ("**VALID**" if valid else "**INVALID**") + "\n")
+if valid:
+    w("Every round's floor was within 80% of the quiet reference "
+      f"(GetStatus {num('floor_reference.GetStatus'):,.0f}, GetUserCourses {num('floor_reference.GetUserCourses'):,.0f} req/s).\n")
+else:
+    w(f"**Do not publish these numbers as results**: {r.get('run.invalid_reason') or 'no floor measured'}. "
+      "A busy machine compresses every ratio toward 1.\n")
+w(f"h2load -c {clients} -m {streams}, {secs}s per measurement, {rounds} alternating rounds; server on one core, load on the other.\n")
 w("## Throughput (req/s, median of rounds)\n")
 w("| rpc | floor | cursos | ratio | rounds (floor / cursos) |\n|---|---|---|---|---|")
 for rpc, need in (("GetStatus", 0.8), ("GetUserCourses", 0.5)):
@@ -402,6 +538,8 @@ if images:
 
 w("## Targets\n")
 w("| target | measured | verdict |\n|---|---|---|")
+if not valid:
+    verdicts = [v.replace("| met |", "| (invalid run) |").replace("| MISSED |", "| (invalid run) |") for v in verdicts]
 lines.extend(verdicts)
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

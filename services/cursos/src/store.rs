@@ -39,9 +39,16 @@ macro_rules! select_course {
 }
 const COURSE_BY_ID: &str = select_course!("FROM cursos c WHERE c.id = $1");
 const COURSE_PAGE: &str = select_course!("FROM cursos c WHERE c.id > $1 ORDER BY c.id LIMIT $2");
+// Ordered by the enrolment key's second column (equal to c.id): the rows come out of the key's
+// index in that order, where `ORDER BY c.id` built and sorted a temporary B-tree per call.
 const USER_COURSES: &str = select_course!(
-    "FROM inscricoes i JOIN cursos c ON c.id = i.id_curso WHERE i.id_usuario = $1 ORDER BY c.id"
+    "FROM inscricoes i JOIN cursos c ON c.id = i.id_curso WHERE i.id_usuario = $1 ORDER BY i.id_curso"
 );
+const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM cursos), (SELECT COUNT(*) FROM inscricoes)";
+const ENROLL: &str = "INSERT INTO inscricoes (id_usuario, id_curso, criada_ms)
+     SELECT $1, c.id, $3 FROM cursos c WHERE c.id = $2
+     ON CONFLICT (id_usuario, id_curso) DO NOTHING";
+const UNENROLL: &str = "DELETE FROM inscricoes WHERE id_usuario = $1 AND id_curso = $2";
 
 /// A row of the course columns, in their order, from the inline SQLite path.
 fn sqlite_course(row: &rusqlite::Row<'_>) -> rusqlite::Result<Course> {
@@ -82,10 +89,7 @@ impl Store {
     }
 
     pub async fn counts(&self) -> sqlx::Result<Counts> {
-        let row =
-            sqlx::query("SELECT (SELECT COUNT(*) FROM cursos), (SELECT COUNT(*) FROM inscricoes)")
-                .fetch_one(&self.db.pool)
-                .await?;
+        let row = sqlx::query(COUNTS).fetch_one(&self.db.pool).await?;
         Ok(Counts {
             cursos: row.try_get(0)?,
             inscricoes: row.try_get(1)?,
@@ -149,17 +153,13 @@ impl Store {
         id: CourseId,
     ) -> Result<Enrolment, CursosError> {
         let mut tx = self.db.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO inscricoes (id_usuario, id_curso, criada_ms)
-             SELECT $1, c.id, $3 FROM cursos c WHERE c.id = $2
-             ON CONFLICT (id_usuario, id_curso) DO NOTHING",
-        )
-        .bind(user.get())
-        .bind(id.get())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        let inserted = sqlx::query(ENROLL)
+            .bind(user.get())
+            .bind(id.get())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
             == 1;
         let Some(course) = find_course(&mut tx, id).await? else {
             return Err(CursosError::CourseNotFound(id.get()));
@@ -183,7 +183,7 @@ impl Store {
 
     /// Removes an enrolment; `Ok(false)` when there was none.
     pub async fn unenroll(&self, user: UserId, id: CourseId) -> Result<bool, CursosError> {
-        let removed = sqlx::query("DELETE FROM inscricoes WHERE id_usuario = $1 AND id_curso = $2")
+        let removed = sqlx::query(UNENROLL)
             .bind(user.get())
             .bind(id.get())
             .execute(&self.db.pool)
@@ -209,5 +209,47 @@ impl Store {
         let id = outbox.enqueue(&mut tx, key, message).await?;
         tx.commit().await?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aula_runtime::{
+        config::{Env, Settings},
+        reads::{full_scans, query_plan},
+        spec::CURSOS,
+    };
+
+    /// Every call's query finds its rows through an index (SQLite's plans; PostgreSQL's are
+    /// checked on seeded data by scripts/seed.sh's users, BENCHMARKS.md): the cost of a call
+    /// does not grow with the catalogue or the enrolments.
+    #[tokio::test]
+    async fn no_call_scans_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("AULA_DATA_DIR", dir.path().to_str().unwrap())]);
+        let settings = Settings::load(CURSOS, &env).unwrap();
+        let db = Db::connect(&settings, crate::service().migrations.unwrap())
+            .await
+            .unwrap();
+        let reads = db.sqlite_reads().unwrap();
+        let plan = |sql: &str| reads.run(|c| query_plan(c, sql)).unwrap();
+        for (call, sql) in [
+            ("GetUserCourses", USER_COURSES),
+            ("GetCourse", COURSE_BY_ID),
+            ("ListCourses", COURSE_PAGE),
+            ("Enroll", ENROLL),
+            ("Unenroll", UNENROLL),
+        ] {
+            let steps = plan(sql);
+            assert!(full_scans(&steps).is_empty(), "{call} scans: {steps:?}");
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{call} sorts per call: {steps:?}"
+            );
+        }
+        // GetStatus counts both tables: a scan by nature, which is why it runs at most once
+        // per STATUS_TTL whatever the rate of GetStatus (grpc.rs), never per call.
+        assert_eq!(full_scans(&plan(COUNTS)).len(), 2);
     }
 }

@@ -11,6 +11,19 @@ use sqlx::{any::AnyRow, Row};
 const COLUMNS: &str =
     "id, id_usuario, mensagem, CASE WHEN lida THEN 1 ELSE 0 END, criada_ms, origem";
 
+const INSERT: &str =
+    "INSERT INTO notificacoes (id_usuario, mensagem, lida, criada_ms, origem, chave) \
+     VALUES ($1, $2, FALSE, $3, $4, $5) ON CONFLICT (chave) DO NOTHING RETURNING id";
+
+/// A page of a user's notifications, newest first (keyset on the id).
+fn list_sql(unread_only: bool) -> String {
+    let unread = if unread_only { " AND lida = FALSE" } else { "" };
+    format!(
+        "SELECT {COLUMNS} FROM notificacoes WHERE id_usuario = $1 AND id < $2{unread} \
+         ORDER BY id DESC LIMIT $3"
+    )
+}
+
 /// The notifications table.
 #[derive(Clone)]
 pub struct Store {
@@ -32,17 +45,14 @@ impl Store {
     pub async fn insert(&self, new: &NewNotification) -> sqlx::Result<(Notification, bool)> {
         let now = now_ms();
         let mut tx = self.db.pool.begin().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO notificacoes (id_usuario, mensagem, lida, criada_ms, origem, chave) \
-             VALUES ($1, $2, FALSE, $3, $4, $5) ON CONFLICT (chave) DO NOTHING RETURNING id",
-        )
-        .bind(new.id_usuario)
-        .bind(&new.message)
-        .bind(now)
-        .bind(&new.origem)
-        .bind(new.chave.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT)
+            .bind(new.id_usuario)
+            .bind(&new.message)
+            .bind(now)
+            .bind(&new.origem)
+            .bind(new.chave.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         if let Some(id) = inserted {
             let n = Notification {
@@ -80,16 +90,12 @@ impl Store {
         unread_only: bool,
         page: Page,
     ) -> sqlx::Result<(Vec<Notification>, String)> {
-        let unread = if unread_only { " AND lida = FALSE" } else { "" };
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM notificacoes WHERE id_usuario = $1 AND id < $2{unread} \
-             ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(id_usuario)
-        .bind(page.after.unwrap_or(i64::MAX))
-        .bind(page.limit())
-        .fetch_all(&self.db.pool)
-        .await?;
+        let rows = sqlx::query(&list_sql(unread_only))
+            .bind(id_usuario)
+            .bind(page.after.unwrap_or(i64::MAX))
+            .bind(page.limit())
+            .fetch_all(&self.db.pool)
+            .await?;
         let items = rows
             .iter()
             .map(from_row)
@@ -151,4 +157,45 @@ fn from_row(row: &AnyRow) -> sqlx::Result<Notification> {
         criada_ms: row.try_get(4)?,
         origem: row.try_get(5)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aula_runtime::{
+        config::{Env, Settings},
+        reads::{full_scans, query_plan},
+        spec::NOTIFICACOES,
+    };
+
+    /// SendNotification and ListNotifications find their rows through an index (SQLite's
+    /// plans): their cost does not grow with the table. The counts of GetStatus are a scan by
+    /// nature, loaded at most once per STATUS_TTL and kept exact in between (grpc.rs).
+    #[tokio::test]
+    async fn no_call_scans_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_pairs([("AULA_DATA_DIR", dir.path().to_str().unwrap())]);
+        let settings = Settings::load(NOTIFICACOES, &env).unwrap();
+        let db = Db::connect(&settings, crate::service().migrations.unwrap())
+            .await
+            .unwrap();
+        let reads = db.sqlite_reads().unwrap();
+        let plan = |sql: &str| reads.run(|c| query_plan(c, sql)).unwrap();
+        let by_key = format!("SELECT {COLUMNS} FROM notificacoes WHERE chave = $1");
+        let by_id = format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1");
+        for (call, sql) in [
+            ("SendNotification", INSERT.to_string()),
+            ("SendNotification (a retry)", by_key),
+            ("a notification by id", by_id),
+            ("ListNotifications", list_sql(false)),
+            ("ListNotifications (unread)", list_sql(true)),
+        ] {
+            let steps = plan(&sql);
+            assert!(full_scans(&steps).is_empty(), "{call} scans: {steps:?}");
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{call} sorts per call: {steps:?}"
+            );
+        }
+    }
 }

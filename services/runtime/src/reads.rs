@@ -75,6 +75,28 @@ impl Reads {
     }
 }
 
+/// How SQLite would run `sql`: the detail lines of `EXPLAIN QUERY PLAN`, parameters unbound.
+/// Services' tests hold their per-call queries to plans that do not grow with the data.
+pub fn query_plan(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let mut rows = stmt.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next()? {
+        plan.push(row.get::<_, String>(3)?);
+    }
+    Ok(plan)
+}
+
+/// The steps of a plan that read a whole table or index row by row (`SCAN t`, `SCAN t USING
+/// COVERING INDEX i`): work that grows with the table. A `SEARCH` step reads only the rows it
+/// looks up.
+pub fn full_scans(plan: &[String]) -> Vec<&str> {
+    plan.iter()
+        .map(String::as_str)
+        .filter(|step| step.starts_with("SCAN ") && *step != "SCAN CONSTANT ROW")
+        .collect()
+}
+
 /// One error type for a service's storage, whichever path the query took.
 fn read_error(e: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("sqlite read: {e}"))
@@ -114,6 +136,17 @@ mod tests {
             .execute("INSERT INTO t VALUES (4)", [])
             .unwrap();
         assert_eq!(sum(&reads), 7);
+    }
+
+    #[test]
+    fn query_plans_tell_a_search_from_a_scan() {
+        let (_dir, path) = file_with_rows();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("CREATE INDEX t_x ON t (x)", []).unwrap();
+        let search = query_plan(&conn, "SELECT x FROM t WHERE x = $1").unwrap();
+        assert!(full_scans(&search).is_empty(), "{search:?}");
+        let scan = query_plan(&conn, "SELECT COUNT(*) FROM t WHERE x + 1 = $1").unwrap();
+        assert_eq!(full_scans(&scan).len(), 1, "{scan:?}");
     }
 
     #[test]

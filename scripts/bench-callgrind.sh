@@ -1,0 +1,154 @@
+# Instructions per request (#16), sourced by scripts/bench.sh for its mode `callgrind` (it
+# defines start, result, log, port, REL, WORK, OUT, SERVER_CPU, LOAD_CPU, BASE):
+#
+#   scripts/bench.sh callgrind   cursos and the floor, each under valgrind --tool=callgrind on
+#                                core SERVER_CPU, h2load on core LOAD_CPU; GetStatus and
+#                                GetUserCourses (user "1").
+#
+# Timings on a shared machine measure the machine; instruction counts do not move with it. For
+# each server and RPC: BENCH_CG_WARMUP requests (connections, caches, prepared statements), then
+# the counters are zeroed (callgrind_control -z) and N requests are counted (callgrind_control -d),
+# then again with 2N; (I(2N) - I(N)) / N is the cost of one request with everything per run
+# (start-up, warm-up, background ticks between the two windows' lengths aside) subtracted. The
+# idle rate (instructions per second with no requests: timers, the storage probe) is reported
+# next to it, so a reader can see it is small against a window.
+#
+# Knobs: BENCH_CG_REQUESTS (2000) N, BENCH_CG_WARMUP (500), BENCH_CG_CLIENTS (4) connections and
+# BENCH_CG_STREAMS (8) streams each (the same for both servers: how many requests share a write
+# changes the count). Output: target/bench/callgrind/summary.md, results.tsv, the dumps and
+# callgrind_annotate's top functions of each 2N window (logs/annotate-*.txt).
+
+bench_callgrind() {
+    local tool
+    for tool in valgrind callgrind_control callgrind_annotate h2load; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install valgrind nghttp2-client)" >&2; exit 1; }
+    done
+    local n=${BENCH_CG_REQUESTS:-2000} warm=${BENCH_CG_WARMUP:-500}
+    local cursos_port floor_port
+    cursos_port=$(port cursos)
+    floor_port=$((BASE + 151))
+    log "callgrind: $n and $((2 * n)) requests per RPC after $warm to warm up; h2load -c ${BENCH_CG_CLIENTS:-4} -m ${BENCH_CG_STREAMS:-8} on core $LOAD_CPU"
+    uptime >"$OUT/machine.txt"
+
+    # The floor copies its answers from a cursos running normally, so both send the same bytes.
+    start cursos "$SERVER_CPU" "$WORK/data" cursos-plain
+    local plain=$START_PID
+    wait_serving cursos
+    cg_spawn floor "$REL/examples/floor" --listen "127.0.0.1:$floor_port" --from "http://127.0.0.1:$cursos_port"
+    local floor=$CG_PID
+    cg_wait_port "$floor_port"
+    stop "$plain"
+    result cg.floor_responses "$(sed -n 's/^floor: serving on [^ ]* (\(.*\))$/\1/p' "$OUT/logs/callgrind-floor.log")"
+    cg_measure floor "$floor" "http://127.0.0.1:$floor_port" "$n" "$warm"
+    cg_idle floor "$floor"
+    stop "$floor"
+
+    # cursos as shipped: metrics on, tracing on (no exporter: every span unsampled), SQLite.
+    # shellcheck disable=SC2046
+    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$WORK/data"
+        AULA_LISTEN="127.0.0.1:$cursos_port" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port cursos)")
+    cg_spawn cursos "$REL/cursos"
+    local cursos=$CG_PID
+    local i
+    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    cg_measure cursos "$cursos" "http://127.0.0.1:$cursos_port" "$n" "$warm"
+    cg_idle cursos "$cursos"
+    stop "$cursos"
+    CG_ENV=()
+
+    python3 - "$OUT/results.tsv" "$OUT/summary.md" "$n" <<'EOF'
+import datetime, sys
+path, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+r = dict(l.rstrip("\n").split("\t", 1) for l in open(path) if "\t" in l)
+num = lambda k: float(r.get(k) or 0)
+lines = [f"# Instructions per request, callgrind, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n",
+         f"(I(2N) - I(N)) / N with N = {n}, after a warm-up; profiling build (release with symbols). "
+         f"The floor's answers: {r.get('cg.floor_responses')}.\n",
+         "| rpc | floor | cursos | cursos / floor | target |", "|---|---|---|---|---|"]
+for rpc, target in (("GetStatus", 1.3), ("GetUserCourses", None)):
+    f, c = num(f"cg.floor.{rpc}.per_request"), num(f"cg.cursos.{rpc}.per_request")
+    ratio = c / f if f else 0
+    verdict = "" if target is None else (f"<= {target}x: " + ("met" if ratio <= target else "MISSED"))
+    lines.append(f"| {rpc} | {f:,.0f} | {c:,.0f} | {ratio:.2f}x | {verdict} |")
+lines.append("")
+lines.append(f"Idle (no requests), instructions per second: floor {num('cg.floor.idle_per_s'):,.0f}, "
+             f"cursos {num('cg.cursos.idle_per_s'):,.0f}.")
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
+}
+
+CG_PID=
+CG_ENV=()
+# cg_spawn NAME BINARY [ARGS...]: the binary under callgrind, pinned to the server core; the
+# counters are zeroed and dumped on request (callgrind_control), into $OUT/callgrind.NAME.<pid>.<k>.
+cg_spawn() {
+    local name=$1
+    shift
+    "${CG_ENV[@]}" taskset -c "$SERVER_CPU" valgrind --tool=callgrind --dump-instr=no \
+        --callgrind-out-file="$OUT/callgrind.$name.%p" "$@" >"$OUT/logs/callgrind-$name.log" 2>&1 &
+    CG_PID=$!
+    PIDS+=("$CG_PID")
+}
+
+cg_wait_port() { # a server under valgrind starts ~50x slower
+    local i
+    for i in $(seq 1 240); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
+    echo "bench: nothing listens on port $1 after 60 s; see $OUT/logs" >&2
+    return 1
+}
+
+# cg_total PID: zeroes nothing; dumps the counters and prints the instructions since the last zero.
+cg_dump() {
+    local pid=$1 before after file
+    before=$(ls "$OUT"/callgrind.*."$pid".* 2>/dev/null | wc -l)
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    for _ in $(seq 1 200); do
+        after=$(ls "$OUT"/callgrind.*."$pid".* 2>/dev/null | wc -l)
+        [ "$after" -gt "$before" ] && break
+        sleep 0.05
+    done
+    file=$(ls -t "$OUT"/callgrind.*."$pid".* | head -1)
+    sleep 0.2 # the dump is written in one go, but let it finish
+    CG_LAST=$file
+    awk '/^(summary|totals):/ { print $2; exit }' "$file"
+}
+
+# cg_requests URL BODY N LOG: N requests from the load core; fails unless all succeeded.
+cg_requests() {
+    taskset -c "$LOAD_CPU" h2load -n "$3" -c "${BENCH_CG_CLIENTS:-4}" -m "${BENCH_CG_STREAMS:-8}" -t 1 \
+        -d "$2" -H 'content-type: application/grpc' -H 'te: trailers' "$1" >"$4" 2>&1 || true
+    local ok
+    ok=$(awk '/^requests:/ { print $8 }' "$4")
+    [ "${ok:-0}" = "$3" ] || { echo "bench: $3 requests to $1: only ${ok:-0} succeeded (see $4)" >&2; exit 1; }
+}
+
+# cg_measure NAME PID BASE_URL N WARMUP: instructions per request for both RPCs.
+cg_measure() {
+    local name=$1 pid=$2 url=$3 n=$4 warm=$5 rpc body one two
+    for rpc in GetStatus GetUserCourses; do
+        body=$WORK/empty.bin
+        [ "$rpc" = GetUserCourses ] && body=$WORK/user1.bin
+        cg_requests "$url/services.CursosService/$rpc" "$body" "$warm" "$OUT/logs/cg-$name-$rpc-warm.log"
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        cg_requests "$url/services.CursosService/$rpc" "$body" "$n" "$OUT/logs/cg-$name-$rpc-n.log"
+        one=$(cg_dump "$pid")
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        cg_requests "$url/services.CursosService/$rpc" "$body" "$((2 * n))" "$OUT/logs/cg-$name-$rpc-2n.log"
+        two=$(cg_dump "$pid")
+        callgrind_annotate --inclusive=no "$(ls -t "$OUT"/callgrind.*."$pid".* | head -1)" 2>/dev/null |
+            head -60 >"$OUT/logs/annotate-$name-$rpc.txt" || true
+        callgrind_annotate --inclusive=yes "$(ls -t "$OUT"/callgrind.*."$pid".* | head -1)" 2>/dev/null |
+            head -120 >"$OUT/logs/annotate-inclusive-$name-$rpc.txt" || true
+        result "cg.$name.$rpc.instructions_n" "$one"
+        result "cg.$name.$rpc.instructions_2n" "$two"
+        result "cg.$name.$rpc.per_request" "$(((two - one) / n))"
+    done
+}
+
+# cg_idle NAME PID: instructions per second with no requests (timers, probes).
+cg_idle() {
+    callgrind_control -z "$2" >/dev/null 2>&1
+    sleep 5
+    result "cg.$1.idle_per_s" "$(($(cg_dump "$2") / 5))"
+}
