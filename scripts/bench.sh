@@ -28,6 +28,8 @@
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
 #   scripts/bench.sh mtls       GetUserCourses over TLS vs plaintext, same core, same run
 #                               (scripts/bench-mtls.sh)
+#   scripts/bench.sh flags      GetUserCourses without a flags file vs every fault flag off
+#                               (scripts/bench-flags.sh, #19)
 #
 # Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
@@ -36,7 +38,7 @@
 # BENCH_BIN_DIR), BENCH_MAX_LOAD (0.3) the 1-minute
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio.
 #
-# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls]; --help prints this.
+# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls|flags]; --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,8 +48,8 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --force) FORCE=1 ;;
-        all | callgrind | overload | streams | mtls) MODE=$arg ;;
-        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls; --force, --help)" >&2; exit 2 ;;
+        all | callgrind | overload | streams | mtls | flags) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls, flags; --force, --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -238,6 +240,8 @@ if [ "$MODE" != all ]; then
     . "$ROOT/scripts/bench-limits.sh"
     # shellcheck source=scripts/bench-mtls.sh
     . "$ROOT/scripts/bench-mtls.sh"
+    # shellcheck source=scripts/bench-flags.sh
+    . "$ROOT/scripts/bench-flags.sh"
     "bench_$MODE"
     exit 0
 fi
