@@ -5,6 +5,7 @@
 //! - `aula serve <SERVICE>` runs one, like its own binary.
 //! - `aula status` checks every service's health and round-trip time.
 //! - `aula load` drives a realistic mix of the API and reports latency percentiles.
+//! - `aula token --user 7` mints a development token for `aula up --auth`.
 //! - `aula faults` writes under injected faults and checks that nothing acknowledged is lost.
 //! - `aula certs` writes a development CA and certificates for mutual TLS.
 //! - `aula flags` switches fault flags of the local stack on and off (docs/FLAGS.md).
@@ -15,6 +16,7 @@ mod flags;
 mod load;
 mod services;
 mod status;
+mod token;
 mod up;
 
 use aula_runtime::{cli::ServeArgs, Env};
@@ -45,6 +47,8 @@ enum Command {
     },
     /// Print each service's address, health and round-trip time; exit 1 unless all serve.
     Status(status::StatusArgs),
+    /// Print a development token for `aula up --auth`: `aula token --user 7 [--role staff]`.
+    Token(token::TokenArgs),
     /// Generate load: a realistic mix of the API at a target rate or flat out.
     Load(load::LoadArgs),
     /// Write under injected faults (kill -9, SIGSTOP, a full disk, database restarts) and
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             rt.block_on(aula_runtime::cli::serve(def, env))
         }
         Command::Status(args) => rt.block_on(status::run(args)),
+        Command::Token(args) => token::run(args),
         Command::Load(args) => rt.block_on(load::run(args)),
         Command::Faults(args) => rt.block_on(faults::run(args)),
         Command::Certs(args) => certs::run(args),

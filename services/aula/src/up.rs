@@ -29,6 +29,10 @@ pub struct UpArgs {
     /// ports, to run a second stack next to the first (then use a second --data-dir too)
     #[arg(long, env = "AULA_PORT_OFFSET", default_value_t = 0)]
     pub port_offset: u16,
+    /// Require end users' tokens (AULA_AUTH=jwt) with a development key generated in the data
+    /// directory; mint tokens with `aula token --user 1`
+    #[arg(long)]
+    pub auth: bool,
 }
 
 /// Points `env` at `name`'s certificate in `dir` (as written by `aula certs`).
@@ -66,6 +70,12 @@ pub async fn run(args: UpArgs) -> ExitCode {
         eprintln!("aula up: {e:#}");
         return ExitCode::from(2);
     }
+    if args.auth {
+        if let Err(e) = dev_auth(&mut env, args.tls_dir.is_some()) {
+            eprintln!("aula up --auth: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let telemetry = match Telemetry::init("aula", &env) {
         Ok(t) => t,
         Err(e) => {
@@ -82,6 +92,28 @@ pub async fn run(args: UpArgs) -> ExitCode {
     };
     telemetry.shutdown(Duration::from_secs(5));
     code
+}
+
+/// `--auth`: the development key (generated once in `<data dir>/auth/`) and the settings
+/// verifying its tokens. Everything runs in this process on loopback, so calls between the
+/// services without a user's token are trusted unless mTLS (`--tls-dir`) proves who makes them.
+fn dev_auth(env: &mut Env, tls: bool) -> anyhow::Result<()> {
+    use aula_runtime::auth::{config::service_identity_configured, dev};
+    let dir = std::path::PathBuf::from(env.get("AULA_DATA_DIR").unwrap_or("./data"));
+    let keys = dev::DevKeys::in_data_dir(&dir);
+    keys.load_or_create()?;
+    env.set("AULA_AUTH", "jwt");
+    env.set("AULA_JWT_JWKS", keys.jwks_path().display().to_string());
+    env.set("AULA_JWT_ISSUER", dev::DEV_ISSUER);
+    env.set("AULA_JWT_AUDIENCE", dev::DEV_AUDIENCE);
+    if !tls && !service_identity_configured(env) {
+        env.set("AULA_AUTH_TRUST_NETWORK", "1");
+    }
+    println!(
+        "auth: on; tokens from `aula token --user <id> [--role staff]` (key set {})",
+        keys.jwks_path().display()
+    );
+    Ok(())
 }
 
 async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ use aula_api::{
     RegisterMetricsRequest, RegisterMetricsResponse, StatusResponse,
 };
 use aula_runtime::{
+    auth,
     error::{Kind, ServiceError},
     fields::{self, InvalidField},
     ids::UserId,
@@ -296,8 +297,9 @@ impl ChatbotService for ChatbotGrpc {
 
     async fn resolve_duvida(
         &self,
-        request: Request<ChatbotDuvidaRequest>,
+        mut request: Request<ChatbotDuvidaRequest>,
     ) -> Result<Response<ChatbotDuvidaResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let deadline = deadline_of(request.metadata());
         let (question, asker) = to_question(request.into_inner());
         let outcome = Outcome {
@@ -329,8 +331,9 @@ impl ChatbotService for ChatbotGrpc {
 
     async fn resolve_duvida_stream(
         &self,
-        request: Request<ChatbotDuvidaRequest>,
+        mut request: Request<ChatbotDuvidaRequest>,
     ) -> Result<Response<Self::ResolveDuvidaStreamStream>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let deadline = deadline_of(request.metadata());
         let (question, asker) = to_question(request.into_inner());
         let outcome = Outcome {

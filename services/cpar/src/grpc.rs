@@ -11,6 +11,7 @@ use aula_api::{
     NotifyScheduleResponse, StatusResponse,
 };
 use aula_runtime::{
+    auth,
     db::now_ms,
     error::{Kind, ServiceError},
     fields::{self, InvalidField},
@@ -107,7 +108,7 @@ impl CparService for CparGrpc {
         &self,
         request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        let r = request.into_inner();
+        let r = request.get_ref();
         // The other fields are what cpar itself sets when it delivers to notificacoes; they
         // are ignored here, but bounded like everything that arrives.
         fields::bounded("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
@@ -118,6 +119,7 @@ impl CparService for CparGrpc {
         )?;
         UserId::parse_optional(&r.id_usuario)?;
         let s = self.find(&r.id_agendamento).await?;
+        auth::may_act_on(&request, UserId::from_stored(s.id_usuario))?;
         let row = self
             .store
             .enqueue_notice(&self.outbox, &s)
@@ -156,8 +158,9 @@ impl CparService for CparGrpc {
 
     async fn create_schedule(
         &self,
-        request: Request<CreateScheduleRequest>,
+        mut request: Request<CreateScheduleRequest>,
     ) -> Result<Response<aula_api::Schedule>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let inicio = r.inicio.as_ref().map(millis).transpose()?;
         let new = NewSchedule::parse(
@@ -175,14 +178,16 @@ impl CparService for CparGrpc {
         &self,
         request: Request<GetScheduleRequest>,
     ) -> Result<Response<aula_api::Schedule>, Status> {
-        let s = self.find(&request.into_inner().id_agendamento).await?;
+        let s = self.find(&request.get_ref().id_agendamento).await?;
+        auth::may_act_on(&request, UserId::from_stored(s.id_usuario))?;
         Ok(Response::new(to_proto(&s)))
     }
 
     async fn list_schedules(
         &self,
-        request: Request<ListSchedulesRequest>,
+        mut request: Request<ListSchedulesRequest>,
     ) -> Result<Response<ListSchedulesResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let page = Page::parse(r.page_size, &r.page_token)?;
@@ -201,7 +206,10 @@ impl CparService for CparGrpc {
         &self,
         request: Request<CancelScheduleRequest>,
     ) -> Result<Response<aula_api::Schedule>, Status> {
-        let id = parse_id("id_agendamento", &request.into_inner().id_agendamento)?;
+        // The owner is checked before anything changes.
+        let owner = self.find(&request.get_ref().id_agendamento).await?;
+        auth::may_act_on(&request, UserId::from_stored(owner.id_usuario))?;
+        let id = owner.id;
         let s = self
             .store
             .cancel(id)

@@ -16,6 +16,7 @@ use aula_api::{
     UnenrollResponse,
 };
 use aula_runtime::{
+    auth,
     error::{Kind, ServiceError},
     fields,
     outbox::{Delivery, Message, Outbox},
@@ -125,8 +126,9 @@ impl CursosService for CursosGrpc {
 
     async fn get_user_courses(
         &self,
-        request: Request<GetUserCoursesRequest>,
+        mut request: Request<GetUserCoursesRequest>,
     ) -> Result<Response<GetUserCoursesResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let user = UserId::parse(&request.get_ref().id_usuario)?;
         let courses = self
             .store
@@ -150,8 +152,9 @@ impl CursosService for CursosGrpc {
 
     async fn ask_question(
         &self,
-        request: Request<AskQuestionRequest>,
+        mut request: Request<AskQuestionRequest>,
     ) -> Result<Response<AskQuestionResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id = CourseId::parse(&r.id_curso)?;
         let duvida = fields::required_text("duvida", &r.duvida, limits::QUESTION_CHARS)?;
@@ -199,8 +202,9 @@ impl CursosService for CursosGrpc {
 
     async fn send_notification(
         &self,
-        request: Request<SendNotificationRequest>,
+        mut request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let user = UserId::parse(&r.id_usuario)?;
         // The limits are notificacoes' own: what is queued here must be accepted there.
@@ -300,8 +304,9 @@ impl CursosService for CursosGrpc {
 
     async fn enroll(
         &self,
-        request: Request<EnrollRequest>,
+        mut request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.get_ref();
         let user = UserId::parse(&r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
@@ -325,8 +330,9 @@ impl CursosService for CursosGrpc {
 
     async fn unenroll(
         &self,
-        request: Request<UnenrollRequest>,
+        mut request: Request<UnenrollRequest>,
     ) -> Result<Response<UnenrollResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.get_ref();
         let user = UserId::parse(&r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;

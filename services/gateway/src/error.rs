@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The gateway is handling `GATEWAY_MAX_IN_FLIGHT` requests already: 503 with `Retry-After`.
     #[error("o gateway está no limite de {limit} requisições simultâneas (GATEWAY_MAX_IN_FLIGHT): tente de novo em 1 s")]
     Overloaded { limit: usize },
+    /// No token, or one that does not verify (`AULA_AUTH=jwt`): 401 with `WWW-Authenticate`.
+    #[error("autenticação necessária: {0}")]
+    Unauthenticated(String),
     /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
     Grpc {
@@ -75,6 +78,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Grpc { code, .. } => http_status(*code),
         }
     }
@@ -147,6 +151,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: which scheme to use; the reason is in the body.
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"aula\", error=\"invalid_token\""),
+            );
         }
         response
     }

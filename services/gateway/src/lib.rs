@@ -4,6 +4,7 @@
 //! no data: gRPC codes become HTTP statuses, `/healthz` aggregates the services' health.
 //!
 //! # Layout
+//! - [`auth`]: tokens at the edge (401 before any call; the token goes on to the services).
 //! - [`server`]: [`Gateway`] (the configured app), [`start`] and [`RunningGateway`] (drain, stop).
 //! - [`routes`]: the REST endpoints and their request checks.
 //! - [`json`]: protobuf responses as the seed's JSON.
@@ -17,6 +18,7 @@
 //! - [`cli`]: the binary's `main` ([`main_entry`]) and [`healthcheck`] its subcommand.
 //! - [`state`]: what handlers share.
 
+pub mod auth;
 pub mod backends;
 pub mod cli;
 pub mod config;

@@ -23,6 +23,8 @@ impl Gateway {
         let config = GatewayConfig::from_env(env)?;
         let metrics = Metrics::new();
         let backends = Backends::new(env, &config, &metrics)?;
+        let auth =
+            crate::auth::EdgeAuth::new(aula_runtime::auth::AuthConfig::load(env)?, &metrics)?;
         let state = AppState {
             backends,
             metrics,
@@ -31,6 +33,7 @@ impl Gateway {
             rate_limit: crate::limits::RateLimit::new(&config.limits),
             in_flight: crate::limits::InFlight::new(config.limits.max_in_flight),
             max_body_bytes: config.limits.max_body_bytes,
+            auth,
         };
         Ok(Self { config, state })
     }
@@ -73,6 +76,10 @@ impl Gateway {
             ))
             .layer(axum::middleware::from_fn_with_state(
                 self.state.clone(),
+                crate::auth::authenticate,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
                 observe::observe,
             ))
             .with_state(self.state.clone())
@@ -87,6 +94,9 @@ impl Gateway {
         let addr = listener
             .local_addr()
             .context("reading the gateway listener's address")?;
+        if let Some(auth) = &self.state.auth {
+            auth.load().await?;
+        }
         let app = self.router();
         let metrics = self.state.metrics.clone();
         let drain = self.state.draining.clone();

@@ -22,4 +22,6 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// `GATEWAY_MAX_BODY`, for the 413's message.
     pub max_body_bytes: usize,
+    /// End-user authentication, when `AULA_AUTH=jwt`.
+    pub auth: Option<crate::auth::EdgeAuth>,
 }

@@ -11,6 +11,7 @@ use aula_api::{
     RegisterMetricsResponse, StatusResponse,
 };
 use aula_runtime::{
+    auth,
     error::{Kind, ServiceError},
     ids::CourseId,
     recent::Recent,
@@ -106,8 +107,9 @@ impl InsightsService for InsightsGrpc {
 
     async fn record_interaction(
         &self,
-        request: Request<RecordInteractionRequest>,
+        mut request: Request<RecordInteractionRequest>,
     ) -> Result<Response<RecordInteractionResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let interaction = Interaction::parse(
             &r.id_interacao,

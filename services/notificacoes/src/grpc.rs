@@ -15,6 +15,7 @@ use aula_api::{
     SubscribeNotificationsRequest,
 };
 use aula_runtime::{
+    auth,
     error::{Kind, ServiceError},
     fields,
     ids::{parse_id, UserId},
@@ -120,8 +121,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn send_notification(
         &self,
-        request: Request<SendNotificationRequest>,
+        mut request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let message = parse_message(&r.message)?;
@@ -145,8 +147,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn notify_schedule(
         &self,
-        request: Request<NotifyScheduleRequest>,
+        mut request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let id_agendamento = parse_id("id_agendamento", &r.id_agendamento)?;
@@ -176,8 +179,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn list_notifications(
         &self,
-        request: Request<ListNotificationsRequest>,
+        mut request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let page = Page::parse(r.page_size, &r.page_token)?;
@@ -194,8 +198,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn mark_as_read(
         &self,
-        request: Request<MarkAsReadRequest>,
+        mut request: Request<MarkAsReadRequest>,
     ) -> Result<Response<MarkAsReadResponse>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let r = request.into_inner();
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         fields::count("ids", &r.ids, limits::MARK_AS_READ_IDS)?;
@@ -222,8 +227,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn subscribe_notifications(
         &self,
-        request: Request<SubscribeNotificationsRequest>,
+        mut request: Request<SubscribeNotificationsRequest>,
     ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
+        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let id_usuario = UserId::parse(&request.into_inner().id_usuario)?.get();
         let (receiver, permit) = self
             .fanout

@@ -149,6 +149,8 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsSettings>,
     /// The fault flags file (`AULA_FLAGS_FILE`, docs/FLAGS.md); `None`: no flags, no watcher.
     pub flags_file: Option<PathBuf>,
+    /// End-user authentication (`AULA_AUTH=jwt`); `None` when off.
+    pub auth: Option<crate::auth::AuthConfig>,
     /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
     pub env: Env,
 }
@@ -227,6 +229,7 @@ impl Settings {
             limits: crate::limits::Limits::load(env)?,
             tls: crate::tls::TlsSettings::from_env(env)?,
             flags_file: env.get("AULA_FLAGS_FILE").map(PathBuf::from),
+            auth: crate::auth::AuthConfig::load(env)?,
             env: env.clone(),
         })
     }

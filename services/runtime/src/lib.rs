@@ -25,6 +25,7 @@
 //! - [`tls`]: mutual TLS: settings, certificates and their rotation, acceptor and connector.
 //! - [`authz`]: per-RPC authorization of the proved identity against the catalogue.
 //! - [`flags`]: fault flags from `AULA_FLAGS_FILE` (drills: errors, latency, unavailable).
+//! - [`auth`]: end users' tokens (JWT), the table of who may call what, the checks on `id_usuario`.
 //! - [`ids`]: identifier fields (strings holding positive integers) and the shared id types.
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
@@ -40,6 +41,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod authz;
+pub mod auth;
 pub mod backoff;
 pub mod cli;
 pub mod config;

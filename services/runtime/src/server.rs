@@ -82,7 +82,8 @@ impl ServiceContext {
             s.dns_refresh,
             &self.inner.metrics,
             self.inner.tls.as_ref(),
-        )?)
+        )?
+        .calling_as(s.spec.name))
     }
 
     /// Runs background work with the service's metrics registry; it is awaited (within the
@@ -163,6 +164,7 @@ pub async fn start_on(
         t.watch(&metrics_registry);
     }
     let authz = crate::authz::AuthzLayer::new(spec, settings.tls.as_ref(), &metrics_registry);
+    let auth = crate::auth::AuthLayer::start(settings.auth.as_ref(), &metrics_registry).await?;
     let drain = CancellationToken::new();
     let tasks = TaskTracker::new();
     let grace = settings.shutdown_grace;
@@ -266,6 +268,8 @@ pub async fn start_on(
         .layer(authz)
         // Fault flags (docs/FLAGS.md): inside observe, so a drill is counted and traced.
         .layer(crate::flags::FaultLayer::new(flags, &metrics_registry))
+        // Who the end user is and whether the rule of the method lets them call (auth::policy).
+        .layer(auth)
         // The caller's deadline, for the calls the handler makes to other services.
         .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)

@@ -29,24 +29,30 @@ pub async fn spawn_platform() -> Platform {
 }
 
 pub async fn spawn_in(dir: tempfile::TempDir) -> Platform {
+    spawn_with(dir, &[]).await
+}
+
+/// [`spawn_in`] with settings every service gets (`AULA_AUTH=jwt` and its keys).
+pub async fn spawn_with(dir: tempfile::TempDir, all: &[(String, String)]) -> Platform {
     let p = dir.path();
-    let notificacoes = spawn(notificacoes::service(), p, &[]).await.unwrap();
-    let insights = spawn(insights::service(), p, &[]).await.unwrap();
-    let midia = spawn(midia::service(), p, &[]).await.unwrap();
-    let chatbot = spawn(chatbot::service(), p, &[insights.addr_var()])
+    let with = |peers: &[(String, String)]| [all, peers].concat();
+    let notificacoes = spawn(notificacoes::service(), p, all).await.unwrap();
+    let insights = spawn(insights::service(), p, all).await.unwrap();
+    let midia = spawn(midia::service(), p, all).await.unwrap();
+    let chatbot = spawn(chatbot::service(), p, &with(&[insights.addr_var()]))
         .await
         .unwrap();
-    let cpar = spawn(cpar::service(), p, &[notificacoes.addr_var()])
+    let cpar = spawn(cpar::service(), p, &with(&[notificacoes.addr_var()]))
         .await
         .unwrap();
     let cursos = spawn(
         cursos::service(),
         p,
-        &[
+        &with(&[
             midia.addr_var(),
             chatbot.addr_var(),
             notificacoes.addr_var(),
-        ],
+        ]),
     )
     .await
     .unwrap();

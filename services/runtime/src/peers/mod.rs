@@ -74,6 +74,8 @@ struct Inner {
     /// `Some` for an `https://` address: every connection in TLS with our certificate.
     tls: Option<ClientTls>,
     metrics: Metrics,
+    /// The service making the calls, named on calls without a user's token (auth).
+    caller: Option<&'static str>,
 }
 
 struct Replica {
@@ -171,8 +173,17 @@ impl PeerChannel {
                 resolver_started: std::sync::Once::new(),
                 tls,
                 metrics: metrics.clone(),
+                caller: None,
             }),
         })
+    }
+
+    /// Names `service` as the caller of calls made without a user's token ([`crate::auth`]).
+    pub fn calling_as(mut self, service: &'static str) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.caller = Some(service);
+        }
+        self
     }
 
     /// The peer's service name, for error messages.
@@ -411,6 +422,8 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for PeerChannel {
         // Read here, inside the call being served (the future below runs there too, but this
         // is where the caller's intent is).
         let timeout = deadline_of(req.headers(), this.inner.timeout);
+        // The user's token of the call being served goes on to the peer (read here, in it).
+        crate::auth::forward(req.headers_mut(), this.inner.caller);
         Box::pin(async move {
             let inner = &this.inner;
             let path = req.uri().path().to_string();

@@ -1,0 +1,270 @@
+//! The keys that sign users' tokens: a JSON Web Key Set from a file or an OIDC provider's
+//! `jwks_uri`, cached, and fetched again when a token names a key the cache does not hold (the
+//! provider rotated its keys) at most once per `AULA_JWT_JWKS_REFRESH`, or when older than
+//! `AULA_JWT_JWKS_TTL`. A failed fetch keeps the keys already known.
+
+use super::config::{AuthConfig, JwksSource};
+use jsonwebtoken::{
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse},
+    Algorithm, DecodingKey,
+};
+use std::{
+    str::FromStr,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+/// The largest key set accepted (a provider publishes a handful of keys).
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// How long one fetch of a remote key set may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A verification key and the algorithms it may verify.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: Option<String>,
+    pub decoding: DecodingKey,
+    pub algorithms: Vec<Algorithm>,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: Vec<Key>,
+    /// When the set was last fetched successfully.
+    fetched: Option<Instant>,
+    /// When a fetch was last attempted (success or not), for the refetch rate limit.
+    attempted: Option<Instant>,
+}
+
+/// The key set, shared by every call of a service.
+pub struct Jwks {
+    source: JwksSource,
+    min_refetch: Duration,
+    ttl: Duration,
+    http: Option<reqwest::Client>,
+    cache: RwLock<Arc<Cache>>,
+    /// One fetch at a time; callers arriving meanwhile wait for its result.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// Why no key could be found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyError {
+    #[error("the token's key {0:?} is not in the key set (AULA_JWT_JWKS)")]
+    UnknownKid(String),
+    #[error("no key in the key set (AULA_JWT_JWKS) verifies {0:?} tokens")]
+    NoKeyFor(String),
+    #[error("the key set (AULA_JWT_JWKS) could not be loaded: {0}")]
+    Unavailable(String),
+}
+
+impl Jwks {
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+        let http = match &config.jwks {
+            JwksSource::Url(_) => Some(
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::limited(3))
+                    .build()?,
+            ),
+            JwksSource::File(_) => None,
+        };
+        Ok(Self {
+            source: config.jwks.clone(),
+            min_refetch: config.min_refetch,
+            ttl: config.ttl,
+            http,
+            cache: RwLock::new(Arc::new(Cache::default())),
+            fetching: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Loads the set now (start-up): a missing or unreadable file is an error at once.
+    pub async fn load(&self) -> Result<usize, KeyError> {
+        self.refetch(true).await?;
+        Ok(self.cache.read().unwrap().keys.len())
+    }
+
+    /// The candidate keys for a token with this `kid` and algorithm.
+    pub async fn keys_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<Key>, KeyError> {
+        let stale = {
+            let cache = self.cache.read().unwrap().clone();
+            cache.fetched.is_none_or(|t| t.elapsed() >= self.ttl)
+        };
+        if stale {
+            // Old keys still verify while the provider is unreachable.
+            let _ = self.refetch(false).await;
+        }
+        if let Some(found) = self.lookup(kid, alg)? {
+            return Ok(found);
+        }
+        // A key we do not know: the provider may have rotated. Fetch again (rate-limited).
+        self.refetch(false).await?;
+        self.lookup(kid, alg)?.ok_or_else(|| match kid {
+            Some(k) => KeyError::UnknownKid(super::verify::clip(k).to_string()),
+            None => KeyError::NoKeyFor(format!("{alg:?}")),
+        })
+    }
+
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Result<Option<Vec<Key>>, KeyError> {
+        let cache = self.cache.read().unwrap().clone();
+        if cache.fetched.is_none() {
+            return Ok(None);
+        }
+        let found: Vec<Key> = cache
+            .keys
+            .iter()
+            .filter(|k| match kid {
+                Some(kid) => k.kid.as_deref() == Some(kid),
+                None => true,
+            })
+            .filter(|k| k.algorithms.contains(&alg))
+            .cloned()
+            .collect();
+        Ok((!found.is_empty()).then_some(found))
+    }
+
+    /// Fetches the set unless another fetch happened within `AULA_JWT_JWKS_REFRESH` (or
+    /// `force`). A failure keeps the old keys.
+    async fn refetch(&self, force: bool) -> Result<(), KeyError> {
+        let _one = self.fetching.lock().await;
+        let previous = self.cache.read().unwrap().clone();
+        if !force
+            && previous
+                .attempted
+                .is_some_and(|t| t.elapsed() < self.min_refetch)
+        {
+            return if previous.fetched.is_some() {
+                Ok(())
+            } else {
+                Err(KeyError::Unavailable(
+                    "the last attempt failed; retrying soon".into(),
+                ))
+            };
+        }
+        let result = self.fetch().await;
+        let mut next = Cache {
+            keys: previous.keys.clone(),
+            fetched: previous.fetched,
+            attempted: Some(Instant::now()),
+        };
+        let outcome = match result {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "loaded the JWT key set");
+                next.keys = keys;
+                next.fetched = Some(Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load the JWT key set; keeping the known keys");
+                Err(KeyError::Unavailable(e))
+            }
+        };
+        *self.cache.write().unwrap() = Arc::new(next);
+        outcome
+    }
+
+    async fn fetch(&self) -> Result<Vec<Key>, String> {
+        let body = match &self.source {
+            JwksSource::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
+            JwksSource::Url(url) => {
+                let http = self.http.as_ref().expect("a client for a URL source");
+                let response = http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("fetching {url}: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!("fetching {url}: HTTP {}", response.status()));
+                }
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("fetching {url}: {e}"))?;
+                body.to_vec()
+            }
+        };
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        parse_set(&body)
+    }
+}
+
+/// Parses a key set, keeping the signature keys this verifier can use and skipping (with a
+/// warning) symmetric keys, encryption keys and kinds it does not know.
+pub fn parse_set(body: &[u8]) -> Result<Vec<Key>, String> {
+    #[derive(serde::Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let raw: RawSet =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON Web Key Set: {e}"))?;
+    let mut keys = Vec::new();
+    for value in raw.keys {
+        let jwk: Jwk = match serde_json::from_value(value) {
+            Ok(jwk) => jwk,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping a key of the set that could not be read");
+                continue;
+            }
+        };
+        match key_of(&jwk) {
+            Ok(key) => keys.push(key),
+            Err(why) => tracing::warn!(kid = ?jwk.common.key_id, why, "skipping a key of the set"),
+        }
+    }
+    if keys.is_empty() {
+        return Err("the set holds no RSA, EC (P-256, P-384) or Ed25519 signature key".into());
+    }
+    Ok(keys)
+}
+
+fn key_of(jwk: &Jwk) -> Result<Key, &'static str> {
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+        return Err("an encryption key");
+    }
+    let by_type: Vec<Algorithm> = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => vec![
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => vec![Algorithm::ES256],
+            EllipticCurve::P384 => vec![Algorithm::ES384],
+            _ => return Err("an unsupported curve"),
+        },
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            vec![Algorithm::EdDSA]
+        }
+        AlgorithmParameters::OctetKeyPair(_) => return Err("an unsupported curve"),
+        // A shared secret cannot be published: whoever can verify could sign.
+        AlgorithmParameters::OctetKey(_) => return Err("a symmetric (HMAC) key"),
+    };
+    let algorithms = match &jwk.common.key_algorithm {
+        None => by_type,
+        Some(declared) => {
+            let alg = key_algorithm(declared).ok_or("an algorithm that does not sign")?;
+            if !by_type.contains(&alg) {
+                return Err("an algorithm that does not fit the key type");
+            }
+            vec![alg]
+        }
+    };
+    let decoding = DecodingKey::from_jwk(jwk).map_err(|_| "a key that could not be read")?;
+    Ok(Key {
+        kid: jwk.common.key_id.clone(),
+        decoding,
+        algorithms,
+    })
+}
+
+fn key_algorithm(k: &KeyAlgorithm) -> Option<Algorithm> {
+    Algorithm::from_str(&k.to_string()).ok()
+}
