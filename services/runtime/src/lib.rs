@@ -40,8 +40,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod authz;
 pub mod auth;
+pub mod authz;
 pub mod backoff;
 pub mod cli;
 pub mod config;
