@@ -28,9 +28,10 @@ fn fixture() -> Fixture {
         ("AULA_JWT_ISSUER", DEV_ISSUER),
         ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
         ("AULA_AUTH_TRUST_NETWORK", "1"),
-        ("AULA_JWT_JWKS_REFRESH", "0s"),
     ]);
-    let config = AuthConfig::load(&env).unwrap().unwrap();
+    let mut config = AuthConfig::load(&env).unwrap().unwrap();
+    // Every unknown kid refetches at once here (rotation); the rate limit has its own test.
+    config.min_refetch = Duration::ZERO;
     Fixture {
         _dir: dir,
         jwks_path,
