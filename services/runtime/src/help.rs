@@ -41,8 +41,11 @@ impl Variable {
     pub fn applies_to(&self, binary: &Binary) -> bool {
         let names = self.names();
         let first = names.first().copied().unwrap_or_default();
+        // "chatbot only: ..." or "aula only: ...": one binary's name, one lowercase word.
         let owner = self.meaning.split_once(" only").map(|(o, _)| o);
-        if let Some(owner) = owner.filter(|o| crate::spec::NAMES.contains(o)) {
+        if let Some(owner) =
+            owner.filter(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_lowercase()))
+        {
             return owner == binary.name;
         }
         let storage = first == "AULA_DATA_DIR"
@@ -121,6 +124,7 @@ mod tests {
         assert!(cursos.contains("AULA_PEER_TIMEOUT"), "{cursos}");
         assert!(!cursos.contains("GEMINI"), "{cursos}");
         assert!(!cursos.contains('`'), "{cursos}");
+        assert!(!cursos.contains("AULA_PORT_OFFSET"), "aula only: {cursos}");
 
         let gateway = variables(&GATEWAY);
         assert!(gateway.contains("GATEWAY_LISTEN"), "{gateway}");
