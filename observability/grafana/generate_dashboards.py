@@ -646,7 +646,22 @@ def inter_service(services: list[dict]) -> Board:
             )
         ],
         unit="reqps",
-        description="PERMISSION_DENIED: a verified caller the catalogue does not list for the method.",
+        description="PERMISSION_DENIED: a verified caller the catalogue does not list for the method, "
+        "or (AULA_AUTH=jwt) a user asking for another user's data or a staff-only RPC. "
+        "AulaAccessDeniedBurst fires above 50 in 5 minutes.",
+    )
+    b.timeseries(
+        "End users: authentication failures/s by reason",
+        [
+            (
+                f"sum by (job, reason) ({rate('aula_auth_failures_total', all_jobs)}) or {zero_all}",
+                "{{job}} {{reason}}",
+            )
+        ],
+        unit="reqps",
+        description="AULA_AUTH=jwt (docs/AUTH.md): calls refused UNAUTHENTICATED (401 at the gateway): "
+        "missing, malformed, expired, not_yet_valid, signature, unknown_key, issuer, audience, "
+        "algorithm (none or HMAC), subject (not an id_usuario), keys_unavailable (the JWKS cannot be fetched).",
     )
     b.timeseries(
         "Days until each certificate expires",
