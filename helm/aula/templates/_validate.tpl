@@ -28,6 +28,17 @@
 {{- if and .Values.ingress.enabled (not .Values.services.gateway.enabled) -}}
 {{- fail "ingress.enabled routes to the gateway: enable services.gateway" -}}
 {{- end -}}
+{{- if .Values.auth.enabled -}}
+{{- if not (and .Values.auth.issuer .Values.auth.audience) -}}
+{{- fail "auth.enabled: set auth.issuer and auth.audience (the iss and aud every token must carry)" -}}
+{{- end -}}
+{{- if eq (empty .Values.auth.jwksUrl) (empty .Values.auth.jwks) -}}
+{{- fail "auth.enabled: set exactly one of auth.jwksUrl (the provider's https jwks_uri) and auth.jwks (the key set's JSON)" -}}
+{{- end -}}
+{{- if not (or (and .Values.tls.enabled (eq .Values.tls.clientAuth "require")) .Values.auth.trustNetwork) -}}
+{{- fail "auth.enabled: services cannot prove who they are to each other; enable tls (clientAuth require), or set auth.trustNetwork=true to accept calls without a token from inside the cluster" -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- range $name, $svc := (include "aula.services" . | fromJson) -}}
 {{- if and $.Values.tls.existingSecrets ($.Values.services | dig $name "enabled" false) (not (hasKey $.Values.tls.existingSecrets $name)) -}}
