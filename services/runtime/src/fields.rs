@@ -84,13 +84,21 @@ pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<Strin
     Ok(text.to_string())
 }
 
-/// Trims `raw` and checks that what is left has at most `max` characters.
+/// Trims `raw` and checks that what is left has at most `max` characters and no NUL.
 pub fn bounded<'a>(field: &'static str, raw: &'a str, max: usize) -> Result<&'a str, InvalidField> {
     let text = raw.trim();
-    match chars_within(text, max) {
-        Some(_) => Ok(text),
-        None => Err(too_long(field, text, max)),
+    if chars_within(text, max).is_none() {
+        return Err(too_long(field, text, max));
     }
+    // PostgreSQL's text cannot hold U+0000 (an INTERNAL error at the insert); refused on both
+    // backends so a request means the same everywhere.
+    if text.contains('\0') {
+        return Err(InvalidField::new(
+            field,
+            "must not contain NUL characters (\\0)",
+        ));
+    }
+    Ok(text)
 }
 
 /// A repeated field: at most `max` elements.
@@ -164,6 +172,10 @@ mod tests {
 
     #[test]
     fn texts() {
+        assert_eq!(
+            required_text("f", "a\0b", 10).unwrap_err().to_string(),
+            "f: must not contain NUL characters (\\0)"
+        );
         assert_eq!(required_text("t", " a ", 3).unwrap(), "a");
         assert_eq!(
             required_text("t", "  ", 3).unwrap_err().to_string(),
