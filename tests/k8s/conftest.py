@@ -38,6 +38,11 @@ class Service:
     def http(self) -> bool:
         return self.grpc_service is None
 
+    @property
+    def stateful(self) -> bool:
+        """It owns tables (services/catalogue.toml): SQLite under /data, or DATABASE_URL."""
+        return self.name in STATEFUL
+
 
 def parse_config() -> dict[str, Service]:
     """The Services table of docs/CONFIG.md: the contract the chart must follow."""
@@ -60,6 +65,15 @@ def parse_config() -> dict[str, Service]:
     return services
 
 
+def parse_stateful() -> set[str]:
+    """The services services/catalogue.toml marks stateful (their crates declare migrations)."""
+    import tomllib
+
+    catalogue = tomllib.loads((ROOT / "services" / "catalogue.toml").read_text())
+    return {s["name"] for s in catalogue["service"] if s.get("stateful")}
+
+
+STATEFUL = parse_stateful()
 SERVICES = parse_config()
 GRPC_SERVICES = [s for s in SERVICES.values() if not s.http]
 

@@ -187,11 +187,11 @@ def test_egress(label):
         assert not egress_allowed(r, src, None, 80), name
         db_port = r.merged["database"]["port"]
         external_db = bool(r.merged["database"]["url"] or r.merged["database"]["existingSecret"]) and not r.merged["postgresql"]["enabled"]
-        assert egress_allowed(r, src, None, db_port) == (external_db and not svc.http), name
+        assert egress_allowed(r, src, None, db_port) == (external_db and svc.stateful), name
         if r.merged["postgresql"]["enabled"]:
             pg = r.get("StatefulSet", r.fullname("postgresql"))["spec"]["template"]["metadata"]["labels"]
-            assert egress_allowed(r, src, pg, 5432) == (not svc.http), name
-            assert ingress_allowed(r, src, pg, 5432, "postgresql") == (not svc.http), name
+            assert egress_allowed(r, src, pg, 5432) == svc.stateful, name
+            assert ingress_allowed(r, src, pg, 5432, "postgresql") == svc.stateful, name
 
 
 def test_postgresql_admits_only_stateful_services():

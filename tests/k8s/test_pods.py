@@ -164,8 +164,9 @@ def test_env_wiring(rendered):
             assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
-        if svc.http:
-            assert "DATABASE_URL" not in env and "AULA_DATA_DIR" not in env
+        if not svc.stateful:
+            # No tables (the catalogue's stateful = false): no database, no data directory.
+            assert "DATABASE_URL" not in env and "AULA_DATA_DIR" not in env and "/data" not in mounts
         elif r.has_database:
             ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
             if r.merged["database"]["existingSecret"] and not r.merged["postgresql"]["enabled"]:
@@ -177,7 +178,11 @@ def test_env_wiring(rendered):
         else:
             assert "DATABASE_URL" not in env
             assert env["AULA_DATA_DIR"]["value"] == "/data"
-            assert "emptyDir" in volumes[mounts["/data"]]
+            if r.merged["persistence"]["enabled"]:
+                claim = volumes[mounts["/data"]]["persistentVolumeClaim"]
+                assert claim == {"claimName": f"{r.release}-{name}-data"}
+            else:
+                assert "emptyDir" in volumes[mounts["/data"]]
         if name == "chatbot" and (r.merged["gemini"]["apiKey"] or r.merged["gemini"]["existingSecret"]):
             path = env["GEMINI_API_KEY_FILE"]["value"]
             mount = next(m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/"))

@@ -96,7 +96,8 @@ def test_custom_resources_well_formed():
 def test_defaults_render_no_optional_objects():
     r = matrix_render("defaults")
     kinds = {o["kind"] for o in r.objects}
-    assert kinds == {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy", "Pod", "ConfigMap"}
+    # The claims: SQLite on a PersistentVolumeClaim per stateful service (durable by default).
+    assert kinds == {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy", "Pod", "ConfigMap", "PersistentVolumeClaim"}
     assert not r.of_kind("Secret")
     # The one ConfigMap is the fault flags' (all off), always there for a drill (docs/FLAGS.md).
     assert [c["metadata"]["name"] for c in r.of_kind("ConfigMap")] == [f"{r.release}-flags"]

@@ -16,7 +16,7 @@ chatbot:
   metricsPort: 9052
   grpcService: services.ChatbotService
   calls: [insights]
-  stateful: true
+  stateful: false
   http: false
 cpar:
   port: 50053
@@ -197,3 +197,8 @@ the ConfigMap reaches running pods). */}}
 {{- include "aula.fullname" (dict "root" . "name" "flags") -}}
 {{- end }}
 {{- define "aula.flagsDir" -}}/etc/aula/flags{{- end }}
+
+{{/* The PersistentVolumeClaim holding a stateful service's SQLite file (persistence.enabled). */}}
+{{- define "aula.dataClaimName" -}}
+{{- printf "%s-data" (include "aula.fullname" .) -}}
+{{- end }}

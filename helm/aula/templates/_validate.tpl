@@ -4,7 +4,7 @@
 {{- range $name, $svc := (include "aula.services" . | fromJson) -}}
 {{- $v := index $.Values.services $name -}}
 {{- if and $v.enabled $svc.stateful (not $db) (or (gt (int $v.replicas) 1) $.Values.autoscaling.enabled) -}}
-{{- fail (printf "services.%s: more than one replica (replicas or autoscaling) needs a shared database; each pod would keep its own SQLite file. Set postgresql.enabled=true or database.url / database.existingSecret" $name) -}}
+{{- fail (printf "services.%s: more than one replica (replicas or autoscaling) needs a shared database: a service on SQLite has one file, written by one pod (on a PersistentVolumeClaim by default). Set postgresql.enabled=true or database.url / database.existingSecret" $name) -}}
 {{- end -}}
 {{- end -}}
 {{- if lt (int .Values.shutdown.preStopSleepSeconds) (int .Values.shutdown.dnsRefreshSeconds) -}}
