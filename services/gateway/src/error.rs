@@ -17,24 +17,22 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// No route has this path: 404.
-    #[error("rota não encontrada: {0}")]
+    #[error("no such route: {0}")]
     NoRoute(String),
     /// The route exists but not for this method: 405.
-    #[error("método {method} não permitido em {path}")]
+    #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     /// The body is larger than `GATEWAY_MAX_BODY`: 413.
-    #[error("corpo da requisição maior que o limite de {limit} bytes (GATEWAY_MAX_BODY)")]
+    #[error("request body larger than the limit of {limit} bytes (GATEWAY_MAX_BODY)")]
     PayloadTooLarge { limit: usize },
     /// The client made more requests than `GATEWAY_RATE_LIMIT` allows: 429 with `Retry-After`.
-    #[error(
-        "muitas requisições deste cliente (GATEWAY_RATE_LIMIT): tente de novo em {retry_after} s"
-    )]
+    #[error("too many requests from this client (GATEWAY_RATE_LIMIT): retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     /// The gateway is handling `GATEWAY_MAX_IN_FLIGHT` requests already: 503 with `Retry-After`.
-    #[error("o gateway está no limite de {limit} requisições simultâneas (GATEWAY_MAX_IN_FLIGHT): tente de novo em 1 s")]
+    #[error("the gateway is at its limit of {limit} requests at once (GATEWAY_MAX_IN_FLIGHT): retry in 1 s")]
     Overloaded { limit: usize },
     /// No token, or one that does not verify (`AULA_AUTH=jwt`): 401 with `WWW-Authenticate`.
-    #[error("autenticação necessária: {0}")]
+    #[error("authentication required: {0}")]
     Unauthenticated(String),
     /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
@@ -59,7 +57,7 @@ impl ApiError {
         {
             e.to_string()
         } else if own_words_empty {
-            format!("{called} respondeu {}", code_name(code))
+            format!("{called} answered {}", code_name(code))
         } else {
             e.detail().to_string()
         };
@@ -103,7 +101,7 @@ impl ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Self::PayloadTooLarge { limit }
         } else {
-            Self::BadRequest(format!("corpo da requisição ilegível: {rejection}"))
+            Self::BadRequest(format!("request body unreadable: {rejection}"))
         }
     }
 }
@@ -206,12 +204,12 @@ mod tests {
         let e = ApiError::grpc("midia", tonic::Status::unavailable("connection refused"));
         assert_eq!(e.to_string(), "midia: connection refused");
         let e = ApiError::grpc("cursos", tonic::Status::not_found(""));
-        assert_eq!(e.to_string(), "cursos respondeu NOT_FOUND");
+        assert_eq!(e.to_string(), "cursos answered NOT_FOUND");
         let e = ApiError::grpc(
             "cursos",
-            tonic::Status::not_found("usuário 9 não encontrado"),
+            tonic::Status::not_found("id_usuario 9: no such user"),
         );
-        assert_eq!(e.to_string(), "usuário 9 não encontrado");
+        assert_eq!(e.to_string(), "id_usuario 9: no such user");
         // cursos relays that midia did not answer: the gateway names midia, a 504.
         let relayed: tonic::Status =
             PeerError::new("midia", Code::DeadlineExceeded, "no answer within 1s").into();

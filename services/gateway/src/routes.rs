@@ -79,15 +79,15 @@ impl JsonBody {
     fn parse(body: &Bytes) -> Result<Self, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::BadRequest(
-                "corpo JSON ausente: envie um objeto com os campos aula_contexto e duvida".into(),
+                "JSON body missing: send an object with the fields aula_contexto and duvida".into(),
             ));
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(_) => Err(ApiError::BadRequest(
-                "o corpo deve ser um objeto JSON".into(),
+                "the body must be a JSON object".into(),
             )),
-            Err(e) => Err(ApiError::BadRequest(format!("corpo JSON inválido: {e}"))),
+            Err(e) => Err(ApiError::BadRequest(format!("invalid JSON body: {e}"))),
         }
     }
 
@@ -95,15 +95,13 @@ impl JsonBody {
     fn required(&self, field: &str) -> Result<String, ApiError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Err(ApiError::BadRequest(format!(
-                "campo obrigatório ausente: {field}"
+                "{field}: required field missing"
             ))),
             Some(Value::String(s)) if s.trim().is_empty() => Err(ApiError::BadRequest(format!(
-                "campo obrigatório vazio: {field}"
+                "{field}: required field is blank"
             ))),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ApiError::BadRequest(format!(
-                "o campo {field} deve ser texto"
-            ))),
+            Some(_) => Err(ApiError::BadRequest(format!("{field}: must be a string"))),
         }
     }
 
@@ -114,7 +112,7 @@ impl JsonBody {
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
             Some(_) => Err(ApiError::BadRequest(format!(
-                "o campo {field} deve ser texto"
+                "{field}: must be a string or a positive integer"
             ))),
         }
     }
@@ -358,20 +356,20 @@ mod tests {
 
     #[test]
     fn bodies_are_checked_like_the_seed() {
-        assert!(err("").contains("ausente"));
-        assert!(err("{").contains("inválido"));
-        assert!(err("[]").contains("objeto"));
+        assert!(err("").contains("missing"));
+        assert!(err("{").contains("invalid JSON"));
+        assert!(err("[]").contains("object"));
         assert_eq!(
             err(r#"{"duvida":"x"}"#),
-            "campo obrigatório ausente: aula_contexto"
+            "aula_contexto: required field missing"
         );
         assert_eq!(
             err(r#"{"aula_contexto":"a","duvida":" "}"#),
-            "campo obrigatório vazio: duvida"
+            "duvida: required field is blank"
         );
         assert_eq!(
             err(r#"{"aula_contexto":1,"duvida":"x"}"#),
-            "o campo aula_contexto deve ser texto"
+            "aula_contexto: must be a string"
         );
         assert_eq!(err(r#"{"aula_contexto":"a","duvida":"x"}"#), "ok");
     }

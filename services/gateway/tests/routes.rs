@@ -143,7 +143,7 @@ async fn a_missing_body_or_field_is_400_naming_it() {
     for path in ["/chatbot/duvida", "/cursos/tirar_duvida/1"] {
         let (status, body) = app.post(path, "").await;
         assert_eq!(status, 400, "{path}: {body}");
-        assert!(body["erro"].as_str().unwrap().contains("ausente"), "{body}");
+        assert!(body["erro"].as_str().unwrap().contains("missing"), "{body}");
 
         let (status, body) = app.post(path, "{not json").await;
         assert_eq!(status, 400, "{path}: {body}");
@@ -153,12 +153,12 @@ async fn a_missing_body_or_field_is_400_naming_it() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(
             body,
-            json!({ "erro": "campo obrigatório ausente: aula_contexto" })
+            json!({ "erro": "aula_contexto: required field missing" })
         );
 
         let (status, body) = app.post(path, r#"{"aula_contexto": "x"}"#).await;
         assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body, json!({ "erro": "campo obrigatório ausente: duvida" }));
+        assert_eq!(body, json!({ "erro": "duvida: required field missing" }));
     }
     // None of them reached a service.
     assert!(app
@@ -174,7 +174,7 @@ async fn grpc_codes_become_http_statuses() {
     let app = spawn_app(&[]).await;
     let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/999").await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(body["erro"], "usuário 999 não encontrado");
+    assert_eq!(body["erro"], "id_usuario 999: no such user");
     assert_eq!(body["codigo"], "NOT_FOUND");
     assert_eq!(body["servico"], "cursos");
 
@@ -190,7 +190,7 @@ async fn grpc_codes_become_http_statuses() {
 
     let (status, body) = app.get("/nada/aqui").await;
     assert_eq!(status, 404, "{body}");
-    assert_eq!(body["erro"], "rota não encontrada: /nada/aqui");
+    assert_eq!(body["erro"], "no such route: /nada/aqui");
 
     let r = app
         .http

@@ -71,13 +71,13 @@ fn status(servico: &str, message: &str) -> StatusResponse {
 
 fn check_id(field: &str, id: &str, what: &str) -> Result<(), Status> {
     match id {
-        "999" => Err(Status::not_found(format!("{what} {id} não encontrado"))),
+        "999" => Err(Status::not_found(format!("{field} {id}: no such {what}"))),
         // A service at its in-flight limit (AULA_MAX_IN_FLIGHT) sheds the call.
         "888" => Err(Status::resource_exhausted(
             "cursos is handling its limit of 256 calls (AULA_MAX_IN_FLIGHT); retry later",
         )),
         _ if id.parse::<u64>().is_err() => Err(Status::invalid_argument(format!(
-            "{field}: deve ser um inteiro positivo"
+            "{field}: must be a positive integer (got {id:?})"
         ))),
         _ => Ok(()),
     }
@@ -132,7 +132,7 @@ impl CursosService for Fake {
         r: Request<GetUserCoursesRequest>,
     ) -> Result<Response<GetUserCoursesResponse>, Status> {
         self.0.record("cursos.GetUserCourses", &r);
-        check_id("id_usuario", &r.get_ref().id_usuario, "usuário")?;
+        check_id("id_usuario", &r.get_ref().id_usuario, "user")?;
         Ok(Response::new(GetUserCoursesResponse {
             message: format!("Cursos do usuário {}", r.get_ref().id_usuario),
             cursos_inscritos: vec![course()],
@@ -143,7 +143,7 @@ impl CursosService for Fake {
         r: Request<GetCourseMediaRequest>,
     ) -> Result<Response<GetCourseMediaResponse>, Status> {
         self.0.record("cursos.GetCourseMedia", &r);
-        check_id("id_curso", &r.get_ref().id_curso, "curso")?;
+        check_id("id_curso", &r.get_ref().id_curso, "course")?;
         Ok(Response::new(media(&r.get_ref().id_curso)))
     }
     async fn ask_question(
@@ -151,7 +151,7 @@ impl CursosService for Fake {
         r: Request<AskQuestionRequest>,
     ) -> Result<Response<AskQuestionResponse>, Status> {
         self.0.record("cursos.AskQuestion", &r);
-        check_id("id_curso", &r.get_ref().id_curso, "curso")?;
+        check_id("id_curso", &r.get_ref().id_curso, "course")?;
         Ok(Response::new(AskQuestionResponse {
             resposta: format!("Resposta para: {}", r.get_ref().duvida),
             modelo: "offline".into(),
@@ -164,7 +164,7 @@ impl CursosService for Fake {
         r: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
         self.0.record("cursos.SendNotification", &r);
-        check_id("id_usuario", &r.get_ref().id_usuario, "usuário")?;
+        check_id("id_usuario", &r.get_ref().id_usuario, "user")?;
         Ok(Response::new(SendNotificationResponse {
             message: format!("Notificação enviada: {}", r.get_ref().message),
             notificacao_servico: Some(status("notificacoes", "Notificação recebida")),
@@ -249,7 +249,7 @@ impl CparService for Fake {
         r: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
         self.0.record("cpar.NotifySchedule", &r);
-        check_id("id_agendamento", &r.get_ref().id_agendamento, "agendamento")?;
+        check_id("id_agendamento", &r.get_ref().id_agendamento, "appointment")?;
         Ok(Response::new(NotifyScheduleResponse {
             message: "Agendamento notificado".into(),
             id_agendamento: r.get_ref().id_agendamento.clone(),
@@ -367,7 +367,7 @@ impl MidiaConteudoService for Fake {
         r: Request<GetCourseMediaRequest>,
     ) -> Result<Response<GetCourseMediaResponse>, Status> {
         self.0.record("midia.GetMedia", &r);
-        check_id("id_curso", &r.get_ref().id_curso, "curso")?;
+        check_id("id_curso", &r.get_ref().id_curso, "course")?;
         Ok(Response::new(media(&r.get_ref().id_curso)))
     }
     async fn add_media(&self, _: Request<AddMediaRequest>) -> Result<Response<MediaItem>, Status> {
