@@ -11,6 +11,12 @@
 # TLS and per-RPC authorization, exactly as deployed; aula load is a heavier client, so its rates
 # are lower for both). Certificates come from `aula certs`, as a developer's would.
 
+# Every peer address as https: a service with TLS on refuses plaintext peer addresses at start.
+tls_peer_env() {
+    local s
+    for s in "${SERVICES[@]}"; do printf '%s_ADDR=https://localhost:%s ' "${s^^}" "$(port "$s")"; done
+}
+
 bench_mtls() {
     local certs=$WORK/certs
     "$REL/aula" certs --out "$certs" >"$OUT/logs/certs.log"
@@ -20,7 +26,8 @@ bench_mtls() {
     log "mtls: cursos on core $SERVER_CPU in plaintext (:$plain_port) and over TLS (:$tls_port)"
     start cursos "$SERVER_CPU" "$WORK/plain" cursos-plain
     wait_serving cursos
-    start cursos "$SERVER_CPU" "$WORK/tls" cursos-tls \
+    # shellcheck disable=SC2046
+    start cursos "$SERVER_CPU" "$WORK/tls" cursos-tls $(tls_peer_env) \
         AULA_LISTEN="127.0.0.1:$tls_port" AULA_METRICS_LISTEN="127.0.0.1:$((tls_port + 900))" \
         AULA_TLS_CERT="$certs/cursos.crt" AULA_TLS_KEY="$certs/cursos.key" AULA_TLS_CA="$certs/ca.crt" \
         AULA_TLS_CLIENT_AUTH=none
@@ -46,7 +53,8 @@ bench_mtls() {
 
     # Mutual TLS as deployed: the TLS cursos again, now requiring client certificates.
     stop "$START_PID"
-    start cursos "$SERVER_CPU" "$WORK/tls" cursos-mtls \
+    # shellcheck disable=SC2046
+    start cursos "$SERVER_CPU" "$WORK/tls" cursos-mtls $(tls_peer_env) \
         AULA_LISTEN="127.0.0.1:$tls_port" AULA_METRICS_LISTEN="127.0.0.1:$((tls_port + 900))" \
         AULA_TLS_CERT="$certs/cursos.crt" AULA_TLS_KEY="$certs/cursos.key" AULA_TLS_CA="$certs/ca.crt"
     sleep 1

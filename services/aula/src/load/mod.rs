@@ -144,7 +144,7 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         args.duration.as_secs_f64(),
         targets.join(", ")
     );
-    if let Err(e) = all_answer(&mix.targets(), &addr).await {
+    if let Err(e) = all_answer(&mix.targets(), &addr, tls.as_ref()).await {
         eprintln!("aula load: {e:#}");
         return ExitCode::FAILURE;
     }
@@ -212,14 +212,24 @@ pub async fn run(args: LoadArgs) -> ExitCode {
 
 /// Checks that every service the mix calls answers health before any load is sent, so a
 /// stack that is not running is one line at once rather than a table of failures.
-async fn all_answer(targets: &[Target], addr: &dyn Fn(Target) -> String) -> anyhow::Result<()> {
+/// Every target's health, asked over the same transport the load will use (mutual TLS when
+/// `AULA_TLS_*` is set), so a stack that only speaks TLS is not reported down.
+async fn all_answer(
+    targets: &[Target],
+    addr: &dyn Fn(Target) -> String,
+    tls: Option<&aula_runtime::tls::Tls>,
+) -> anyhow::Result<()> {
     let checks = targets.iter().map(|&t| {
         let spec = spec::by_name(t.name()).expect("every target is a service");
         let url = addr(t);
         async move {
-            let answer =
-                aula_runtime::healthcheck::check(&url, spec.grpc_service, Duration::from_secs(2))
-                    .await;
+            let answer = aula_runtime::healthcheck::check_with(
+                &url,
+                spec.grpc_service,
+                tls,
+                Duration::from_secs(2),
+            )
+            .await;
             (t.name(), url, answer)
         }
     });
