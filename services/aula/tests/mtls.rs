@@ -364,3 +364,54 @@ async fn every_chain_between_the_services_works_over_mtls() {
         s.running.stop().await.unwrap();
     }
 }
+
+/// `aula load` against a stack that speaks only mutual TLS: with the operator's `AULA_TLS_*` it
+/// checks health and drives the calls over TLS (it used to report the stack down, asking health
+/// without its certificate).
+#[tokio::test]
+async fn aula_load_drives_a_stack_over_mtls() {
+    let data = tempfile::tempdir().unwrap();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let c = certs_dir.path();
+    certs::write_dir(&certs::WriteOptions {
+        out: c,
+        trust_domain: "aula.test",
+        namespace: "aula",
+        identities: &["cursos", "operator"],
+        validity: Duration::from_secs(86_400),
+        key_mode: 0o600,
+    })
+    .unwrap();
+    let mut env = tls_env(c, "cursos");
+    for peer in ["MIDIA_ADDR", "CHATBOT_ADDR", "NOTIFICACOES_ADDR"] {
+        env.push((peer.into(), closed_url().replace("http:", "https:")));
+    }
+    let cursos = spawn(cursos::service(), data.path(), &env).await.unwrap();
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
+        .args(["load", "--only", "GetUserCourses", "--rate", "100"])
+        .args([
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--max-error-ratio",
+            "0",
+        ])
+        .args(["--json", "-"])
+        .envs(tls_env(c, "operator"))
+        .env("CURSOS_ADDR", &cursos.url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("aula load finishes")
+        .expect("aula load runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "aula load failed:\n{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = &summary["total"];
+    assert!(total["count"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(total["errors"].as_u64(), Some(0), "{summary}");
+    cursos.running.stop().await.unwrap();
+}
