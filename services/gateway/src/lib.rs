@@ -7,6 +7,7 @@
 //! - [`auth`]: tokens at the edge (401 before any call; the token goes on to the services).
 //! - [`server`]: [`Gateway`] (the configured app), [`start`] and [`RunningGateway`] (drain, stop).
 //! - [`routes`]: the REST endpoints and their request checks.
+//! - [`extract`]: the path segment and query string, refused as JSON naming the field.
 //! - [`json`]: protobuf responses as the seed's JSON.
 //! - [`error`]: [`ApiError`], the one mapping of failures (and gRPC codes) to HTTP.
 //! - [`limits`]: body size (413), each client's request rate (429), header timeout.
@@ -23,6 +24,7 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod healthcheck;
 pub mod json;

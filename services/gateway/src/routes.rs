@@ -1,13 +1,18 @@
 //! The seed's REST endpoints, each translated to one gRPC call. Handlers only parse the request,
 //! call, and shape the JSON ([`crate::json`]); every failure is an [`ApiError`].
 
-use crate::{error::ApiError, json, state::AppState};
+use crate::{
+    error::ApiError,
+    extract::{segment, QueryFields, QueryOf, Segment},
+    json,
+    state::AppState,
+};
 use aula_api::{
     AskQuestionRequest, ChatbotDuvidaRequest, Empty, GetCourseMediaRequest, GetUserCoursesRequest,
     NotifyScheduleRequest, RegisterMetricsRequest, SendNotificationRequest,
 };
 use axum::{
-    extract::{rejection::BytesRejection, Path, Query, State},
+    extract::{rejection::BytesRejection, State},
     routing::{get, post},
     Json, Router,
 };
@@ -137,7 +142,8 @@ async fn cursos_status(State(s): State<AppState>) -> Reply {
     Ok(Json(json::status(r.get_ref())))
 }
 
-async fn ver_inscricoes_do_usuario(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+async fn ver_inscricoes_do_usuario(State(s): State<AppState>, id: Segment) -> Reply {
+    let id = segment("id_usuario", id)?;
     let r = s
         .backends
         .cursos()
@@ -147,7 +153,8 @@ async fn ver_inscricoes_do_usuario(State(s): State<AppState>, Path(id): Path<Str
     Ok(Json(json::user_courses(r.get_ref())))
 }
 
-async fn consumir_midia_curso(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+async fn consumir_midia_curso(State(s): State<AppState>, id: Segment) -> Reply {
+    let id = segment("id_curso", id)?;
     let r = s
         .backends
         .cursos()
@@ -157,7 +164,8 @@ async fn consumir_midia_curso(State(s): State<AppState>, Path(id): Path<String>)
     Ok(Json(json::course_media(r.get_ref())))
 }
 
-async fn tirar_duvida(State(s): State<AppState>, Path(id): Path<String>, body: RawBody) -> Reply {
+async fn tirar_duvida(State(s): State<AppState>, id: Segment, body: RawBody) -> Reply {
+    let id = segment("id_curso", id)?;
     let body = JsonBody::parse(&read(&s, body)?)?;
     let request = AskQuestionRequest {
         id_curso: id,
@@ -179,20 +187,22 @@ struct NotificationQuery {
     message: Option<String>,
 }
 
+impl QueryFields for NotificationQuery {
+    const FIELDS: &'static str = "message";
+}
+
 async fn enviar_notificacao(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<NotificationQuery>,
+    id: Segment,
+    QueryOf(q): QueryOf<NotificationQuery>,
 ) -> Reply {
+    let id = segment("id_usuario", id)?;
     send_notification(s, id, q.message).await
 }
 
 /// `POST /cursos/enviar_notificacao/{id}` with `{"message": "..."}` (optional, as `?message=`).
-async fn enviar_notificacao_post(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: RawBody,
-) -> Reply {
+async fn enviar_notificacao_post(State(s): State<AppState>, id: Segment, body: RawBody) -> Reply {
+    let id = segment("id_usuario", id)?;
     let body = JsonBody::parse_optional(&read(&s, body)?)?;
     let message = body.optional("message")?;
     send_notification(s, id, Some(message)).await
@@ -249,14 +259,19 @@ async fn chatbot_duvida(State(s): State<AppState>, body: RawBody) -> Reply {
 /// `POST /chatbot/registrar_metricas/{id}`: the same, with an empty or `{}` JSON body.
 async fn chatbot_registrar_metricas_post(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Segment,
     body: RawBody,
 ) -> Reply {
+    let id = segment("id_interacao", id)?;
     JsonBody::parse_optional(&read(&s, body)?)?;
-    chatbot_registrar_metricas(State(s), Path(id)).await
+    register_metrics(s, id).await
 }
 
-async fn chatbot_registrar_metricas(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+async fn chatbot_registrar_metricas(State(s): State<AppState>, id: Segment) -> Reply {
+    register_metrics(s, segment("id_interacao", id)?).await
+}
+
+async fn register_metrics(s: AppState, id: String) -> Reply {
     let r = s
         .backends
         .chatbot()
@@ -281,14 +296,19 @@ async fn cpar_status(State(s): State<AppState>) -> Reply {
 /// `POST /cpar/notificar_agendamento/{id}`: the same, with an empty or `{}` JSON body.
 async fn cpar_notificar_agendamento_post(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    id: Segment,
     body: RawBody,
 ) -> Reply {
+    let id = segment("id_agendamento", id)?;
     JsonBody::parse_optional(&read(&s, body)?)?;
-    cpar_notificar_agendamento(State(s), Path(id)).await
+    notify_schedule(s, id).await
 }
 
-async fn cpar_notificar_agendamento(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+async fn cpar_notificar_agendamento(State(s): State<AppState>, id: Segment) -> Reply {
+    notify_schedule(s, segment("id_agendamento", id)?).await
+}
+
+async fn notify_schedule(s: AppState, id: String) -> Reply {
     let r = s
         .backends
         .cpar()
@@ -331,7 +351,8 @@ async fn midia_status(State(s): State<AppState>) -> Reply {
     Ok(Json(json::status(r.get_ref())))
 }
 
-async fn midia_get(State(s): State<AppState>, Path(id): Path<String>) -> Reply {
+async fn midia_get(State(s): State<AppState>, id: Segment) -> Reply {
+    let id = segment("id_curso", id)?;
     let r = s
         .backends
         .midia()

@@ -53,11 +53,13 @@ impl Gateway {
             .route("/healthz", get(health::healthz))
             .route("/livez", get(health::livez))
             .route("/readyz", get(health::readyz))
-            .fallback(|req: Request| async move { ApiError::NoRoute(req.uri().path().into()) })
+            .fallback(|req: Request| async move {
+                ApiError::NoRoute(crate::extract::quoted(req.uri().path()))
+            })
             .method_not_allowed_fallback(|req: Request| async move {
                 ApiError::MethodNotAllowed {
-                    method: req.method().to_string(),
-                    path: req.uri().path().into(),
+                    method: crate::extract::quoted(req.method().as_str()),
+                    path: crate::extract::quoted(req.uri().path()),
                 }
             })
             // Bodies over GATEWAY_MAX_BODY are refused (413) while being read.

@@ -192,6 +192,23 @@ async fn grpc_codes_become_http_statuses() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["erro"], "no such route: /nada/aqui");
 
+    // Found by fuzz_gateway.rs: what axum cannot read is JSON naming the field, not its own
+    // plain-text 400; a long path is quoted by a short prefix only.
+    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/%FF%00").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["erro"].as_str().unwrap().starts_with("id_usuario: "),
+        "{body}"
+    );
+    let (status, body) = app
+        .get("/cursos/enviar_notificacao/1?message=a&message=b")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["erro"].as_str().unwrap().contains("message"), "{body}");
+    let (status, body) = app.get(&format!("/nada/{}", "x".repeat(10_000))).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["erro"].as_str().unwrap().len() < 200, "{body}");
+
     let r = app
         .http
         .delete(format!("{}/cursos", app.base))
