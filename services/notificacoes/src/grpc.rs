@@ -39,11 +39,12 @@ impl ServiceError for NotificacoesError {
 }
 aula_runtime::status_from!(NotificacoesError);
 
-/// How old the counts in a status may be. Every `SendNotification` answers with the status,
-/// and counting is a scan of the whole table (99 ms at 2 million rows): so the counts are
-/// loaded at most this often and kept exact in between for this replica's own writes; what
-/// other replicas wrote shows at the next load.
-pub const STATUS_TTL: Duration = Duration::from_secs(10);
+/// How old the counts in a status may be. Every `SendNotification` answers with the status;
+/// reading the counts is one small query (the writes keep them, migration 0002), but one
+/// more round trip to PostgreSQL per call: so they are loaded at most this often and kept
+/// exact in between for this replica's own writes; what other replicas wrote shows at the
+/// next load.
+pub const STATUS_TTL: Duration = Duration::from_secs(1);
 
 /// `services.NotificacoesService`.
 pub struct NotificacoesGrpc {

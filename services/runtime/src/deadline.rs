@@ -6,12 +6,13 @@
 //! [`crate::peers::PeerChannel`] reads it back with [`remaining`]. Work spawned onto other tasks
 //! does not inherit it (it is no longer part of the call).
 
+use futures::future::Either;
 use std::{
     future::Future,
-    pin::Pin,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
+use tokio::task::futures::TaskLocalFuture;
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -25,7 +26,7 @@ pub fn remaining() -> Option<Duration> {
 }
 
 /// Runs `fut` as part of a call that must finish by `deadline`.
-pub fn scope<F: Future>(deadline: Instant, fut: F) -> impl Future<Output = F::Output> {
+pub fn scope<F: Future>(deadline: Instant, fut: F) -> TaskLocalFuture<Instant, F> {
     DEADLINE.scope(deadline, fut)
 }
 
@@ -80,11 +81,11 @@ pub struct DeadlineService<S> {
 impl<S, B> tower_service::Service<http::Request<B>> for DeadlineService<S>
 where
     S: tower_service::Service<http::Request<B>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    // The inner future itself, not a box: this runs on every call.
+    type Future = Either<S::Future, TaskLocalFuture<Instant, S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -98,8 +99,8 @@ where
             .map(|t| Instant::now() + t);
         let fut = self.inner.call(req);
         match deadline {
-            Some(d) => Box::pin(scope(d, fut)),
-            None => Box::pin(fut),
+            Some(d) => Either::Right(scope(d, fut)),
+            None => Either::Left(fut),
         }
     }
 }

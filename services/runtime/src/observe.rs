@@ -14,10 +14,9 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
     time::Instant,
 };
-use tracing::Instrument;
 
 /// The kind of each method, by path (`/services.CursosService/GetStatus`).
 #[derive(Clone)]
@@ -122,83 +121,113 @@ pub struct ServerService<S> {
     layer: ServerLayer,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ServerService<S>
 where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    ResBody: Body<Data = Bytes>,
 {
     type Response = http::Response<ObservedBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+    type Future = ObservedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path().to_string();
-        let method = self.layer.table.get(&path).clone();
-        let (svc, name) = split_path(&path);
-        // Plain `&str` values, not `%` (Display): the OpenTelemetry layer copies a string
-        // directly but runs a formatter for a Display value, on every request.
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = path.trim_start_matches('/'),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = svc,
-            rpc.method = name,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
-        );
-        telemetry::set_parent_from(&span, req.headers());
+        // Borrowed from the request: the span copies what it keeps, and the metric handles
+        // were registered per method at start, so nothing here allocates a label.
+        let path = req.uri().path();
+        let method = self.layer.table.get(path).clone();
+        let span = if telemetry::wants_span(req.headers()) {
+            let (svc, name) = split_path(path);
+            // Plain `&str` values, not `%` (Display): the OpenTelemetry layer copies a string
+            // directly but runs a formatter for a Display value, on every request.
+            let span = tracing::info_span!(
+                "grpc.server",
+                otel.name = path.trim_start_matches('/'),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = svc,
+                rpc.method = name,
+                rpc.grpc.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            );
+            telemetry::set_parent_from(&span, req.headers());
+            span
+        } else {
+            tracing::Span::none()
+        };
         method.started();
         method.msg_received();
         let start = Instant::now();
-        let metrics = self.layer.metrics.clone();
         // Take the service that was driven to readiness; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let fut = metrics
-            .scope_future(inner.call(req))
-            .instrument(span.clone());
-        Box::pin(async move {
-            let response = fut.await?;
-            let (parts, body) = response.into_parts();
-            // A trailers-only response (every error tonic returns) has its status in the headers.
-            let status = parts
-                .headers
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
-            let state = CallState {
+        ObservedFuture {
+            inner: inner.call(req),
+            state: Some(CallState {
                 method,
                 start,
                 span,
-                metrics: Some(metrics),
+                metrics: Some(self.layer.metrics.clone()),
                 side: Side::Server,
-            };
-            let mut observed = ObservedBody {
-                inner: body,
-                state: Some(state),
-            };
-            if let Some(code) = status {
-                observed.finish(code);
-            }
-            Ok(http::Response::from_parts(parts, observed))
-        })
+            }),
+        }
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The handler's future, polled inside the call's span with the service's registry as
+    /// the thread-local recorder; its response comes out wrapped in an [`ObservedBody`].
+    pub struct ObservedFuture<F> {
+        #[pin]
+        inner: F,
+        state: Option<CallState>,
+    }
+}
+
+impl<F, B, E> Future for ObservedFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    B: Body<Data = Bytes>,
+{
+    type Output = Result<http::Response<ObservedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let state = this.state.as_ref().expect("polled after completion");
+        let polled = {
+            let _enter = state.span.enter();
+            let inner = this.inner;
+            match &state.metrics {
+                Some(m) => metrics::with_local_recorder(m.recorder(), || inner.poll(cx)),
+                None => inner.poll(cx),
+            }
+        };
+        // An error drops the call's state unrecorded: the connection is failing, no status.
+        let response = ready!(polled);
+        let state = this.state.take().expect("polled after completion");
+        let (parts, body) = response?.into_parts();
+        // A trailers-only response (every error tonic returns) has its status in the headers.
+        let status = parts
+            .headers
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+        let mut observed = ObservedBody {
+            inner: body,
+            state: Some(state),
+        };
+        if let Some(code) = status {
+            observed.finish(code);
+        }
+        Poll::Ready(Ok(http::Response::from_parts(parts, observed)))
+    }
+}
+
+/// One call being observed, until its status is known.
 struct CallState {
     method: Arc<MethodMetrics>,
     start: Instant,

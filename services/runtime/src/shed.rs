@@ -19,7 +19,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -78,18 +78,14 @@ pub struct ShedService<S> {
     layer: ShedLayer,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ShedService<S>
 where
     S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default,
 {
     type Response = http::Response<HeldBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+    type Future = ShedFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -98,31 +94,78 @@ where
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         let path = req.uri().path();
         if path.starts_with(HEALTH_PREFIX) {
-            let fut = self.inner.call(req);
-            return Box::pin(async move { fut.await.map(|r| r.map(HeldBody::free)) });
+            return ShedFuture::Admitted {
+                inner: self.inner.call(req),
+                place: None,
+                until_headers: true,
+            };
         }
         let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
         let layer = &self.layer.inner;
         let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
             layer.shed.increment(1);
             let response = shed_response(layer.service, layer.limit).map(HeldBody::free);
-            return Box::pin(std::future::ready(Ok(response)));
+            return ShedFuture::Shed {
+                response: Some(response),
+            };
         };
         layer.in_flight.increment(1.0);
         let place = Place {
             _permit: permit,
             in_flight: layer.in_flight.clone(),
         };
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let response = oversized_is_resource_exhausted(fut.await?);
-            Ok(if until_headers {
-                drop(place);
-                response.map(HeldBody::free)
-            } else {
-                response.map(|body| HeldBody::holding(body, place))
-            })
-        })
+        ShedFuture::Admitted {
+            inner: self.inner.call(req),
+            place: Some(place),
+            until_headers,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a call through the layer: a plain state machine rather than a boxed
+    /// `async` block, since every call goes through it.
+    #[project = ShedFutureProj]
+    pub enum ShedFuture<F, B> {
+        /// Admitted, holding its place (health: none).
+        Admitted {
+            #[pin]
+            inner: F,
+            place: Option<Place>,
+            until_headers: bool,
+        },
+        /// Answered RESOURCE_EXHAUSTED at once.
+        Shed { response: Option<http::Response<HeldBody<B>>> },
+    }
+}
+
+impl<F, B, E> Future for ShedFuture<F, B>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<HeldBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ShedFutureProj::Shed { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+            ShedFutureProj::Admitted {
+                inner,
+                place,
+                until_headers,
+            } => {
+                // An error drops the place with the future.
+                let response = oversized_is_resource_exhausted(ready!(inner.poll(cx))?);
+                let place = place.take();
+                Poll::Ready(Ok(if *until_headers {
+                    drop(place);
+                    response.map(HeldBody::free)
+                } else {
+                    response.map(|inner| HeldBody { inner, place })
+                }))
+            }
+        }
     }
 }
 
@@ -136,7 +179,7 @@ const HELD_UNTIL_HEADERS: &[&str] = &[
 ];
 
 /// A call's place among the in-flight ones.
-struct Place {
+pub struct Place {
     _permit: OwnedSemaphorePermit,
     in_flight: Gauge,
 }
@@ -160,13 +203,6 @@ pin_project_lite::pin_project! {
 impl<B> HeldBody<B> {
     fn free(inner: B) -> Self {
         Self { inner, place: None }
-    }
-
-    fn holding(inner: B, place: Place) -> Self {
-        Self {
-            inner,
-            place: Some(place),
-        }
     }
 }
 

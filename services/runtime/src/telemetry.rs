@@ -81,6 +81,10 @@ impl Telemetry {
         if installed {
             opentelemetry::global::set_tracer_provider(provider.clone());
             LOG_IDS.store(logs_spans, std::sync::atomic::Ordering::Relaxed);
+            SPANS_USED.store(
+                exporting || logs_spans,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
         Ok(Self {
             provider: (installed && exporting).then_some(provider),
@@ -239,6 +243,19 @@ pub fn set_parent_traceparent(span: &tracing::Span, traceparent: &str) {
 /// Whether the installed log filter shows request spans (see [`Telemetry::init`]); true until
 /// a subscriber is installed.
 static LOG_IDS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether a request span with no incoming trace context has any use: spans are exported, or
+/// the log shows them. True until a subscriber is installed.
+static SPANS_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether the server span of a request with these headers is worth building. With no
+/// exporter and request spans hidden from the log (`RUST_LOG=warn`), a span is built, sampled
+/// and dropped on every call with nothing ever reading it; unless the caller sent a
+/// `traceparent`, which must still reach the services this call calls (their client spans
+/// carry it on).
+pub fn wants_span(headers: &http::HeaderMap) -> bool {
+    SPANS_USED.load(std::sync::atomic::Ordering::Relaxed) || headers.contains_key("traceparent")
+}
 
 /// Records `trace_id`/`span_id` on a span that declared them, so every log line inside it
 /// carries them.

@@ -6,6 +6,7 @@ use super::{
     Caller, Grant, SERVICE_HEADER,
 };
 use crate::{identity::ServiceIdentity, metrics::Metrics};
+use futures::future::Either;
 use metrics::Label;
 use std::{
     collections::HashMap,
@@ -197,7 +198,9 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    /// Auth off, or a public method: the inner future as it is (no box on every call).
+    type Future =
+        Either<S::Future, Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -205,18 +208,18 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let Some(shared) = self.shared.clone() else {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         };
-        let path = req.uri().path().to_string();
-        let rule = policy::rule_for(&path);
+        let rule = policy::rule_for(req.uri().path());
         if rule == Some(Rule::Public) {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         }
+        let path = req.uri().path().to_string();
         // The ready service handles this call; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let presented = Presented::of(&req);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let method = path.trim_start_matches('/');
             let caller = match shared.authenticate(presented).await {
                 Ok(c) => c,
@@ -247,6 +250,6 @@ where
                 Some(t) => super::scope(t, inner.call(req)).await,
                 None => inner.call(req).await,
             }
-        })
+        }))
     }
 }
