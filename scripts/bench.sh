@@ -10,7 +10,9 @@
 #   5. the AskQuestion chain (cursos -> chatbot -> insights) flat out with `aula load`;
 #   6. the whole mix flat out, then peak RSS of each service;
 #   7. the cost of tracing at 10% sampling (OTLP to an in-process sink, examples/otlp_sink.rs);
-#   8. image sizes, when `docker images aula/*` has any.
+#   8. image sizes, when `docker images aula/*` has any;
+#   9. GetUserCourses on PostgreSQL, the gateway, and the cost of data (scripts/bench-data.sh:
+#      the modes postgres, gateway and data below, in that order).
 # Results: target/bench/results.tsv (key, value) and target/bench/summary.md; logs next to them.
 #
 # Validity (#16): every round of 3. measures the floor too, and the run is INVALID when any
@@ -30,16 +32,23 @@
 #                               (scripts/bench-mtls.sh)
 #   scripts/bench.sh flags      GetUserCourses without a flags file vs every fault flag off
 #                               (scripts/bench-flags.sh, #19)
+#   scripts/bench.sh postgres   GetUserCourses on PostgreSQL (on the other core): throughput,
+#                               p99 at half of it (scripts/bench-data.sh, #16)
+#   scripts/bench.sh gateway    GET /cursos/ver_inscricoes_do_usuario/1 through the gateway:
+#                               throughput, p99 at half, the p50 it adds over direct gRPC
+#   scripts/bench.sh data       p50 of five calls on demo data vs 1M enrolments and 2M
+#                               notifications (scripts/seed.sh), SQLite and PostgreSQL
 #
 # Knobs (environment): BENCH_SECONDS (10) per h2load measurement, BENCH_ROUNDS (3),
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
 # BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PORT_BASE (51000), BENCH_OUT (target/bench),
 # BENCH_WARMUP_SECONDS (5) of untimed load on each server before the rounds of 3.,
-# BENCH_SKIP_BUILD=1 to reuse the binaries in target/release (callgrind: target/profiling, or
-# BENCH_BIN_DIR), BENCH_MAX_LOAD (0.3) the 1-minute
+# BENCH_SKIP_BUILD=1 to reuse the binaries in target/release (callgrind: target/profiling), or
+# in BENCH_BIN_DIR (e.g. target/debug, for a quick check that a mode runs), BENCH_MAX_LOAD (0.3) the 1-minute
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio.
 #
-# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls|flags]; --help prints this.
+# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls|flags|postgres|gateway|data];
+# --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,8 +58,8 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --force) FORCE=1 ;;
-        all | callgrind | overload | streams | mtls | flags) MODE=$arg ;;
-        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls, flags; --force, --help)" >&2; exit 2 ;;
+        all | callgrind | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -63,13 +72,14 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 BASE=${BENCH_PORT_BASE:-51000}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 [ "$MODE" = all ] || OUT=$OUT/$MODE
-REL=$ROOT/target/release
+REL=${BENCH_BIN_DIR:-$ROOT/target/release}
 SERVICES=(cursos chatbot cpar notificacoes insights midia)
 
 mkdir -p "$OUT/logs"
 : >"$OUT/results.tsv"
 WORK=$(mktemp -d)
 PIDS=()
+CLEANUPS=() # functions to run at exit (a PostgreSQL cluster to stop)
 
 log() { printf '\n== %s\n' "$*" >&2; }
 result() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/results.tsv"; printf '   %-40s %s\n' "$1" "$2" >&2; }
@@ -77,6 +87,7 @@ result() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/results.tsv"; printf '   %-40s %s
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for f in "${CLEANUPS[@]}"; do "$f" || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -148,9 +159,12 @@ else
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
         log "building release binaries"
         cargo build --release --bins --examples -p aula
-        cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia
+        cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia -p gateway
     fi
-    BINARIES=("${SERVICES[@]}" aula examples/floor examples/otlp_sink)
+    case "$MODE" in
+        postgres | gateway | data) BINARIES=(cursos notificacoes gateway aula) ;;
+        *) BINARIES=("${SERVICES[@]}" aula gateway examples/floor examples/otlp_sink) ;;
+    esac
 fi
 for b in "${BINARIES[@]}"; do
     [ -x "$REL/$b" ] || { echo "bench: $REL/$b missing; build first" >&2; exit 1; }
@@ -243,7 +257,12 @@ if [ "$MODE" != all ]; then
     . "$ROOT/scripts/bench-mtls.sh"
     # shellcheck source=scripts/bench-flags.sh
     . "$ROOT/scripts/bench-flags.sh"
+    # shellcheck source=scripts/bench-data.sh
+    . "$ROOT/scripts/bench-data.sh"
     "bench_$MODE"
+    case "$MODE" in
+        postgres | gateway | data) bench_more_summary | tee "$OUT/summary.md" ;;
+    esac
     exit 0
 fi
 
@@ -454,6 +473,11 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     done
 fi
 
+# ---------------------------------------------------------------- 9. PostgreSQL, gateway, data
+# shellcheck source=scripts/bench-data.sh
+. "$ROOT/scripts/bench-data.sh"
+bench_more
+
 # ---------------------------------------------------------------- summary
 python3 - "$OUT/results.tsv" "$OUT/summary.md" "$SECS" "$ROUNDS" "$CLIENTS" "$STREAMS" <<'EOF'
 import statistics, sys
@@ -561,3 +585,4 @@ lines.extend(verdicts)
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
+bench_more_summary | tee -a "$OUT/summary.md"

@@ -2,6 +2,8 @@
 # Installs Debian's PostgreSQL if needed and starts a throwaway cluster on 127.0.0.1 for the
 # test suite. Prints the URL to use as AULA_TEST_DATABASE_URL (or DATABASE_URL) on stdout.
 #   PGPORT_AULA=55432 scripts/start-postgres.sh
+# PGDATA_AULA (default /tmp/aula-pg) is the cluster's directory; PG_FSYNC=on keeps fsync on
+# (benchmarks: a deployment's durability), the tests' default is off.
 set -euo pipefail
 port=${PGPORT_AULA:-55432}
 data=${PGDATA_AULA:-/tmp/aula-pg}
@@ -21,7 +23,7 @@ if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
   as_pg "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off" start >&2
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=${PG_FSYNC:-off}" start >&2
 fi
 as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='aula'" | grep -q 1 ||
   as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -c "CREATE DATABASE aula" >/dev/null
