@@ -43,6 +43,7 @@
 # BENCH_CLIENTS (16) h2load connections, BENCH_STREAMS (10) streams per connection,
 # BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1), BENCH_PORT_BASE (51000), BENCH_OUT (target/bench),
 # BENCH_WARMUP_SECONDS (5) of untimed load on each server before the rounds of 3.,
+# BENCH_MORE=0 to leave out 9. (PostgreSQL, gateway, data: ~10 min) from `all`,
 # BENCH_SKIP_BUILD=1 to reuse the binaries in target/release (callgrind: target/profiling), or
 # in BENCH_BIN_DIR (e.g. target/debug, for a quick check that a mode runs), BENCH_MAX_LOAD (0.3) the 1-minute
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio.
@@ -476,7 +477,11 @@ fi
 # ---------------------------------------------------------------- 9. PostgreSQL, gateway, data
 # shellcheck source=scripts/bench-data.sh
 . "$ROOT/scripts/bench-data.sh"
-bench_more
+if [ "${BENCH_MORE:-1}" = 1 ]; then
+    bench_more
+else
+    log "9. skipped (BENCH_MORE=0): run scripts/bench.sh postgres, gateway and data on their own"
+fi
 
 # ---------------------------------------------------------------- summary
 python3 - "$OUT/results.tsv" "$OUT/summary.md" "$SECS" "$ROUNDS" "$CLIENTS" "$STREAMS" <<'EOF'
