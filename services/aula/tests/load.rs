@@ -1,5 +1,6 @@
-//! `aula load` against the six real services, started in this process on ephemeral ports: a
-//! short run at a modest rate must exercise every RPC of the mix and see no error.
+//! `aula load` against the six real services and the gateway, started in this process on
+//! ephemeral ports: a short run at a modest rate must exercise every RPC of the mix, the streams
+//! and (`--gateway`) the gateway's routes, and see no error.
 
 use aula_runtime::testing::{spawn, TestService};
 use std::time::Duration;
@@ -26,6 +27,14 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
     )
     .await;
     let all: [&TestService; 6] = [&cursos, &chatbot, &cpar, &notificacoes, &insights, &midia];
+    let mut env = aula_runtime::Env::from_pairs([("GATEWAY_DRAIN_DELAY", "0s")]);
+    for (k, v) in all.iter().map(|s| s.addr_var()) {
+        env.set(k, v);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gateway::start(&env, listener, None)
+        .await
+        .expect("gateway starts");
 
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
         .args([
@@ -36,6 +45,9 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
             "2s",
             "--warmup",
             "0s",
+            "--gateway",
+            "--gateway-url",
+            &format!("http://{}", gw.addr()),
         ])
         // `--json -`: the summary on stdout, the table on stderr.
         .args([
@@ -89,6 +101,13 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
         "notificacoes.GetStatus",
         "insights.GetStatus",
         "midia.GetStatus",
+        "notificacoes.SubscribeNotifications",
+        "chatbot.ResolveDuvidaStream",
+        "gateway GET /cursos",
+        "gateway GET /cursos/ver_inscricoes_do_usuario/{id}",
+        "gateway GET /cursos/consumir_midia_curso/{id}",
+        "gateway GET /midia_conteudo/{id}",
+        "gateway POST /chatbot/duvida",
     ] {
         assert!(
             names.contains(&expected),
@@ -115,4 +134,33 @@ async fn the_whole_mix_runs_against_the_real_services_without_errors() {
     for s in all {
         s.running.drain();
     }
+}
+
+/// The gateway is checked before any load, like the services: nothing there is one line at
+/// once naming it, not a run of failures.
+#[tokio::test]
+async fn a_gateway_that_does_not_answer_stops_the_run_at_once() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
+        .args(["load", "--only", "gateway", "--gateway-url"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("aula load gives up at once")
+        .expect("aula load runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("gateway") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
 }

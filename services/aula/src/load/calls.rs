@@ -1,9 +1,11 @@
 //! The calls: generated clients on tonic channels, and the request each RPC of the mix sends.
 //!
 //! Requests look like a real user's: random users 1000..1999 (a range of their own, so load
-//! never touches the demo users' data), courses 1..5, schedules in the future.
+//! never touches the demo users' data), courses 1..5, schedules in the future. The gateway's
+//! routes go over HTTP (reqwest, a pool of keep-alive connections), its answers mapped back to
+//! the gRPC code behind them so the report counts them alike.
 
-use super::mix::{Rpc, Target};
+use super::mix::{Route, Rpc, Target};
 use aula_api::{
     chatbot_service_client::ChatbotServiceClient, cpar_service_client::CparServiceClient,
     cursos_service_client::CursosServiceClient, insights_service_client::InsightsServiceClient,
@@ -18,9 +20,14 @@ use rand::{rngs::StdRng, Rng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::transport::{Channel, Endpoint};
 
-/// One connection to each service.
+/// One connection to each service (and a client for the gateway).
 #[derive(Clone)]
 pub struct Conn {
+    http: reqwest::Client,
+    /// The gateway's base URL, `http://host:port`.
+    gateway: String,
+    /// The whole of a streaming call (the channels bound each unary call themselves).
+    timeout: Duration,
     cursos: CursosServiceClient<Channel>,
     chatbot: ChatbotServiceClient<Channel>,
     cpar: CparServiceClient<Channel>,
@@ -64,7 +71,15 @@ impl Conn {
                 timeout: Duration::from_secs(3),
             }))
         };
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| anyhow::anyhow!("the HTTP client for the gateway: {e}"))?;
         Ok(Self {
+            http,
+            gateway: addrs(Target::Gateway).trim_end_matches('/').to_string(),
+            timeout,
             cursos: CursosServiceClient::new(channel(Target::Cursos)?),
             chatbot: ChatbotServiceClient::new(channel(Target::Chatbot)?),
             cpar: CparServiceClient::new(channel(Target::Cpar)?),
@@ -169,8 +184,142 @@ impl Conn {
                 Target::Notificacoes => self.notificacoes.get_status(Empty {}).await.map(drop),
                 Target::Insights => self.insights.get_status(Empty {}).await.map(drop),
                 Target::Midia => self.midia.get_status(Empty {}).await.map(drop),
+                Target::Gateway => self.route(Route::CursosStatus, rng).await,
             },
+            Rpc::SubscribeNotifications => {
+                let within = self.timeout;
+                tokio::time::timeout(within, self.delivery(rng))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(tonic::Status::deadline_exceeded(format!(
+                            "the notification did not arrive on the stream within {within:?}"
+                        )))
+                    })
+            }
+            Rpc::ResolveDuvidaStream => {
+                let q = question(rng);
+                let req = ChatbotDuvidaRequest {
+                    aula_contexto: q.aula_contexto,
+                    duvida: q.duvida,
+                    id_curso: q.id_curso,
+                    id_usuario: q.id_usuario,
+                    ..Default::default()
+                };
+                let within = self.timeout;
+                let read = async {
+                    let mut chunks = self.chatbot.resolve_duvida_stream(req).await?.into_inner();
+                    while chunks.message().await?.is_some() {}
+                    Ok(())
+                };
+                tokio::time::timeout(within, read)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(tonic::Status::deadline_exceeded(format!(
+                            "the answer's stream did not end within {within:?}"
+                        )))
+                    })
+            }
+            Rpc::Http(route) => self.route(route, rng).await,
         }
+    }
+
+    /// Subscribes as a load user, sends that user a notification with a token of its own, and
+    /// waits for it on the stream. The subscription is registered before the answer's headers
+    /// come back, so the notification cannot slip by before it; others to the same user
+    /// (another worker's) are skipped.
+    async fn delivery(&mut self, rng: &mut StdRng) -> Result<(), tonic::Status> {
+        let id_usuario = user(rng);
+        let token = format!("aula load {:016x}", rng.random::<u64>());
+        let mut stream = self
+            .notificacoes
+            .subscribe_notifications(SubscribeNotificationsRequest {
+                id_usuario: id_usuario.clone(),
+            })
+            .await?
+            .into_inner();
+        self.notificacoes
+            .send_notification(SendNotificationRequest {
+                id_usuario,
+                message: token.clone(),
+                ..Default::default()
+            })
+            .await?;
+        while let Some(n) = stream.message().await? {
+            if n.message == token {
+                return Ok(());
+            }
+        }
+        Err(tonic::Status::unavailable(
+            "the stream ended before the notification arrived",
+        ))
+    }
+
+    /// One request to a gateway route; a non-2xx answer is the gRPC code behind it.
+    async fn route(&self, route: Route, rng: &mut StdRng) -> Result<(), tonic::Status> {
+        let base = &self.gateway;
+        let request = match route {
+            Route::CursosStatus => self.http.get(format!("{base}/cursos")),
+            Route::UserCourses => self.http.get(format!(
+                "{base}/cursos/ver_inscricoes_do_usuario/{}",
+                user(rng)
+            )),
+            Route::CourseMedia => self.http.get(format!(
+                "{base}/cursos/consumir_midia_curso/{}",
+                course(rng)
+            )),
+            Route::Media => self
+                .http
+                .get(format!("{base}/midia_conteudo/{}", course(rng))),
+            Route::Question => {
+                let q = question(rng);
+                self.http
+                    .post(format!("{base}/chatbot/duvida"))
+                    .json(&serde_json::json!({
+                        "aula_contexto": q.aula_contexto,
+                        "duvida": q.duvida,
+                        "id_curso": q.id_curso,
+                        "id_usuario": q.id_usuario,
+                    }))
+            }
+        };
+        let response = request.send().await.map_err(|e| {
+            let code = if e.is_timeout() {
+                tonic::Code::DeadlineExceeded
+            } else {
+                tonic::Code::Unavailable
+            };
+            tonic::Status::new(code, format!("gateway {}: {e}", route.label()))
+        })?;
+        let status = response.status();
+        // The body is read so the connection goes back to the pool for the next request.
+        let _ = response.bytes().await;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(tonic::Status::new(
+            grpc_code(status.as_u16()),
+            format!("gateway {}: HTTP {status}", route.label()),
+        ))
+    }
+}
+
+/// The gRPC code an HTTP status of the gateway stands for (its README's table, read backwards).
+fn grpc_code(status: u16) -> tonic::Code {
+    use tonic::Code;
+    match status {
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::AlreadyExists,
+        422 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        499 => Code::Cancelled,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        504 => Code::DeadlineExceeded,
+        500 => Code::Internal,
+        _ => Code::Unknown,
     }
 }
 
@@ -236,6 +385,24 @@ mod tests {
         }
         let q = question(&mut rng);
         assert!(!q.duvida.is_empty() && !q.aula_contexto.is_empty() && !q.id_usuario.is_empty());
+    }
+
+    #[test]
+    fn gateway_statuses_map_back_to_their_codes() {
+        use tonic::Code;
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::ResourceExhausted,
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Internal,
+            Code::FailedPrecondition,
+        ] {
+            let http = gateway::error::http_status(code).as_u16();
+            assert_eq!(grpc_code(http), code, "HTTP {http}");
+        }
+        assert_eq!(grpc_code(418), Code::Unknown);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! one shared counter. Any run of `total weight` consecutive requests therefore calls each RPC
 //! exactly its weight's number of times, spread out rather than in bursts, so even a short run
 //! exercises the rare RPCs.
+//!
+//! The default mix is gRPC, unary and streaming; `--gateway` adds the REST gateway's routes
+//! (HTTP, each one gRPC call behind it), which `--only gateway` (or a route's path) picks alone.
 
 use std::fmt;
 
@@ -17,6 +20,8 @@ pub enum Target {
     Notificacoes,
     Insights,
     Midia,
+    /// The REST gateway (HTTP).
+    Gateway,
 }
 
 impl Target {
@@ -28,6 +33,7 @@ impl Target {
             Target::Notificacoes => "notificacoes",
             Target::Insights => "insights",
             Target::Midia => "midia",
+            Target::Gateway => "gateway",
         }
     }
 }
@@ -49,6 +55,41 @@ pub enum Rpc {
     ListSchedules,
     NotifySchedule,
     GetStatus(Target),
+    /// Streaming: subscribe as a user, send that user a notification, wait for it on the stream
+    /// (the latency is the delivery's, subscription included).
+    SubscribeNotifications,
+    /// Streaming: a question answered in chunks, read to the end.
+    ResolveDuvidaStream,
+    /// A route of the REST gateway.
+    Http(Route),
+}
+
+/// The gateway routes `aula load --gateway` drives: the seed's reads and a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    /// `GET /cursos` (CursosService/GetStatus).
+    CursosStatus,
+    /// `GET /cursos/ver_inscricoes_do_usuario/{id}` (GetUserCourses).
+    UserCourses,
+    /// `GET /cursos/consumir_midia_curso/{id}` (GetCourseMedia, cursos -> midia).
+    CourseMedia,
+    /// `GET /midia_conteudo/{id}` (GetMedia).
+    Media,
+    /// `POST /chatbot/duvida` (ResolveDuvida).
+    Question,
+}
+
+impl Route {
+    /// The route as the gateway's README lists it: its `--only` name and report label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::CursosStatus => "GET /cursos",
+            Route::UserCourses => "GET /cursos/ver_inscricoes_do_usuario/{id}",
+            Route::CourseMedia => "GET /cursos/consumir_midia_curso/{id}",
+            Route::Media => "GET /midia_conteudo/{id}",
+            Route::Question => "POST /chatbot/duvida",
+        }
+    }
 }
 
 impl Rpc {
@@ -64,7 +105,9 @@ impl Rpc {
             | Rpc::AskQuestion
             | Rpc::SendNotification => Target::Cursos,
             Rpc::GetMedia => Target::Midia,
-            Rpc::ListNotifications => Target::Notificacoes,
+            Rpc::ListNotifications | Rpc::SubscribeNotifications => Target::Notificacoes,
+            Rpc::ResolveDuvidaStream => Target::Chatbot,
+            Rpc::Http(_) => Target::Gateway,
             Rpc::CreateSchedule | Rpc::ListSchedules | Rpc::NotifySchedule => Target::Cpar,
             Rpc::GetStatus(t) => t,
         }
@@ -87,21 +130,30 @@ impl Rpc {
             Rpc::ListSchedules => "ListSchedules",
             Rpc::NotifySchedule => "NotifySchedule",
             Rpc::GetStatus(_) => "GetStatus",
+            Rpc::SubscribeNotifications => "SubscribeNotifications",
+            Rpc::ResolveDuvidaStream => "ResolveDuvidaStream",
+            Rpc::Http(route) => route.label(),
         }
     }
 
     /// Whether `--only` names this RPC: by method (`GetStatus` is all six) or by
-    /// `service.Method` (`cursos.GetStatus`), ignoring case.
+    /// `service.Method` (`cursos.GetStatus`); a gateway route by its path (`GET /cursos`) or
+    /// all of them by `gateway`. Case is ignored.
     pub fn matches(self, name: &str) -> bool {
         let name = name.trim();
-        name.eq_ignore_ascii_case(self.method()) || name.eq_ignore_ascii_case(&self.to_string())
+        name.eq_ignore_ascii_case(self.method())
+            || name.eq_ignore_ascii_case(&self.to_string())
+            || (matches!(self, Rpc::Http(_)) && name.eq_ignore_ascii_case("gateway"))
     }
 }
 
 impl fmt::Display for Rpc {
-    /// `service.Method`, the label of the reports.
+    /// `service.Method` (`gateway GET /cursos` for a route), the label of the reports.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.target().name(), self.method())
+        match self {
+            Rpc::Http(route) => write!(f, "gateway {}", route.label()),
+            _ => write!(f, "{}.{}", self.target().name(), self.method()),
+        }
     }
 }
 
@@ -127,6 +179,17 @@ pub const DEFAULT_WEIGHTS: &[(Rpc, u32)] = &[
     (Rpc::GetStatus(Target::Notificacoes), 1),
     (Rpc::GetStatus(Target::Insights), 1),
     (Rpc::GetStatus(Target::Midia), 1),
+    (Rpc::SubscribeNotifications, 2),
+    (Rpc::ResolveDuvidaStream, 1),
+];
+
+/// The gateway's share, added by `--gateway`: what a browser or app on the REST API sends.
+pub const GATEWAY_WEIGHTS: &[(Rpc, u32)] = &[
+    (Rpc::Http(Route::UserCourses), 6),
+    (Rpc::Http(Route::CourseMedia), 3),
+    (Rpc::Http(Route::Media), 3),
+    (Rpc::Http(Route::CursosStatus), 1),
+    (Rpc::Http(Route::Question), 1),
 ];
 
 /// A weighted mix, laid out as a sequence of slots.
@@ -181,19 +244,22 @@ impl Mix {
         Ok(Self { weights, slots })
     }
 
-    /// The default mix, restricted to the RPCs `only` names (all of them when `only` is empty).
-    pub fn restricted(only: &[String]) -> Result<Self, MixError> {
+    /// The default mix (with the gateway's routes when `gateway`), or only the RPCs and
+    /// routes `only` names (a route named there needs no `gateway`).
+    pub fn restricted(only: &[String], gateway: bool) -> Result<Self, MixError> {
+        let all = || DEFAULT_WEIGHTS.iter().chain(GATEWAY_WEIGHTS).copied();
         if only.is_empty() {
-            return Self::new(DEFAULT_WEIGHTS);
+            let chosen: Vec<(Rpc, u32)> = all()
+                .filter(|(r, _)| gateway || !matches!(r, Rpc::Http(_)))
+                .collect();
+            return Self::new(&chosen);
         }
         for name in only {
-            if !DEFAULT_WEIGHTS.iter().any(|(r, _)| r.matches(name)) {
+            if !all().any(|(r, _)| r.matches(name)) {
                 return Err(MixError::Unknown(name.clone(), known_names()));
             }
         }
-        let chosen: Vec<(Rpc, u32)> = DEFAULT_WEIGHTS
-            .iter()
-            .copied()
+        let chosen: Vec<(Rpc, u32)> = all()
             .filter(|(r, _)| only.iter().any(|n| r.matches(n)))
             .collect();
         Self::new(&chosen)
@@ -230,6 +296,8 @@ impl Mix {
 fn known_names() -> String {
     let mut names: Vec<&str> = DEFAULT_WEIGHTS.iter().map(|(r, _)| r.method()).collect();
     names.dedup();
+    names.push("gateway");
+    names.extend(GATEWAY_WEIGHTS.iter().map(|(r, _)| r.method()));
     names.join(", ")
 }
 
@@ -301,15 +369,19 @@ mod tests {
 
     #[test]
     fn only_restricts_by_method_or_qualified_name() {
-        let mix = Mix::restricted(&["GetUserCourses".into()]).unwrap();
+        let mix = Mix::restricted(&["GetUserCourses".into()], false).unwrap();
         assert_eq!(mix.rpcs().collect::<Vec<_>>(), [Rpc::GetUserCourses]);
         assert!((0..10).all(|i| mix.pick(i) == Rpc::GetUserCourses));
 
-        let all_status = Mix::restricted(&["getstatus".into()]).unwrap();
+        let all_status = Mix::restricted(&["getstatus".into()], false).unwrap();
         assert_eq!(all_status.rpcs().count(), 6);
         assert_eq!(all_status.targets().len(), 6);
 
-        let one = Mix::restricted(&split_names(&["cursos.GetStatus, AskQuestion".into()])).unwrap();
+        let one = Mix::restricted(
+            &split_names(&["cursos.GetStatus, AskQuestion".into()]),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             one.rpcs().collect::<Vec<_>>(),
             [Rpc::AskQuestion, Rpc::GetStatus(Target::Cursos)]
@@ -319,13 +391,47 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused_with_the_known_ones() {
-        let err = Mix::restricted(&["GetUserCoures".into()]).unwrap_err();
+        let err = Mix::restricted(&["GetUserCoures".into()], false).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("GetUserCoures") && msg.contains("GetUserCourses"),
             "{msg}"
         );
         assert_eq!(Mix::new(&[(Rpc::Enroll, 0)]).unwrap_err(), MixError::Empty);
+    }
+
+    #[test]
+    fn the_gateway_joins_with_its_flag_or_by_name() {
+        let grpc_only = Mix::restricted(&[], false).unwrap();
+        assert!(!grpc_only.targets().contains(&Target::Gateway));
+        // The streaming RPCs are in the default mix.
+        assert!(grpc_only.rpcs().any(|r| r == Rpc::SubscribeNotifications));
+        assert!(grpc_only.rpcs().any(|r| r == Rpc::ResolveDuvidaStream));
+
+        let with = Mix::restricted(&[], true).unwrap();
+        let routes = with.rpcs().filter(|r| matches!(r, Rpc::Http(_))).count();
+        assert_eq!(routes, GATEWAY_WEIGHTS.len());
+        assert_eq!(with.cycle(), grpc_only.cycle() + 14);
+
+        let gw = Mix::restricted(&["gateway".into()], false).unwrap();
+        assert_eq!(gw.targets(), [Target::Gateway]);
+        assert_eq!(gw.rpcs().count(), GATEWAY_WEIGHTS.len());
+        let one = Mix::restricted(&["get /cursos".into()], false).unwrap();
+        assert_eq!(
+            one.rpcs().collect::<Vec<_>>(),
+            [Rpc::Http(Route::CursosStatus)]
+        );
+        assert_eq!(
+            Rpc::Http(Route::UserCourses).to_string(),
+            "gateway GET /cursos/ver_inscricoes_do_usuario/{id}"
+        );
+        let err = Mix::restricted(&["GET /nada".into()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gateway") && err.contains("POST /chatbot/duvida"),
+            "{err}"
+        );
     }
 
     #[test]

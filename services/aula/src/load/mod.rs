@@ -1,5 +1,6 @@
-//! `aula load`: drives a realistic, weighted mix of the API over real gRPC and reports latency
-//! percentiles per RPC.
+//! `aula load`: drives a realistic, weighted mix of the API over real gRPC (unary calls and the
+//! streams: SubscribeNotifications, ResolveDuvidaStream) and, with `--gateway`, the REST
+//! gateway's routes, and reports latency percentiles per RPC and route.
 //!
 //! # Layout
 //! - [`mix`]: the RPCs, their weights, `--only`.
@@ -55,9 +56,18 @@ pub struct LoadArgs {
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub warmup: Duration,
     /// Only these RPCs: method names (GetUserCourses, GetStatus) or service.Method
-    /// (cursos.GetStatus), comma-separated
+    /// (cursos.GetStatus); gateway routes by path ("GET /cursos") or all of them with
+    /// `gateway`; comma-separated
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Add the REST gateway's routes to the mix (GET /cursos, ver_inscricoes_do_usuario,
+    /// consumir_midia_curso, midia_conteudo, POST /chatbot/duvida)
+    #[arg(long)]
+    pub gateway: bool,
+    /// The gateway's URL [default: http://127.0.0.1:8080, moved by --port-offset; --host
+    /// replaces its host]
+    #[arg(long)]
+    pub gateway_url: Option<String>,
     /// Write a JSON summary (HdrHistogram percentiles per RPC) to this file; `-` writes it to
     /// stdout (and the table to stderr)
     #[arg(long)]
@@ -90,7 +100,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 pub async fn run(args: LoadArgs) -> ExitCode {
-    let mix = match Mix::restricted(&mix::split_names(&args.only)) {
+    let mix = match Mix::restricted(&mix::split_names(&args.only), args.gateway) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("aula load: {e}");
@@ -102,9 +112,21 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         eprintln!("aula load: {e:#}");
         return ExitCode::from(2);
     }
+    let gateway_url = match &args.gateway_url {
+        Some(u) => u.clone(),
+        None => match crate::services::offset_port(spec::GATEWAY.port, args.port_offset) {
+            Ok(port) => format!("http://127.0.0.1:{port}"),
+            Err(e) => {
+                eprintln!("aula load: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let addr = |t: Target| {
-        let spec = spec::by_name(t.name()).expect("every target is a service");
-        let url = peer_addr(&env, spec);
+        let url = match spec::by_name(t.name()) {
+            Some(spec) => peer_addr(&env, spec),
+            None => gateway_url.clone(),
+        };
         match &args.host {
             Some(h) => with_host(&url, h),
             None => url,
@@ -213,23 +235,31 @@ pub async fn run(args: LoadArgs) -> ExitCode {
 /// Checks that every service the mix calls answers health before any load is sent, so a
 /// stack that is not running is one line at once rather than a table of failures.
 /// Every target's health, asked over the same transport the load will use (mutual TLS when
-/// `AULA_TLS_*` is set), so a stack that only speaks TLS is not reported down.
+/// `AULA_TLS_*` is set), so a stack that only speaks TLS is not reported down; the gateway's
+/// `/readyz`, as `aula status` reads it.
 async fn all_answer(
     targets: &[Target],
     addr: &dyn Fn(Target) -> String,
     tls: Option<&aula_runtime::tls::Tls>,
 ) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
     let checks = targets.iter().map(|&t| {
-        let spec = spec::by_name(t.name()).expect("every target is a service");
         let url = addr(t);
         async move {
-            let answer = aula_runtime::healthcheck::check_with(
-                &url,
-                spec.grpc_service,
-                tls,
-                Duration::from_secs(2),
-            )
-            .await;
+            let wait = Duration::from_secs(2);
+            let answer = match spec::by_name(t.name()) {
+                Some(spec) => {
+                    aula_runtime::healthcheck::check_with(&url, spec.grpc_service, tls, wait).await
+                }
+                None => {
+                    gateway::healthcheck::readyz_status(&url, wait)
+                        .await
+                        .map(|code| match code {
+                            200 => ServingStatus::Serving,
+                            _ => ServingStatus::NotServing,
+                        })
+                }
+            };
             (t.name(), url, answer)
         }
     });
@@ -237,7 +267,7 @@ async fn all_answer(
         .await
         .into_iter()
         .filter_map(|(name, url, answer)| match answer {
-            Ok(tonic_health::pb::health_check_response::ServingStatus::Serving) => None,
+            Ok(ServingStatus::Serving) => None,
             Ok(other) => Some(format!("{name} at {url} is {}", other.as_str_name())),
             // The error starts with the URL already.
             Err(e) => Some(format!("{name}: {e:#}")),
