@@ -126,14 +126,56 @@ class Stack:
     traffic: dict
     workdir: Path
     gemini_requests: list
+    env: dict
+
+
+def start_prometheus(work: Path, rules: Path, name: str) -> tuple[Process, Prometheus]:
+    """A real Prometheus on a free 127.0.0.1 port, configured as a user would
+    (observability/prometheus/prometheus.local.yml) with the rule files in `rules`, and a 1 s scrape
+    and evaluation interval. Its files and data go under `work/name`."""
+    prometheus_exe = shutil.which("prometheus")
+    if not prometheus_exe:
+        pytest.fail("prometheus not found: apt-get install -y prometheus (scripts/test-observability.sh does)")
+    home = work / name
+    home.mkdir(exist_ok=True)
+    port = free_port()
+    config = yaml.safe_load((contract.OBS / "prometheus" / "prometheus.local.yml").read_text())
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(rules / "*.yml")]
+    for job in config["scrape_configs"]:
+        if job["job_name"] == "prometheus":
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = Process(
+        name,
+        [
+            prometheus_exe,
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        work / f"{name}.log",
+    )
+    return proc, Prometheus(f"http://127.0.0.1:{port}")
+
+
+def wait_for_targets(proc: Process, p: Prometheus, services: int) -> None:
+    """Waits for Prometheus to answer and every target (the services and itself) to be up."""
+    wait_for("Prometheus ready", lambda: proc.check_alive() and requests.get(p.url + "/-/ready", timeout=2).ok, 30)
+
+    def all_targets_up():
+        active = p.get("/api/v1/targets", state="active")["activeTargets"]
+        return len(active) == services + 1 and all(t["health"] == "up" for t in active)
+
+    wait_for("every target up", all_targets_up, 30)
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
     if not AULA_BIN.exists():
         pytest.fail(f"AULA_BIN={AULA_BIN} does not exist: `cargo build -p aula` first (or set AULA_BIN)")
-    prometheus_exe = shutil.which("prometheus")
-    if not prometheus_exe:
+    if not shutil.which("prometheus"):
         pytest.fail("prometheus not found: apt-get install -y prometheus (scripts/test-observability.sh does)")
 
     services = contract.services()
@@ -160,27 +202,7 @@ def stack(tmp_path_factory) -> Stack:
         aula = Process("aula up", [str(AULA_BIN), "up"], work / "aula.log", env=env, cwd=work)
         prom = None
         try:
-            # Prometheus, configured as a user would, with a 1 s scrape and evaluation interval.
-            port = free_port()
-            config = yaml.safe_load((contract.OBS / "prometheus" / "prometheus.local.yml").read_text())
-            config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-            config["rule_files"] = [str(contract.OBS / "prometheus" / "rules" / "*.yml")]
-            for job in config["scrape_configs"]:
-                if job["job_name"] == "prometheus":
-                    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
-            (work / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-            prom = Process(
-                "prometheus",
-                [
-                    prometheus_exe,
-                    f"--config.file={work / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={work / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                work / "prometheus.log",
-            )
-            p = Prometheus(f"http://127.0.0.1:{port}")
+            prom, p = start_prometheus(work, contract.OBS / "prometheus" / "rules", "prometheus")
 
             def metrics_served():
                 aula.check_alive()
@@ -193,13 +215,7 @@ def stack(tmp_path_factory) -> Stack:
             except BaseException:
                 print(tail(aula.log))
                 raise
-            wait_for("Prometheus ready", lambda: prom.check_alive() and requests.get(p.url + "/-/ready", timeout=2).ok, 30)
-
-            def all_targets_up():
-                active = p.get("/api/v1/targets", state="active")["activeTargets"]
-                return len(active) == len(services) + 1 and all(t["health"] == "up" for t in active)
-
-            wait_for("every target up", all_targets_up, 30)
+            wait_for_targets(prom, p, len(services))
 
             # Traffic: the gRPC client, the gateway, and `aula load` when the binary has it.
             codes = traffic.run(work / "stubs", {s.name: s.port for s in services if s.grpc_service})
@@ -245,9 +261,17 @@ def stack(tmp_path_factory) -> Stack:
                 return groups and all(_ts(g["lastEvaluation"]) > t for g in groups)
 
             wait_for("every rule group evaluated after the traffic", lambda: evaluated_after(scraped), 20)
-            yield Stack(prometheus=p, traffic=dict(codes), workdir=work, gemini_requests=gemini.requests)
+            yield Stack(prometheus=p, traffic=dict(codes), workdir=work, gemini_requests=gemini.requests, env=env)
         finally:
             if prom:
                 prom.stop()
             aula.stop()
             print(f"logs: {work}/aula.log {work}/prometheus.log")
+
+
+# trylast: after pytest's own reordering by fixture scope, which could otherwise undo this.
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The drills (test_drills.py) switch fault flags on in the shared stack: they run last, so the
+    tests of a healthy platform never see their failures."""
+    items.sort(key=lambda item: item.get_closest_marker("drill") is not None)
