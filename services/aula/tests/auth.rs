@@ -629,10 +629,19 @@ async fn every_rest_route_taking_a_user_checks_it_too() {
         for (bad, token) in keys.bad() {
             let (status, www, body) = send(&route(A, &schedule), token.as_deref()).await;
             assert_eq!(status, 401, "{name}: {bad}: {body}");
-            assert!(
-                www.unwrap_or_default().starts_with("Bearer"),
-                "{name}: {bad}"
-            );
+            // RFC 6750: no error code without a token (section 3.1), invalid_token with one.
+            let www = www.unwrap_or_default();
+            if token.is_none() {
+                assert_eq!(www, r#"Bearer realm="aula""#, "{name}: {bad}");
+            } else {
+                assert!(
+                    www.starts_with(
+                        r#"Bearer realm="aula", error="invalid_token", error_description=""#
+                    ),
+                    "{name}: {bad}: {www}"
+                );
+                assert!(!www.contains(token.as_deref().unwrap()), "{name}: {bad}");
+            }
             if let Some(t) = &token {
                 assert!(
                     !body.contains(t.as_str()),

@@ -1,6 +1,7 @@
 //! End-user authentication at the edge (`AULA_AUTH=jwt`, docs/AUTH.md): every route but the
 //! health endpoints needs `authorization: Bearer <JWT>`; a missing or bad token is 401 with
-//! `WWW-Authenticate: Bearer` before any service is called. The token then travels with each
+//! an RFC 6750 `WWW-Authenticate: Bearer` challenge (`error="invalid_token"` and which check
+//! failed for a bad one) before any service is called. The token then travels with each
 //! gRPC call ([`aula_runtime::auth::scope`]) and the services apply the rules of
 //! [`aula_runtime::auth::RULES`]: another user's data is their PERMISSION_DENIED, a 403 here.
 
@@ -71,7 +72,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
             "no token: send `authorization: Bearer <JWT>`",
         );
         edge.failures.record(req.uri().path(), &f);
-        return ApiError::Unauthenticated(f.message).into_response();
+        return ApiError::Unauthenticated(f).into_response();
     };
     let checked = match auth::bearer(&value) {
         Ok(token) => edge.verifier.verify(token).await.map(|_| ()),
@@ -79,7 +80,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
     };
     if let Err(f) = checked {
         edge.failures.record(req.uri().path(), &f);
-        return ApiError::Unauthenticated(f.message).into_response();
+        return ApiError::Unauthenticated(f).into_response();
     }
     // The services see the same token and decide what this user may do.
     auth::scope(value, next.run(req)).await

@@ -1,7 +1,10 @@
 //! The gateway's one error type and its one mapping to HTTP: every failure is a status code and
 //! a JSON body `{"erro": "..."}`, as the seed's Flask API answered.
 
-use aula_runtime::peers::{code_name, PeerError};
+use aula_runtime::{
+    auth::{AuthFailure, Reason},
+    peers::{code_name, PeerError},
+};
 use axum::{
     response::{IntoResponse, Response},
     Json,
@@ -33,7 +36,7 @@ pub enum ApiError {
     Overloaded { limit: usize },
     /// No token, or one that does not verify (`AULA_AUTH=jwt`): 401 with `WWW-Authenticate`.
     #[error("authentication required: {0}")]
-    Unauthenticated(String),
+    Unauthenticated(AuthFailure),
     /// A gRPC call failed; the failing service's code maps to an HTTP status.
     #[error("{message}")]
     Grpc {
@@ -151,14 +154,55 @@ impl IntoResponse for ApiError {
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
-            // RFC 6750: which scheme to use; the reason is in the body.
-            response.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"aula\", error=\"invalid_token\""),
-            );
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, self.www_authenticate());
         }
         response
     }
+}
+
+/// The protection space of `WWW-Authenticate` challenges.
+const REALM: &str = "aula";
+/// The longest `error_description` sent: a sentence, not a log.
+const DESCRIPTION_CHARS: usize = 200;
+
+impl ApiError {
+    /// The RFC 6750 challenge of a 401. Without a token (section 3.1: a request that carried
+    /// no authentication) only the scheme and realm, so a client knows to send one; with a
+    /// token that proved nothing, `error="invalid_token"` and which check failed.
+    fn www_authenticate(&self) -> http::HeaderValue {
+        let description = match self {
+            Self::Unauthenticated(f) if f.reason == Reason::Missing => None,
+            Self::Unauthenticated(f) => Some(f.message.as_str()),
+            Self::Grpc { message, .. } => Some(message.as_str()),
+            _ => None,
+        };
+        let value = match description {
+            None => format!("Bearer realm=\"{REALM}\""),
+            Some(d) => format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                error_description(d)
+            ),
+        };
+        http::HeaderValue::from_str(&value).expect("printable ASCII only")
+    }
+}
+
+/// `text` as an RFC 6750 `error_description`: only %x20-21 / %x23-5B / %x5D-7E (printable
+/// ASCII without `"` and `\`), at most [`DESCRIPTION_CHARS`]. Quotes become `'`, anything
+/// else outside the set `?`.
+fn error_description(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .take(DESCRIPTION_CHARS)
+        .collect()
 }
 
 #[cfg(test)]
@@ -197,6 +241,59 @@ mod tests {
         assert_eq!(r.headers()[http::header::RETRY_AFTER], "3");
         let r = ApiError::PayloadTooLarge { limit: 10 }.into_response();
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn a_401_challenges_as_rfc_6750_says() {
+        let www = |e: ApiError| {
+            let r = e.into_response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            r.headers()[http::header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        // No token: the scheme and realm only (section 3.1), no error code.
+        let missing = AuthFailure::new(Reason::Missing, "no token");
+        assert_eq!(
+            www(ApiError::Unauthenticated(missing)),
+            r#"Bearer realm="aula""#
+        );
+        // A token that proves nothing: invalid_token and which check failed, quotes and
+        // anything outside printable ASCII replaced, clipped.
+        let bad_issuer = AuthFailure::new(
+            Reason::Issuer,
+            "the token's issuer (iss) is not \"aula-dev\" — \\ \n".to_string() + &"x".repeat(500),
+        );
+        let value = www(ApiError::Unauthenticated(bad_issuer));
+        let (head, description) = value
+            .split_once(", error_description=")
+            .expect("a description");
+        assert_eq!(head, r#"Bearer realm="aula", error="invalid_token""#);
+        let inner = description
+            .strip_prefix('"')
+            .and_then(|d| d.strip_suffix('"'))
+            .expect("quoted");
+        assert!(
+            inner.starts_with("the token's issuer (iss) is not 'aula-dev' ? / "),
+            "{inner}"
+        );
+        assert_eq!(inner.chars().count(), DESCRIPTION_CHARS);
+        assert!(inner
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)));
+        // A service refusing the token (UNAUTHENTICATED) is a 401 with the same challenge.
+        let e = ApiError::grpc(
+            "cursos",
+            tonic::Status::unauthenticated("authentication failed: the token has expired (exp)"),
+        );
+        assert_eq!(
+            www(e),
+            r#"Bearer realm="aula", error="invalid_token", error_description="authentication failed: the token has expired (exp)""#
+        );
+        // Other statuses carry no challenge.
+        let r = ApiError::BadRequest("x".into()).into_response();
+        assert!(r.headers().get(http::header::WWW_AUTHENTICATE).is_none());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct AuthConfig {
     /// `AULA_AUTH_TRUST_NETWORK=1`: calls without a token are accepted from other services
     /// without proof (no mTLS); only for networks nothing else can reach.
     pub trust_network: bool,
+    /// `AULA_JWT_JWKS_CA`: PEM CA certificate(s) that alone are trusted for an `https://`
+    /// key set URL (a provider inside the cluster with a private CA). Unset: the public roots
+    /// (webpki-roots), as for any provider on the internet.
+    pub jwks_ca: Option<PathBuf>,
 }
 
 fn bad(var: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -101,6 +105,19 @@ impl AuthConfig {
         } else {
             JwksSource::File(PathBuf::from(raw))
         };
+        let jwks_ca = match (env.get("AULA_JWT_JWKS_CA"), &jwks) {
+            (None, _) => None,
+            (Some(ca), JwksSource::Url(url)) if url.starts_with("https://") => {
+                Some(PathBuf::from(ca))
+            }
+            (Some(ca), _) => {
+                return Err(bad(
+                    "AULA_JWT_JWKS_CA",
+                    ca,
+                    "only for an https:// AULA_JWT_JWKS (the CA that signs the key set server's certificate)",
+                ))
+            }
+        };
         let trust_network = match env.get("AULA_AUTH_TRUST_NETWORK") {
             None | Some("0" | "false") => false,
             Some("1" | "true") => true,
@@ -134,6 +151,7 @@ impl AuthConfig {
             min_refetch: env.duration("AULA_JWT_JWKS_REFRESH", Duration::from_secs(10))?,
             ttl: env.duration("AULA_JWT_JWKS_TTL", Duration::from_secs(600))?,
             trust_network,
+            jwks_ca,
         }))
     }
 }
@@ -183,6 +201,18 @@ mod tests {
         let err =
             AuthConfig::load(&jwt(&[("AULA_JWT_JWKS", "http://id.example/certs")])).unwrap_err();
         assert_eq!(err.var, "AULA_JWT_JWKS");
+        assert_eq!(c.jwks_ca, None);
+        let c = AuthConfig::load(&jwt(&[
+            ("AULA_JWT_JWKS", "https://keycloak.auth.svc/certs"),
+            ("AULA_JWT_JWKS_CA", "/etc/aula/idp-ca.crt"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.jwks_ca, Some("/etc/aula/idp-ca.crt".into()));
+        // A CA for a file makes no sense: named rather than ignored.
+        let err =
+            AuthConfig::load(&jwt(&[("AULA_JWT_JWKS_CA", "/etc/aula/idp-ca.crt")])).unwrap_err();
+        assert_eq!(err.var, "AULA_JWT_JWKS_CA");
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub enum KeyError {
     UnknownKid(String),
     #[error("no key in the key set (AULA_JWT_JWKS) verifies {0:?} tokens")]
     NoKeyFor(String),
+    /// The key the token names exists but is not for the token's algorithm: the key decides
+    /// (its type, and its `alg` when the set gives one), never the token's header alone.
+    #[error("the token's key {kid:?} verifies {allowed} tokens, not {alg}")]
+    WrongAlgorithm {
+        kid: String,
+        alg: String,
+        allowed: String,
+    },
     #[error("the key set (AULA_JWT_JWKS) could not be loaded: {0}")]
     Unavailable(String),
 }
@@ -61,12 +69,20 @@ pub enum KeyError {
 impl Jwks {
     pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
         let http = match &config.jwks {
-            JwksSource::Url(_) => Some(
-                reqwest::Client::builder()
+            JwksSource::Url(url) => {
+                let mut builder = reqwest::Client::builder()
                     .timeout(FETCH_TIMEOUT)
                     .redirect(reqwest::redirect::Policy::limited(3))
-                    .build()?,
-            ),
+                    // An https:// key set is never fetched over plain HTTP, even redirected.
+                    .https_only(url.starts_with("https://"));
+                if let Some(path) = &config.jwks_ca {
+                    builder = builder.tls_built_in_root_certs(false);
+                    for ca in read_ca(path)? {
+                        builder = builder.add_root_certificate(ca);
+                    }
+                }
+                Some(builder.build()?)
+            }
             JwksSource::File(_) => None,
         };
         Ok(Self {
@@ -111,17 +127,33 @@ impl Jwks {
         if cache.fetched.is_none() {
             return Ok(None);
         }
-        let found: Vec<Key> = cache
+        let named: Vec<&Key> = cache
             .keys
             .iter()
             .filter(|k| match kid {
                 Some(kid) => k.kid.as_deref() == Some(kid),
                 None => true,
             })
-            .filter(|k| k.algorithms.contains(&alg))
-            .cloned()
             .collect();
-        Ok((!found.is_empty()).then_some(found))
+        let found: Vec<Key> = named
+            .iter()
+            .filter(|k| k.algorithms.contains(&alg))
+            .map(|k| (*k).clone())
+            .collect();
+        if found.is_empty() {
+            // A known kid with another algorithm (an RS256 key's kid on an HS256 or PS256
+            // token): refused without a refetch, naming what the key is for.
+            if let (Some(kid), Some(key)) = (kid, named.first()) {
+                let names: Vec<String> = key.algorithms.iter().map(|a| format!("{a:?}")).collect();
+                return Err(KeyError::WrongAlgorithm {
+                    kid: super::verify::clip(kid).to_string(),
+                    alg: format!("{alg:?}"),
+                    allowed: names.join("/"),
+                });
+            }
+            return Ok(None);
+        }
+        Ok(Some(found))
     }
 
     /// Fetches the set unless another fetch happened within `AULA_JWT_JWKS_REFRESH` (or
@@ -171,19 +203,29 @@ impl Jwks {
                 .map_err(|e| format!("reading {}: {e}", path.display()))?,
             JwksSource::Url(url) => {
                 let http = self.http.as_ref().expect("a client for a URL source");
-                let response = http
+                let mut response = http
                     .get(url)
                     .send()
                     .await
-                    .map_err(|e| format!("fetching {url}: {e}"))?;
+                    .map_err(|e| format!("fetching {url}: {}", chain(&e)))?;
                 if !response.status().is_success() {
                     return Err(format!("fetching {url}: HTTP {}", response.status()));
                 }
-                let body = response
-                    .bytes()
+                // Read up to the limit, not the whole of whatever the server sends.
+                let mut body = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
                     .await
-                    .map_err(|e| format!("fetching {url}: {e}"))?;
-                body.to_vec()
+                    .map_err(|e| format!("fetching {url}: {}", chain(&e)))?
+                {
+                    if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                        return Err(format!(
+                            "fetching {url}: larger than {MAX_JWKS_BYTES} bytes"
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                body
             }
         };
         if body.len() > MAX_JWKS_BYTES {
@@ -191,6 +233,34 @@ impl Jwks {
         }
         parse_set(&body)
     }
+}
+
+/// The CA certificates of `AULA_JWT_JWKS_CA`; an error names the variable and the file.
+fn read_ca(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("AULA_JWT_JWKS_CA: cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| anyhow::anyhow!("AULA_JWT_JWKS_CA: {} is not PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("AULA_JWT_JWKS_CA: {} holds no CERTIFICATE", path.display());
+    }
+    Ok(certs)
+}
+
+/// An error and its causes on one line: reqwest's own message ("error sending request") hides
+/// why (an unknown CA, a refused connection), which is what an operator needs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Parses a key set, keeping the signature keys this verifier can use and skipping (with a

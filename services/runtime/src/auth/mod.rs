@@ -27,6 +27,10 @@ pub mod policy;
 pub mod verify;
 
 #[cfg(test)]
+mod algorithm_tests;
+#[cfg(test)]
+mod jwks_url_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{AuthConfig, JwksSource};

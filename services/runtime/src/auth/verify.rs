@@ -148,6 +148,7 @@ impl Verifier {
             .await
             .map_err(|e| match e {
                 KeyError::Unavailable(_) => AuthFailure::new(KeysUnavailable, e.to_string()),
+                KeyError::WrongAlgorithm { .. } => AuthFailure::new(Algorithm, e.to_string()),
                 _ => AuthFailure::new(UnknownKey, e.to_string()),
             })?;
         let mut validation = Validation::new(alg);
