@@ -257,3 +257,174 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert!(metrics.contains("aula_grpc_connections_open"), "{metrics}");
     svc.running.stop().await.unwrap();
 }
+
+/// One HTTP/2 frame as read off the wire: type, flags, and when it arrived.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    at: Duration,
+}
+
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const SETTINGS: u8 = 0x4;
+
+/// A raw HTTP/2 client that opens no stream: it sends the preface and empty SETTINGS, acks
+/// the server's SETTINGS and, when `pong`, its PINGs, and reads frames until the server closes
+/// the connection or `limit` passes. Returns the frames and when the connection closed.
+async fn idle_client(
+    addr: std::net::SocketAddr,
+    pong: bool,
+    limit: Duration,
+) -> (Vec<Frame>, Option<Duration>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut frames, mut buf, mut chunk) = (Vec::new(), Vec::new(), [0u8; 4096]);
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        let n = match tokio::time::timeout(left, tcp.read(&mut chunk)).await {
+            Err(_) => return (frames, None),
+            Ok(Ok(0) | Err(_)) => return (frames, Some(started.elapsed())),
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let reply: Option<Vec<u8>> = match kind {
+                SETTINGS if flags & 1 == 0 => Some(b"\0\0\0\x04\x01\0\0\0\0".to_vec()),
+                PING if flags & 1 == 0 && pong => {
+                    let mut ack = b"\0\0\x08\x06\x01\0\0\0\0".to_vec();
+                    ack.extend_from_slice(&buf[9..17]);
+                    Some(ack)
+                }
+                _ => None,
+            };
+            if let Some(reply) = reply {
+                // The server may have closed already; the read says so next.
+                let _ = tcp.write_all(&reply).await;
+            }
+            frames.push(Frame {
+                kind,
+                flags,
+                at: started.elapsed(),
+            });
+            buf.drain(..9 + len);
+        }
+    }
+}
+
+/// HTTP/2 keepalive (`AULA_HTTP2_KEEPALIVE_INTERVAL`, `AULA_HTTP2_KEEPALIVE_TIMEOUT`): an idle
+/// connection whose peer stops answering PINGs is closed within interval + timeout; one that
+/// answers stays open.
+#[tokio::test]
+async fn keepalive_closes_an_idle_connection_whose_peer_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, mut client) = start_cursos(
+        dir.path(),
+        &[
+            ("AULA_HTTP2_KEEPALIVE_INTERVAL".into(), "200ms".into()),
+            ("AULA_HTTP2_KEEPALIVE_TIMEOUT".into(), "200ms".into()),
+        ],
+    )
+    .await;
+    let addr = svc.running.addr;
+    let (silent, answering) = tokio::join!(
+        idle_client(addr, false, Duration::from_secs(5)),
+        idle_client(addr, true, Duration::from_millis(1500)),
+    );
+    let (frames, closed) = silent;
+    let closed = closed.expect("the silent peer's connection is closed");
+    assert!(
+        frames.iter().any(|f| f.kind == PING && f.flags & 1 == 0),
+        "the server pinged: {frames:?}"
+    );
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+    let (frames, closed) = answering;
+    assert_eq!(closed, None, "a peer answering PINGs keeps its connection");
+    assert!(
+        frames.iter().filter(|f| f.kind == PING).count() >= 3,
+        "pinged every 200 ms: {frames:?}"
+    );
+    client.get_status(Empty {}).await.expect("still serving");
+    svc.running.stop().await.unwrap();
+}
+
+/// `AULA_MAX_CONNECTION_AGE`: an idle connection gets GOAWAY at its age and is closed then,
+/// well before the grace runs out (tonic's own grace would cut it at age + grace with no
+/// GOAWAY at all).
+#[tokio::test]
+async fn an_idle_connection_gets_goaway_at_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, _) = start_cursos(
+        dir.path(),
+        &[
+            ("AULA_MAX_CONNECTION_AGE".into(), "300ms".into()),
+            ("AULA_MAX_CONNECTION_AGE_GRACE".into(), "10s".into()),
+        ],
+    )
+    .await;
+    let (frames, closed) = idle_client(svc.running.addr, true, Duration::from_secs(8)).await;
+    let goaway = frames
+        .iter()
+        .find(|f| f.kind == GOAWAY)
+        .unwrap_or_else(|| panic!("no GOAWAY: {frames:?}"));
+    assert!(goaway.at >= Duration::from_millis(250), "{goaway:?}");
+    let closed = closed.expect("closed after the GOAWAY");
+    assert!(closed < Duration::from_secs(5), "closed after {closed:?}");
+    svc.running.stop().await.unwrap();
+}
+
+/// `AULA_MAX_CONNECTION_AGE_GRACE`: a call still open on an aged connection (here a request
+/// whose body never ends) runs through the grace, then the connection is closed anyway.
+#[tokio::test]
+async fn a_call_outliving_the_grace_is_cut_with_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, mut client) = start_cursos(
+        dir.path(),
+        &[
+            ("AULA_MAX_CONNECTION_AGE".into(), "300ms".into()),
+            ("AULA_MAX_CONNECTION_AGE_GRACE".into(), "700ms".into()),
+        ],
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(svc.running.addr)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(async move {
+        let r = connection.await;
+        (r, started.elapsed())
+    });
+    let mut send = send.ready().await.unwrap();
+    let request = tonic::codegen::http::Request::post(format!(
+        "http://{}/services.CursosService/GetStatus",
+        svc.running.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    // The body is never finished: the call stays open until the connection goes.
+    let (response, _body) = send.send_request(request, false).unwrap();
+    let (result, closed) = tokio::time::timeout(Duration::from_secs(8), connection)
+        .await
+        .expect("closed within the grace and some")
+        .unwrap();
+    assert!(
+        closed >= Duration::from_millis(900),
+        "the open call had its grace: closed after {closed:?} ({result:?})"
+    );
+    assert!(response.await.is_err(), "the call was cut");
+    client.get_status(Empty {}).await.expect("still serving");
+    svc.running.stop().await.unwrap();
+}

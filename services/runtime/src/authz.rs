@@ -36,6 +36,8 @@ use std::{
 pub struct Policy {
     spec: ServiceSpec,
     admins: Vec<String>,
+    /// `AULA_TLS_TRUST_DOMAIN`, for the message refusing a certificate that names nobody.
+    trust_domain: Option<String>,
     /// `aula_authz_denied_total{method}` per RPC of the service.
     denied: HashMap<String, Counter>,
 }
@@ -59,8 +61,16 @@ impl Policy {
         Self {
             spec,
             admins,
+            trust_domain: None,
             denied,
         }
+    }
+
+    /// Names `trust_domain` in refusals of certificates that name nobody (the identity itself
+    /// is read at the handshake, [`crate::tls::cert::identity_from_sans`]).
+    pub fn in_trust_domain(mut self, trust_domain: Option<String>) -> Self {
+        self.trust_domain = trust_domain;
+        self
     }
 
     /// Whether `identity` may call `path` (`/package.Service/Method`).
@@ -81,8 +91,13 @@ impl Policy {
             Err(Denied(why))
         };
         let Some(id) = identity else {
+            let td = self.trust_domain.as_deref().unwrap_or("<trust-domain>");
+            let scope = match &self.trust_domain {
+                Some(td) => format!(" in trust domain {td} (AULA_TLS_TRUST_DOMAIN)"),
+                None => String::new(),
+            };
             return denied(format!(
-                "{service}/{method}: the client certificate names no identity (a SPIFFE URI SAN spiffe://<trust-domain>/ns/<ns>/sa/<name>, or a DNS SAN)"
+                "{service}/{method}: the client certificate names no identity{scope} (a SPIFFE URI SAN spiffe://{td}/ns/<ns>/sa/<name>, or a DNS SAN and no SPIFFE URI)"
             ));
         };
         let name = id.name();
@@ -111,7 +126,12 @@ impl AuthzLayer {
     pub fn new(spec: ServiceSpec, tls: Option<&TlsSettings>, metrics: &Metrics) -> Self {
         let policy = tls
             .filter(|t| t.client_auth == ClientAuth::Require)
-            .map(|t| Arc::new(Policy::new(spec, t.admin_identities.clone(), metrics)));
+            .map(|t| {
+                Arc::new(
+                    Policy::new(spec, t.admin_identities.clone(), metrics)
+                        .in_trust_domain(t.trust_domain.clone()),
+                )
+            });
         Self { policy }
     }
 }

@@ -5,8 +5,15 @@
 //!   or it is closed. hyper has no such timeout, so a socket that connects and sends nothing
 //!   (or half a preface) was held until `AULA_MAX_CONNECTION_AGE` and its grace ran out.
 //!
-//! Once HTTP/2 runs, keepalive PINGs close dead peers and the connection age bounds the rest
-//! ([`crate::limits::Limits`]).
+//! - a connection still open `AULA_MAX_CONNECTION_AGE` + `AULA_MAX_CONNECTION_AGE_GRACE` after
+//!   it was accepted is closed. At the age itself hyper sends GOAWAY (tonic's
+//!   `max_connection_age`): no new calls, the open ones finish; the grace bounds how long they
+//!   may take. tonic's own grace cuts the connection without any GOAWAY first, so the runtime
+//!   gives tonic the age only and enforces the grace here.
+//!
+//! Once HTTP/2 runs, keepalive PINGs close dead peers, idle or not, within
+//! `AULA_HTTP2_KEEPALIVE_INTERVAL` + `AULA_HTTP2_KEEPALIVE_TIMEOUT`; a live idle connection gets
+//! its GOAWAY at the age ([`crate::limits::Limits`]).
 
 use crate::metrics::Metrics;
 use futures::{Stream, StreamExt as _};
@@ -29,24 +36,47 @@ use tonic::transport::server::Connected;
 /// What a client sends first on an HTTP/2 connection.
 const PREFACE_LEN: usize = 24;
 
-/// Caps `incoming` at `max` open connections and gives each `preface_timeout` to start HTTP/2.
+/// The bounds [`guard`] puts on each connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// `AULA_MAX_CONNECTIONS`.
+    pub max: usize,
+    /// `AULA_HTTP2_PREFACE_TIMEOUT`.
+    pub preface_timeout: Duration,
+    /// `AULA_MAX_CONNECTION_AGE` + `AULA_MAX_CONNECTION_AGE_GRACE`: closed then, whatever runs.
+    pub lifetime: Duration,
+}
+
+impl Bounds {
+    pub fn of(limits: &crate::limits::Limits) -> Self {
+        Self {
+            max: limits.max_connections,
+            preface_timeout: limits.preface_timeout,
+            lifetime: limits
+                .max_connection_age
+                .saturating_add(limits.max_connection_age_grace),
+        }
+    }
+}
+
+/// Caps `incoming` at `bounds.max` open connections, gives each `bounds.preface_timeout` to
+/// start HTTP/2 and closes it after `bounds.lifetime`.
 pub fn guard<S, IO>(
     incoming: S,
-    max: usize,
-    preface_timeout: Duration,
+    bounds: Bounds,
     metrics: &Metrics,
 ) -> impl Stream<Item = io::Result<Guarded<IO>>>
 where
     S: Stream<Item = io::Result<IO>> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(max));
+    let slots = Arc::new(Semaphore::new(bounds.max));
     let open = metrics.gauge("aula_grpc_connections_open", vec![]);
     let state = (Box::pin(incoming), slots, open);
     futures::stream::unfold(state, move |(mut incoming, slots, open)| async move {
         // A free slot first: at the cap, the next connection stays in the accept queue.
         let permit = slots.clone().acquire_owned().await.ok()?;
         let next = incoming.next().await?;
-        let guarded = next.map(|io| Guarded::new(io, permit, preface_timeout, open.clone()));
+        let guarded = next.map(|io| Guarded::new(io, permit, bounds, open.clone()));
         Some((guarded, (incoming, slots, open)))
     })
 }
@@ -71,17 +101,20 @@ pin_project_lite::pin_project! {
         preface_left: usize,
         // Some until the preface has arrived.
         deadline: Option<Pin<Box<Sleep>>>,
+        // When the connection is closed whatever runs on it (age + grace).
+        end_of_life: Pin<Box<Sleep>>,
         slot: Slot,
     }
 }
 
 impl<IO> Guarded<IO> {
-    fn new(io: IO, permit: OwnedSemaphorePermit, preface_timeout: Duration, open: Gauge) -> Self {
+    fn new(io: IO, permit: OwnedSemaphorePermit, bounds: Bounds, open: Gauge) -> Self {
         open.increment(1.0);
         Self {
             io,
             preface_left: PREFACE_LEN,
-            deadline: Some(Box::pin(tokio::time::sleep(preface_timeout))),
+            deadline: Some(Box::pin(tokio::time::sleep(bounds.preface_timeout))),
+            end_of_life: Box::pin(tokio::time::sleep(bounds.lifetime)),
             slot: Slot {
                 _permit: permit,
                 open,
@@ -97,6 +130,10 @@ impl<IO: AsyncRead> AsyncRead for Guarded<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        // A peer sending without pause never lets the read below be Pending: checked here too.
+        if this.end_of_life.is_elapsed() {
+            return Poll::Ready(Err(past_lifetime()));
+        }
         let before = buf.filled().len();
         match this.io.poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -121,11 +158,23 @@ impl<IO: AsyncRead> AsyncRead for Guarded<IO> {
                         "no HTTP/2 preface within AULA_HTTP2_PREFACE_TIMEOUT",
                     )));
                 }
+                // hyper keeps a read pending for the connection's whole life, so this is
+                // polled (and its timer registered) however busy the connection is.
+                if this.end_of_life.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(past_lifetime()));
+                }
                 Poll::Pending
             }
             other => other,
         }
     }
+}
+
+fn past_lifetime() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "open past AULA_MAX_CONNECTION_AGE + AULA_MAX_CONNECTION_AGE_GRACE",
+    )
 }
 
 impl<IO: AsyncWrite> AsyncWrite for Guarded<IO> {

@@ -150,8 +150,10 @@ impl Limits {
             .http2_max_pending_accept_reset_streams(Some(self.max_pending_reset_streams))
             .http2_keepalive_interval(Some(self.keepalive_interval))
             .http2_keepalive_timeout(Some(self.keepalive_timeout))
+            // GOAWAY at the age. Not tonic's max_connection_age_grace: with it set, tonic
+            // never sends GOAWAY and cuts the connection at age + grace instead, failing the
+            // calls on it. The grace is enforced under hyper ([`crate::connections`]).
             .max_connection_age(self.max_connection_age)
-            .max_connection_age_grace(self.max_connection_age_grace)
     }
 }
 

@@ -296,18 +296,19 @@ pub async fn start_on(
                 .await;
             tracing::info!(service = spec.name, grace = ?grace, "draining");
         };
-        // At most AULA_MAX_CONNECTIONS, each starting HTTP/2 in time (connections.rs).
-        let (max_connections, preface) = (limits.max_connections, limits.preface_timeout);
+        // At most AULA_MAX_CONNECTIONS, each starting HTTP/2 in time and closed at the end
+        // of its age's grace (connections.rs).
+        let bounds = crate::connections::Bounds::of(&limits);
         let serve = match &tls {
             Some(tls) => {
                 let incoming = crate::tls::accept::incoming(incoming, tls.clone(), &metrics_tls);
                 futures::future::Either::Left(server.serve_with_incoming_shutdown(
-                    crate::connections::guard(incoming, max_connections, preface, &metrics_tls),
+                    crate::connections::guard(incoming, bounds, &metrics_tls),
                     shutdown,
                 ))
             }
             None => futures::future::Either::Right(server.serve_with_incoming_shutdown(
-                crate::connections::guard(incoming, max_connections, preface, &metrics_tls),
+                crate::connections::guard(incoming, bounds, &metrics_tls),
                 shutdown,
             )),
         };

@@ -125,6 +125,7 @@ pub fn incoming(
                 continue; // dropping the socket closes it
             };
             let config = tls.server_config();
+            let trust_domain = tls.settings().trust_domain.clone();
             let tx = tx.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
@@ -142,7 +143,7 @@ pub fn incoming(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|leaf| Leaf::parse(leaf).ok())
-                            .and_then(|leaf| leaf.identity());
+                            .and_then(|leaf| leaf.identity(trust_domain.as_deref()));
                         let info = TlsConnectInfo {
                             tcp: tcp_info,
                             identity,

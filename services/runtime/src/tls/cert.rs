@@ -47,23 +47,43 @@ impl Leaf {
         })
     }
 
-    /// The identity this certificate proves, if it names one.
-    pub fn identity(&self) -> Option<ServiceIdentity> {
-        identity_from_sans(&self.uris, &self.dns).map(ServiceIdentity::new)
+    /// The identity this certificate proves, if it names one (in `trust_domain`, when given).
+    pub fn identity(&self, trust_domain: Option<&str>) -> Option<ServiceIdentity> {
+        identity_from_sans(&self.uris, &self.dns, trust_domain).map(ServiceIdentity::new)
+    }
+
+    /// The SPIFFE ID among the URI SANs, if any.
+    pub fn spiffe_id(&self) -> Option<&str> {
+        self.uris
+            .iter()
+            .find(|u| u.starts_with("spiffe://"))
+            .map(String::as_str)
     }
 }
 
 /// `spiffe://<trust-domain>/ns/<namespace>/sa/<name>` gives `<name>` (Istio and Linkerd write
 /// workload identities this way); otherwise the first DNS SAN's first label
-/// (`cursos.aula.svc` gives `cursos`). A SPIFFE URI of another shape names nobody.
-pub fn identity_from_sans(uris: &[String], dns: &[String]) -> Option<String> {
+/// (`cursos.aula.svc` gives `cursos`). A SPIFFE URI of another shape names nobody, and so does
+/// one from another trust domain than `trust_domain` (`AULA_TLS_TRUST_DOMAIN`), when given:
+/// a CA shared by several trust domains (a mesh's, federated) signs workloads that are not
+/// ours, and their `cursos` is not our `cursos`. Neither falls back to a DNS SAN.
+pub fn identity_from_sans(
+    uris: &[String],
+    dns: &[String],
+    trust_domain: Option<&str>,
+) -> Option<String> {
     for uri in uris {
         let Some(rest) = uri.strip_prefix("spiffe://") else {
             continue;
         };
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
-            [td, "ns", ns, "sa", name] if !td.is_empty() && !ns.is_empty() && valid_name(name) => {
+            [td, "ns", ns, "sa", name]
+                if !td.is_empty()
+                    && !ns.is_empty()
+                    && valid_name(name)
+                    && trust_domain.is_none_or(|want| *td == want) =>
+            {
                 Some(name.to_string())
             }
             _ => None,
@@ -85,9 +105,12 @@ fn valid_name(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
     fn id(uris: &[&str], dns: &[&str]) -> Option<String> {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        identity_from_sans(&s(uris), &s(dns))
+        identity_from_sans(&s(uris), &s(dns), None)
     }
 
     #[test]
@@ -109,5 +132,28 @@ mod tests {
         assert_eq!(id(&["spiffe://td/ns/a/sa/"], &[]), None);
         assert_eq!(id(&[], &[]), None);
         assert_eq!(id(&[], &["*.aula.svc"]), None);
+    }
+
+    #[test]
+    fn a_trust_domain_admits_its_own_spiffe_ids_only() {
+        let td =
+            |uris: &[&str], dns: &[&str]| identity_from_sans(&s(uris), &s(dns), Some("aula.test"));
+        assert_eq!(
+            td(&["spiffe://aula.test/ns/aula/sa/cursos"], &["cursos"]).as_deref(),
+            Some("cursos")
+        );
+        // Another trust domain names nobody, even with a DNS SAN that would.
+        assert_eq!(
+            td(&["spiffe://evil.test/ns/aula/sa/cursos"], &["cursos"]),
+            None
+        );
+        assert_eq!(
+            td(&["spiffe://aula.test.evil/ns/aula/sa/cursos"], &[]),
+            None
+        );
+        assert_eq!(td(&["spiffe://AULA.TEST/ns/aula/sa/cursos"], &[]), None);
+        // Without a SPIFFE ID the DNS SAN still names the holder (certificates from a PKI
+        // that writes none; the CA is what vouches for them).
+        assert_eq!(td(&[], &["cursos.aula.svc"]).as_deref(), Some("cursos"));
     }
 }

@@ -51,6 +51,9 @@ pub struct TlsSettings {
     pub admin_identities: Vec<String>,
     /// `AULA_TLS_RELOAD_INTERVAL`: how often the files are checked for changes (default 5 s).
     pub reload_interval: Duration,
+    /// `AULA_TLS_TRUST_DOMAIN`: when set, a client certificate's SPIFFE ID must be in this
+    /// trust domain to name anyone (unset: any trust domain the CA signs for).
+    pub trust_domain: Option<String>,
 }
 
 /// Whether a server requires a verified client certificate.
@@ -80,6 +83,7 @@ impl TlsSettings {
                 "AULA_TLS_CLIENT_AUTH",
                 "AULA_TLS_ADMIN_IDENTITIES",
                 "AULA_TLS_RELOAD_INTERVAL",
+                "AULA_TLS_TRUST_DOMAIN",
             ] {
                 if let Some(v) = env.get(var) {
                     return Err(bad(
@@ -137,6 +141,17 @@ impl TlsSettings {
                 "must be between 1ms and 10s (rotated certificates are picked up within 10 s)",
             ));
         }
+        let trust_domain = match env.get("AULA_TLS_TRUST_DOMAIN").map(str::trim) {
+            None | Some("") => None,
+            Some(td) if valid_trust_domain(td) => Some(td.to_string()),
+            Some(td) => {
+                return Err(bad(
+                    "AULA_TLS_TRUST_DOMAIN",
+                    td,
+                    "a SPIFFE trust domain: lower-case letters, digits, '.', '-' and '_' (e.g. cluster.local), without spiffe://",
+                ))
+            }
+        };
         let path = |i: usize| PathBuf::from(set[i].expect("checked above"));
         Ok(Some(Self {
             cert: path(0),
@@ -145,6 +160,7 @@ impl TlsSettings {
             client_auth,
             admin_identities,
             reload_interval,
+            trust_domain,
         }))
     }
 
@@ -152,6 +168,15 @@ impl TlsSettings {
     pub fn is_admin(&self, identity: &str) -> bool {
         self.admin_identities.iter().any(|a| a == identity)
     }
+}
+
+/// A trust domain as the SPIFFE ID standard writes one: `[a-z0-9._-]`, at most 255 characters.
+fn valid_trust_domain(td: &str) -> bool {
+    !td.is_empty()
+        && td.len() <= 255
+        && td.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        })
 }
 
 /// The crypto every configuration uses: ring, whatever else a dependency installed.
@@ -322,6 +347,16 @@ fn build(s: &TlsSettings, files: [Vec<u8>; 3]) -> anyhow::Result<Loaded> {
     let roots = Arc::new(roots);
     let leaf = cert::Leaf::parse(&chain[0])
         .with_context(|| format!("AULA_TLS_CERT: {}", s.cert.display()))?;
+    if let (Some(td), Some(id)) = (&s.trust_domain, leaf.spiffe_id()) {
+        // Our own certificate from another trust domain would make peers refuse us: say so
+        // now rather than through every call's PERMISSION_DENIED.
+        if leaf.identity(Some(td)).is_none() {
+            anyhow::bail!(
+                "AULA_TLS_CERT: {} names {id}, outside AULA_TLS_TRUST_DOMAIN {td}",
+                s.cert.display()
+            );
+        }
+    }
 
     let provider = provider();
     let client_verifier = match s.client_auth {
@@ -359,7 +394,7 @@ fn build(s: &TlsSettings, files: [Vec<u8>; 3]) -> anyhow::Result<Loaded> {
         files,
         server: Arc::new(server),
         client: Arc::new(client),
-        identity: leaf.identity(),
+        identity: leaf.identity(s.trust_domain.as_deref()),
         not_after: leaf.not_after,
     })
 }

@@ -57,6 +57,10 @@ fn tls_of(dir: &Path, name: &str) -> Tls {
 /// notificacoes' port with no routes of its own: authorization answers before them, and an
 /// allowed call gets UNIMPLEMENTED from the router.
 async fn start(dir: &Path) -> server::Running {
+    start_with(dir, &[]).await
+}
+
+async fn start_with(dir: &Path, extra: &[(&str, &str)]) -> server::Running {
     let def = ServiceDef {
         spec: NOTIFICACOES,
         migrations: None,
@@ -64,6 +68,9 @@ async fn start(dir: &Path) -> server::Running {
     };
     let mut env = Env::from_pairs(env_of(dir, "notificacoes"));
     env.set("AULA_DATA_DIR", dir.display().to_string());
+    for (k, v) in extra {
+        env.set(*k, *v);
+    }
     let settings = Settings::load(NOTIFICACOES, &env).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     server::start_on(def, settings, listener, None)
@@ -270,6 +277,64 @@ async fn mutual_tls_proves_who_calls_and_the_catalogue_decides_what_they_may_cal
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(failures(&running, "no_client_certificate"), 1);
     running.stop().await.unwrap();
+}
+
+/// `AULA_TLS_TRUST_DOMAIN`: a certificate the CA signed for another trust domain (a CA
+/// shared across a mesh's domains) verifies, but names nobody, so it may call nothing but
+/// health; the same name in our trust domain works.
+#[tokio::test]
+async fn a_spiffe_id_from_another_trust_domain_names_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = DevCa::new("aula.test", DAY).unwrap();
+    write(d, "ca.crt", &ca.cert_pem());
+    issue(d, &ca, "notificacoes");
+    issue(d, &ca, "cursos");
+    // The same CA key signing for another trust domain.
+    let foreign_dir = tempfile::tempdir().unwrap();
+    let f = foreign_dir.path();
+    let foreign = DevCa::from_key("evil.test", ca.key_pem(), DAY).unwrap();
+    write(f, "ca.crt", &ca.cert_pem());
+    issue(f, &foreign, "cursos");
+    let running = start_with(d, &[("AULA_TLS_TRUST_DOMAIN", "aula.test")]).await;
+    let addr = running.addr;
+
+    let ours = send_notification(peer(addr, &tls_of(d, "cursos"))).await;
+    assert_eq!(ours.code(), tonic::Code::Unimplemented, "{ours:?}");
+    let theirs = tls_of(f, "cursos");
+    health(peer(addr, &theirs)).await.unwrap();
+    let denied = send_notification(peer(addr, &theirs)).await;
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(
+        denied
+            .message()
+            .contains("names no identity in trust domain aula.test"),
+        "{}",
+        denied.message()
+    );
+    running.stop().await.unwrap();
+
+    // Our own certificate outside the trust domain stops the start, naming both.
+    let mut env = Env::from_pairs(env_of(f, "cursos"));
+    env.set("AULA_TLS_TRUST_DOMAIN", "aula.test");
+    let err = Tls::from_env(&env).unwrap_err();
+    assert!(
+        format!("{err:#}").contains(
+            "spiffe://evil.test/ns/aula/sa/cursos, outside AULA_TLS_TRUST_DOMAIN aula.test"
+        ),
+        "{err:#}"
+    );
+    // A value that is no trust domain, or one without TLS, is named.
+    env.set("AULA_TLS_TRUST_DOMAIN", "spiffe://aula.test");
+    assert_eq!(
+        TlsSettings::from_env(&env).unwrap_err().var,
+        "AULA_TLS_TRUST_DOMAIN"
+    );
+    let off = Env::from_pairs([("AULA_TLS_TRUST_DOMAIN", "aula.test")]);
+    assert_eq!(
+        TlsSettings::from_env(&off).unwrap_err().var,
+        "AULA_TLS_TRUST_DOMAIN"
+    );
 }
 
 /// Certificates, keys and the CA are rotated under load on both sides, three times, through
