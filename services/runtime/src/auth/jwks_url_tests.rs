@@ -178,6 +178,10 @@ async fn a_key_set_server_outside_the_trusted_ca_is_never_read() {
         );
         let f = v.verify(&token(&key, "1")).await.unwrap_err();
         assert_eq!(f.reason, Reason::KeysUnavailable, "{f}");
+        assert!(
+            !f.message.contains(&server.url),
+            "callers are not told where the keys live: {f}"
+        );
     }
     assert_eq!(server.hits(), 0);
 

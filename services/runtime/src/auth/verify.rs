@@ -147,7 +147,12 @@ impl Verifier {
             .keys_for(header.kid.as_deref(), alg)
             .await
             .map_err(|e| match e {
-                KeyError::Unavailable(_) => AuthFailure::new(KeysUnavailable, e.to_string()),
+                // Why (a URL inside the cluster, a CA, a file path) is for the operator, in
+                // the warning the fetch logged; the caller learns only that it is not theirs.
+                KeyError::Unavailable(_) => AuthFailure::new(
+                    KeysUnavailable,
+                    "the key set (AULA_JWT_JWKS) could not be loaded; the service's log says why",
+                ),
                 KeyError::WrongAlgorithm { .. } => AuthFailure::new(Algorithm, e.to_string()),
                 _ => AuthFailure::new(UnknownKey, e.to_string()),
             })?;
