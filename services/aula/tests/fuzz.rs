@@ -302,8 +302,8 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
             }))
             .await,
     )?;
-    // A stream that stays open when the request is good: its first answer, or nothing for a
-    // moment (tonic does not end a server stream at the caller's deadline).
+    // A stream that stays open when the request is good (until the call's deadline, 15 s):
+    // its first answer, or nothing for a moment.
     let subscribed = async {
         let mut s = notificacoes
             .subscribe_notifications(req(SubscribeNotificationsRequest {

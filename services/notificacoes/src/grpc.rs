@@ -15,7 +15,7 @@ use aula_api::{
     SubscribeNotificationsRequest,
 };
 use aula_runtime::{
-    auth,
+    auth, deadline,
     error::{Kind, ServiceError},
     fields,
     ids::{parse_id, UserId},
@@ -254,8 +254,8 @@ impl NotificacoesService for NotificacoesGrpc {
                 })
             })
             // Ends with the service's drain, so open streams do not hold up a shutdown.
-            .take_until(self.ctx.draining())
-            .boxed();
-        Ok(Response::new(stream))
+            .take_until(self.ctx.draining());
+        // And at the caller's deadline: DEADLINE_EXCEEDED, its place given back.
+        Ok(Response::new(deadline::ends_at_deadline(stream)))
     }
 }

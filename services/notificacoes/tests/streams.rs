@@ -80,3 +80,43 @@ async fn streams_are_bounded_per_user_and_in_total() {
     );
     s.running.stop().await.unwrap();
 }
+
+/// A stream ends at its caller's deadline (#13): tonic stops enforcing `grpc-timeout` once the
+/// response headers are out, so before this a subscription ran on past it, holding its place.
+#[tokio::test]
+async fn a_stream_ends_with_deadline_exceeded_at_the_callers_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = testing::spawn(
+        notificacoes::service(),
+        dir.path(),
+        &[("NOTIFICACOES_STREAMS_PER_USER".into(), "1".into())],
+    )
+    .await
+    .expect("notificacoes starts");
+    let mut c = NotificacoesServiceClient::new(s.channel());
+
+    let mut request = tonic::Request::new(SubscribeNotificationsRequest {
+        id_usuario: "1".into(),
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut stream = c
+        .subscribe_notifications(request)
+        .await
+        .expect("subscribed")
+        .into_inner();
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the stream ended within 10 s of a 300 ms deadline");
+    let status = end.expect_err("DEADLINE_EXCEEDED, not a notification");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Its place is free again: the user's one stream may be opened anew.
+    let until = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = subscribe(&mut c, "1").await {
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        assert!(Instant::now() < until, "the place never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.running.stop().await.unwrap();
+}

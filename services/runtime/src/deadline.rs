@@ -6,13 +6,14 @@
 //! [`crate::peers::PeerChannel`] reads it back with [`remaining`]. Work spawned onto other tasks
 //! does not inherit it (it is no longer part of the call).
 
-use futures::future::Either;
+use futures::{future::Either, stream::BoxStream, Stream, StreamExt as _};
 use std::{
     future::Future,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 use tokio::task::futures::TaskLocalFuture;
+use tonic::Status;
 
 tokio::task_local! {
     static DEADLINE: Instant;
@@ -35,6 +36,33 @@ pub fn scope<F: Future>(deadline: Instant, fut: F) -> TaskLocalFuture<Instant, F
 /// up on the whole chain.
 pub fn for_next_hop(left: Duration) -> Duration {
     left.saturating_sub((left / 20).min(Duration::from_millis(100)))
+}
+
+/// A server stream that ends at the call's deadline: tonic enforces `grpc-timeout` only until
+/// the response headers, so a stream that waits for events (SubscribeNotifications) would
+/// otherwise run on long after its caller gave up, holding its place among the open streams.
+/// When the deadline passes the stream yields DEADLINE_EXCEEDED and ends; one that ends
+/// sooner (the service draining, the source closing) ends as it would have. Call it in the
+/// handler, where the deadline is in scope; no deadline, no change.
+pub fn ends_at_deadline<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+) -> BoxStream<'static, Result<T, Status>> {
+    let Some(left) = remaining() else {
+        return stream.boxed();
+    };
+    let deadline = tokio::time::Instant::now() + left;
+    let expired = futures::stream::once(async move {
+        (tokio::time::Instant::now() >= deadline).then(|| {
+            Err(Status::deadline_exceeded(
+                "the call's deadline (grpc-timeout) passed; the stream ends here",
+            ))
+        })
+    })
+    .filter_map(futures::future::ready);
+    stream
+        .take_until(tokio::time::sleep_until(deadline))
+        .chain(expired)
+        .boxed()
 }
 
 /// A `grpc-timeout` header value: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -108,6 +136,33 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stream_ends_at_the_deadline() {
+        use futures::StreamExt;
+        let forever = futures::stream::pending::<Result<u8, Status>>();
+        let d = Instant::now() + Duration::from_millis(50);
+        let mut s = scope(d, async { ends_at_deadline(forever) }).await;
+        let end = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("the stream ends at its deadline");
+        assert_eq!(
+            end.unwrap().unwrap_err().code(),
+            tonic::Code::DeadlineExceeded
+        );
+        assert!(s.next().await.is_none());
+        // A stream that ends first ends as it would have; no deadline, no change.
+        let short = futures::stream::iter([Ok::<u8, Status>(1)]);
+        let far = Instant::now() + Duration::from_secs(60);
+        let items: Vec<_> = scope(far, async { ends_at_deadline(short) })
+            .await
+            .collect()
+            .await;
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_ok());
+        let unbounded = ends_at_deadline(futures::stream::iter([Ok::<u8, Status>(2)]));
+        assert_eq!(unbounded.collect::<Vec<_>>().await.len(), 1);
+    }
 
     #[test]
     fn grpc_timeouts() {

@@ -12,6 +12,7 @@
 //!   [`connections`]: connections capped and made to start HTTP/2 in time.
 //! - [`deadline`]: the deadline of the call being served, handed on to peers.
 //! - [`backoff`]: the one exponential backoff every retry uses.
+//! - [`bad_message`]: a request body that is not the method's message is INVALID_ARGUMENT.
 //! - [`observe`]: the gRPC layer recording metrics and spans.
 //! - [`metrics`]: one Prometheus registry per service and its `/metrics` endpoint.
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
@@ -43,6 +44,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod auth;
 pub mod authz;
 pub mod backoff;
+pub mod bad_message;
 pub mod cli;
 pub mod config;
 pub mod connections;

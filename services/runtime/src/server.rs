@@ -272,6 +272,8 @@ pub async fn start_on(
         .layer(auth)
         // The caller's deadline, for the calls the handler makes to other services.
         .layer(crate::deadline::DeadlineLayer)
+        // A body that is not the method's message is INVALID_ARGUMENT, not tonic's INTERNAL.
+        .layer(crate::bad_message::BadMessageLayer)
         .add_routes(routes)
         .add_service(health)
         .add_optional_service(limits.reflection.then_some(reflection_v1))

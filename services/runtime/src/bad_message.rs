@@ -1,0 +1,132 @@
+//! A request whose body is not a message of the method's type is the caller's error: the
+//! answer is INVALID_ARGUMENT, not INTERNAL.
+//!
+//! tonic decodes the request before any handler runs, and answers a body it cannot decode
+//! with INTERNAL, as gRPC's status-code table lists for "error parsing request proto" (and
+//! as its compression spec requires for a compressed-flag without `grpc-encoding`). To a
+//! caller, to our alerts (INTERNAL counts as a server error) and to issue #13's rule "bad
+//! input is never INTERNAL", these are bad input like any other: invalid protobuf, a string
+//! field that is not UTF-8, a unary call without its message, a frame cut short, an invalid
+//! compressed-flag. [`BadMessageLayer`] rewrites exactly those answers of tonic's (recognised
+//! by tonic's own words, in a trailers-only response, before any handler ran) to
+//! INVALID_ARGUMENT keeping tonic's description, which names the field where prost knows it:
+//! `request: not a valid message (failed to decode Protobuf message:
+//! AskQuestionRequest.id_curso: invalid string value: data is not UTF-8 encoded)`.
+//! A handler's own INTERNAL ("internal error") is never touched. Found by
+//! `services/aula/tests/fuzz_raw.rs`.
+
+use futures::{future::MapOk, TryFutureExt as _};
+use std::task::{Context, Poll};
+use tonic::Code;
+
+/// The beginnings of tonic's INTERNAL answers to a request body it could not decode.
+const TONIC_DECODE_ERRORS: &[&str] = &[
+    "failed to decode Protobuf message",
+    "Missing request message.",
+    "Unexpected EOF decoding stream.",
+    "protocol error: received message with",
+];
+
+/// The server layer mapping tonic's decode failures to INVALID_ARGUMENT.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BadMessageLayer;
+
+impl<S> tower_layer::Layer<S> for BadMessageLayer {
+    type Service = BadMessageService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BadMessageService { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BadMessageService<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for BadMessageService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    // No allocation per call: the answer is looked at once it is there.
+    type Future = MapOk<S::Future, fn(http::Response<R>) -> http::Response<R>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.inner.call(req).map_ok(rewritten::<R> as fn(_) -> _)
+    }
+}
+
+fn rewritten<R>(mut response: http::Response<R>) -> http::Response<R> {
+    rewrite(response.headers_mut());
+    response
+}
+
+/// Rewrites a trailers-only INTERNAL of tonic's decoder to INVALID_ARGUMENT, in place.
+fn rewrite(headers: &mut http::HeaderMap) {
+    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(&b"13"[..]) {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    if !TONIC_DECODE_ERRORS
+        .iter()
+        .any(|p| status.message().starts_with(p))
+    {
+        return;
+    }
+    let replaced = crate::error::capped(
+        Code::InvalidArgument,
+        format!("request: not a valid message ({})", status.message()),
+    );
+    headers.remove("grpc-message");
+    headers.remove("grpc-status-details-bin");
+    if replaced.add_header(headers).is_err() {
+        // Cannot happen for a status built from text; leave tonic's answer as it was.
+        tracing::warn!("could not rewrite a decode error's status");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers_of(status: tonic::Status) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        status.add_header(&mut h).unwrap();
+        h
+    }
+
+    #[test]
+    fn decode_errors_become_invalid_argument_and_nothing_else_changes() {
+        let mut h = headers_of(tonic::Status::internal(
+            "failed to decode Protobuf message: X.id: invalid string value: data is not UTF-8 encoded",
+        ));
+        rewrite(&mut h);
+        let s = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().contains("X.id: invalid string value"), "{s:?}");
+        let mut h = headers_of(tonic::Status::internal("Missing request message."));
+        rewrite(&mut h);
+        assert_eq!(
+            tonic::Status::from_header_map(&h).unwrap().code(),
+            Code::InvalidArgument
+        );
+        // A handler's own INTERNAL, and other codes, stay as they are.
+        for s in [
+            tonic::Status::internal("internal error"),
+            tonic::Status::unavailable("failed to decode Protobuf message"),
+        ] {
+            let mut h = headers_of(s.clone());
+            rewrite(&mut h);
+            let after = tonic::Status::from_header_map(&h).unwrap();
+            assert_eq!((after.code(), after.message()), (s.code(), s.message()));
+        }
+    }
+}
