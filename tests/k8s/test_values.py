@@ -118,6 +118,15 @@ def _env(r, service: str) -> dict:
     return {e["name"]: e.get("value") for e in container["env"]}
 
 
+def test_demo_data_is_off_unless_asked_and_reaches_only_stateful_services():
+    default = render({})
+    assert all("AULA_DEMO_DATA" not in _env(default, s) for s in SERVICES)
+    r = render({"demoData": True})
+    for name in SERVICES:
+        stateful = "AULA_DATA_DIR" in _env(r, name)  # SQLite on /data: it has storage
+        assert _env(r, name).get("AULA_DEMO_DATA") == ("1" if stateful else None), name
+
+
 def test_grpc_limits_reach_every_grpc_service_and_env_overrides_them():
     default = render({})
     for name in ("cursos", "notificacoes"):

@@ -33,19 +33,17 @@ pub struct UpArgs {
     /// directory; mint tokens with `aula token --user 1`
     #[arg(long)]
     pub auth: bool,
+    /// Start without the demo rows a stack otherwise gets (five courses with their media, an
+    /// appointment and a welcome for user 1) [env: AULA_DEMO_DATA=0]
+    #[arg(long)]
+    pub no_demo_data: bool,
 }
 
 /// Points `env` at `name`'s certificate in `dir` (as written by `aula certs`).
 fn use_certs(env: &mut Env, dir: &std::path::Path, name: &str) {
-    env.set(
-        "AULA_TLS_CERT",
-        dir.join(format!("{name}.crt")).display().to_string(),
-    );
-    env.set(
-        "AULA_TLS_KEY",
-        dir.join(format!("{name}.key")).display().to_string(),
-    );
-    env.set("AULA_TLS_CA", dir.join("ca.crt").display().to_string());
+    for (k, v) in aula_runtime::tls::cert_env(dir, name) {
+        env.set(k, v);
+    }
 }
 
 pub async fn run(args: UpArgs) -> ExitCode {
@@ -56,6 +54,12 @@ pub async fn run(args: UpArgs) -> ExitCode {
     let mut env = Env::from_process();
     if let Some(dir) = &args.data_dir {
         env.set("AULA_DATA_DIR", dir.clone());
+    }
+    // The demo rows README's commands show, unless asked not to (aula_runtime::demo).
+    if args.no_demo_data {
+        env.set("AULA_DEMO_DATA", "0");
+    } else if env.get("AULA_DEMO_DATA").is_none() {
+        env.set("AULA_DEMO_DATA", "1");
     }
     // The fault flags file `aula flags` edits (docs/FLAGS.md).
     let flags = crate::flags::default_path(&env, None);

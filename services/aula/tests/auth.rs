@@ -11,7 +11,7 @@ mod common;
 
 use aula_api::*;
 use aula_runtime::auth::{
-    dev::{claims, jwks, now, SigningKey, DEV_AUDIENCE, DEV_ISSUER},
+    dev::{claims, now, SigningKey},
     Rule, RULES,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
@@ -88,28 +88,13 @@ impl Keys {
     }
 }
 
-fn auth_env(dir: &std::path::Path, keys: &Keys) -> Vec<(String, String)> {
-    let path = dir.join("jwks.json");
-    std::fs::write(&path, jwks(&[&keys.ed, &keys.ec]).to_string()).unwrap();
-    [
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", path.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 async fn platform() -> (Platform, Keys, Vec<(String, String)>) {
     let keys = Keys {
         ed: SigningKey::ed25519("ed-1"),
         ec: SigningKey::p256("ec-1"),
     };
     let dir = tempfile::tempdir().unwrap();
-    let env = auth_env(dir.path(), &keys);
+    let env = common::auth_env(dir.path(), &[&keys.ed, &keys.ec]);
     (common::spawn_with(dir, &env).await, keys, env)
 }
 

@@ -7,27 +7,9 @@
 mod common;
 
 use aula_api::*;
-use aula_runtime::auth::dev::{claims, jwks, now, SigningKey, DEV_AUDIENCE, DEV_ISSUER};
+use aula_runtime::auth::dev::{claims, now, SigningKey};
 use serde_json::json;
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
-use tracing_subscriber::fmt::format::FmtSpan;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use std::time::Duration;
 
 fn req<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
@@ -38,30 +20,11 @@ fn req<T>(message: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_never_reach_logs_spans_or_messages() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("the only subscriber of this test binary");
+    let logs = aula_runtime::testing::capture_all_logs();
 
     let key = SigningKey::ed25519("ed-1");
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jwks.json");
-    std::fs::write(&path, jwks(&[&key]).to_string()).unwrap();
-    let env: Vec<(String, String)> = [
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", path.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let env = common::auth_env(dir.path(), &[&key]);
     let p = common::spawn_with(dir, &env).await;
 
     let good = key.sign(&claims("7", &[], Duration::from_secs(600)));
@@ -130,7 +93,7 @@ async fn tokens_never_reach_logs_spans_or_messages() {
     gw.stop().await.unwrap();
     p.stop().await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("authentication failed"),
         "the refusals were logged"

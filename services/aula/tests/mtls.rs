@@ -22,25 +22,8 @@ use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn tls_env(dir: &Path, name: &str) -> Vec<(String, String)> {
-    vec![
-        (
-            "AULA_TLS_CERT".into(),
-            dir.join(format!("{name}.crt")).display().to_string(),
-        ),
-        (
-            "AULA_TLS_KEY".into(),
-            dir.join(format!("{name}.key")).display().to_string(),
-        ),
-        (
-            "AULA_TLS_CA".into(),
-            dir.join("ca.crt").display().to_string(),
-        ),
-    ]
-}
-
 fn tls(dir: &Path, name: &str) -> Tls {
-    Tls::from_env(&Env::from_pairs(tls_env(dir, name)))
+    Tls::from_env(&Env::from_pairs(aula_runtime::tls::cert_env(dir, name)))
         .unwrap()
         .unwrap()
 }
@@ -94,7 +77,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
     .unwrap();
     let p = data.path();
     let with = |name: &str, more: Vec<(String, String)>| {
-        let mut e = tls_env(c, name);
+        let mut e = aula_runtime::tls::cert_env(c, name);
         e.extend(more);
         e
     };
@@ -256,7 +239,7 @@ async fn every_chain_between_the_services_works_over_mtls() {
     .unwrap();
     let p = data.path();
     let with = |name: &str, peers: &[&TestService]| {
-        let mut e = tls_env(c, name);
+        let mut e = aula_runtime::tls::cert_env(c, name);
         e.extend(peers.iter().map(|s| s.addr_var()));
         e
     };
@@ -382,7 +365,7 @@ async fn aula_load_drives_a_stack_over_mtls() {
         key_mode: 0o600,
     })
     .unwrap();
-    let mut env = tls_env(c, "cursos");
+    let mut env = aula_runtime::tls::cert_env(c, "cursos");
     for peer in ["MIDIA_ADDR", "CHATBOT_ADDR", "NOTIFICACOES_ADDR"] {
         env.push((peer.into(), closed_url().replace("http:", "https:")));
     }
@@ -399,7 +382,7 @@ async fn aula_load_drives_a_stack_over_mtls() {
             "0",
         ])
         .args(["--json", "-"])
-        .envs(tls_env(c, "operator"))
+        .envs(aula_runtime::tls::cert_env(c, "operator"))
         .env("CURSOS_ADDR", &cursos.url)
         .kill_on_drop(true)
         .output();

@@ -103,6 +103,14 @@ impl Engine {
         }
     }
 
+    /// Counts Gemini's calls in `metrics`, the service's registry (the offline answerer
+    /// records nothing of its own).
+    pub fn set_metrics(&self, metrics: &aula_runtime::metrics::Metrics) {
+        if let Engine::Gemini(g) = self {
+            g.set_metrics(crate::gemini::GeminiMetrics::register(metrics));
+        }
+    }
+
     /// `gemini` or `offline`, for `GetStatus` and the `mode` metric label.
     pub fn mode(&self) -> &'static str {
         match self {

@@ -16,7 +16,6 @@ use aula_runtime::{
     error::{Kind, ServiceError},
     fields::{self, InvalidField},
     ids::UserId,
-    metrics::Metrics,
     peers::PeerChannel,
 };
 use futures::stream::{BoxStream, Stream, StreamExt};
@@ -24,6 +23,7 @@ use tonic::{metadata::MetadataMap, Code, Request, Response, Status};
 
 use crate::domain::{Answer, AnswerError, Chunk, CourseContext, Material, Question};
 use crate::engine::Engine;
+use crate::metrics::ChatbotMetrics;
 use crate::recorder::{Interaction, Recorder};
 
 /// The counter of questions, by `mode` (gemini/offline) and `outcome` (ok/error).
@@ -33,7 +33,7 @@ pub struct ChatbotGrpc {
     engine: Engine,
     insights: PeerChannel,
     recorder: Recorder,
-    metrics: Metrics,
+    metrics: ChatbotMetrics,
 }
 
 impl ChatbotGrpc {
@@ -41,13 +41,26 @@ impl ChatbotGrpc {
         engine: Engine,
         insights: PeerChannel,
         recorder: Recorder,
-        metrics: Metrics,
+        metrics: ChatbotMetrics,
     ) -> Self {
         ChatbotGrpc {
             engine,
             insights,
             recorder,
             metrics,
+        }
+    }
+
+    /// A question starting now, to be settled once.
+    fn outcome(&self, asker: Asker) -> Outcome {
+        Outcome {
+            id: new_interaction_id(),
+            asker,
+            mode: self.engine.mode(),
+            model: self.engine.model().to_string(),
+            started: Instant::now(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -186,17 +199,13 @@ struct Outcome {
     model: String,
     started: Instant,
     recorder: Recorder,
+    metrics: ChatbotMetrics,
 }
 
 impl Outcome {
     fn settle(self, result: Result<(), &AnswerError>) {
         let ok = result.is_ok();
-        metrics::counter!(
-            QUESTIONS_METRIC,
-            "mode" => self.mode,
-            "outcome" => if ok { "ok" } else { "error" }
-        )
-        .increment(1);
+        self.metrics.question(self.mode, ok);
         if matches!(result, Err(AnswerError::Invalid { .. })) {
             return;
         }
@@ -211,14 +220,12 @@ impl Outcome {
     }
 }
 
-/// A streamed answer: polled inside the service's metrics scope (tonic polls response bodies
-/// outside the handler), settled exactly once: on the final chunk, on an error, or, if the
-/// caller goes away first, when dropped (as an error).
+/// A streamed answer (tonic polls it outside the handler), settled exactly once: on the
+/// final chunk, on an error, or, if the caller goes away first, when dropped (as an error).
 struct AnswerStream {
     inner: BoxStream<'static, Result<Chunk, AnswerError>>,
     id: String,
     outcome: Option<Outcome>,
-    metrics: Metrics,
     done: bool,
 }
 
@@ -233,42 +240,39 @@ impl Stream for AnswerStream {
         if this.done {
             return Poll::Ready(None);
         }
-        let metrics = this.metrics.clone();
-        metrics.scope(|| {
-            let item = match this.inner.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(item) => item,
-            };
-            let (settled, relayed) = match item {
-                Some(Ok(chunk)) => {
-                    let settled = chunk.is_final.then_some(Ok(()));
-                    (settled, Some(Ok(to_chunk(chunk, &this.id))))
-                }
-                Some(Err(e)) => {
-                    this.done = true;
-                    let status = status_of(&e);
-                    (Some(Err(e)), Some(Err(status)))
-                }
-                None if this.outcome.is_none() => {
-                    this.done = true;
-                    (None, None)
-                }
-                None => {
-                    this.done = true;
-                    let e = AnswerError::Unavailable {
-                        detail: "the answer ended without a final chunk".into(),
-                    };
-                    let status = status_of(&e);
-                    (Some(Err(e)), Some(Err(status)))
-                }
-            };
-            if let Some(result) = settled {
-                if let Some(o) = this.outcome.take() {
-                    o.settle(result.as_ref().map(|_| ()));
-                }
+        let item = match this.inner.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        let (settled, relayed) = match item {
+            Some(Ok(chunk)) => {
+                let settled = chunk.is_final.then_some(Ok(()));
+                (settled, Some(Ok(to_chunk(chunk, &this.id))))
             }
-            Poll::Ready(relayed)
-        })
+            Some(Err(e)) => {
+                this.done = true;
+                let status = status_of(&e);
+                (Some(Err(e)), Some(Err(status)))
+            }
+            None if this.outcome.is_none() => {
+                this.done = true;
+                (None, None)
+            }
+            None => {
+                this.done = true;
+                let e = AnswerError::Unavailable {
+                    detail: "the answer ended without a final chunk".into(),
+                };
+                let status = status_of(&e);
+                (Some(Err(e)), Some(Err(status)))
+            }
+        };
+        if let Some(result) = settled {
+            if let Some(o) = this.outcome.take() {
+                o.settle(result.as_ref().map(|_| ()));
+            }
+        }
+        Poll::Ready(relayed)
     }
 }
 
@@ -278,7 +282,7 @@ impl Drop for AnswerStream {
             let cancelled = AnswerError::Unavailable {
                 detail: "the caller went away before the answer ended".into(),
             };
-            self.metrics.scope(|| o.settle(Err(&cancelled)));
+            o.settle(Err(&cancelled));
         }
     }
 }
@@ -302,14 +306,7 @@ impl ChatbotService for ChatbotGrpc {
         auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let deadline = deadline_of(request.metadata());
         let (question, asker) = to_question(request.into_inner());
-        let outcome = Outcome {
-            id: new_interaction_id(),
-            asker,
-            mode: self.engine.mode(),
-            model: self.engine.model().to_string(),
-            started: Instant::now(),
-            recorder: self.recorder.clone(),
-        };
+        let outcome = self.outcome(asker);
         let id = outcome.id.clone();
         if let Err(e) = outcome.asker.check() {
             outcome.settle(Err(&e));
@@ -336,14 +333,7 @@ impl ChatbotService for ChatbotGrpc {
         auth::own_user(&mut request, |r| &mut r.id_usuario)?;
         let deadline = deadline_of(request.metadata());
         let (question, asker) = to_question(request.into_inner());
-        let outcome = Outcome {
-            id: new_interaction_id(),
-            asker,
-            mode: self.engine.mode(),
-            model: self.engine.model().to_string(),
-            started: Instant::now(),
-            recorder: self.recorder.clone(),
-        };
+        let outcome = self.outcome(asker);
         if let Err(e) = outcome.asker.check() {
             outcome.settle(Err(&e));
             return Err(status_of(&e));
@@ -352,7 +342,6 @@ impl ChatbotService for ChatbotGrpc {
             id: outcome.id.clone(),
             inner: self.engine.answer_stream(&question, deadline),
             outcome: Some(outcome),
-            metrics: self.metrics.clone(),
             done: false,
         };
         Ok(Response::new(stream.boxed()))

@@ -18,6 +18,7 @@
 //!   `RegisterMetrics` forwarded to insights.
 //! - [`recorder`]: records every answered question in insights (`RecordInteraction`) from a
 //!   bounded queue drained in the background, so recording never delays an answer.
+//! - [`metrics`]: what the service counts (registered handles); Gemini's calls in [`gemini`].
 //!
 //! Tests in `tests/` run against `tests/common`, a local HTTP server speaking Gemini's REST
 //! protocol; `tests/grpc.rs` drives the service in-process through gRPC.
@@ -26,6 +27,7 @@ pub mod domain;
 pub mod engine;
 pub mod gemini;
 pub mod grpc;
+pub mod metrics;
 pub mod offline;
 pub mod recorder;
 
@@ -47,6 +49,7 @@ pub fn service() -> ServiceDef {
     ServiceDef {
         spec: CHATBOT,
         migrations: None,
+        demo: None,
         build,
     }
 }
@@ -57,19 +60,16 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         let engine = Engine::from_env(&|k| ctx.settings().env.get(k).map(str::to_string))?;
         tracing::info!(mode = engine.mode(), model = %engine.model(), "chatbot engine ready");
         engine.set_flags(ctx.flags().clone());
+        engine.set_metrics(ctx.metrics());
+        let metrics = metrics::ChatbotMetrics::register(ctx.metrics());
         let insights = ctx.peer(&INSIGHTS)?;
-        let recorder = recorder::Recorder::start(&ctx, insights.clone());
+        let recorder = recorder::Recorder::start(&ctx, insights.clone(), metrics.clone());
         // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
         let max = ctx.settings().limits.max_message_bytes;
         Ok(Routes::new(
-            ChatbotServiceServer::new(grpc::ChatbotGrpc::new(
-                engine,
-                insights,
-                recorder,
-                ctx.metrics().clone(),
-            ))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
+            ChatbotServiceServer::new(grpc::ChatbotGrpc::new(engine, insights, recorder, metrics))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
         ))
     })
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use aula_api::{insights_service_client::InsightsServiceClient, RecordInteractionRequest};
 use aula_runtime::{peers::PeerChannel, ServiceContext};
+
+use crate::metrics::ChatbotMetrics;
 use rand::Rng;
 use tokio::sync::mpsc;
 
@@ -57,11 +59,12 @@ impl Interaction {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Interaction>,
+    metrics: ChatbotMetrics,
 }
 
 impl Recorder {
     /// Starts the worker delivering to `insights`; it stops when the service drains.
-    pub fn start(ctx: &ServiceContext, insights: PeerChannel) -> Recorder {
+    pub fn start(ctx: &ServiceContext, insights: PeerChannel, metrics: ChatbotMetrics) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let flush = FLUSH_MAX.min(ctx.settings().shutdown_grace / 2);
         ctx.spawn(run(
@@ -69,17 +72,17 @@ impl Recorder {
             InsightsServiceClient::new(insights),
             ctx.clone(),
             flush,
+            metrics.clone(),
         ));
-        Recorder { tx }
+        Recorder { tx, metrics }
     }
 
-    /// Queues an interaction; never waits. Must be called where metrics are scoped (an RPC
-    /// handler or a scoped stream), as the drop counter records there.
+    /// Queues an interaction; never waits.
     pub fn record(&self, interaction: Interaction) {
         match self.tx.try_send(interaction) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(i)) => {
-                metrics::counter!(RECORDS_METRIC, "outcome" => "dropped").increment(1);
+                self.metrics.record_dropped();
                 tracing::warn!(
                     id_interacao = %i.id_interacao,
                     "interaction queue full (insights not keeping up): record dropped"
@@ -87,7 +90,7 @@ impl Recorder {
             }
             Err(mpsc::error::TrySendError::Closed(i)) => {
                 // The worker has stopped: the service is shutting down.
-                metrics::counter!(RECORDS_METRIC, "outcome" => "dropped").increment(1);
+                self.metrics.record_dropped();
                 tracing::debug!(id_interacao = %i.id_interacao, "recorder stopped: record dropped");
             }
         }
@@ -101,6 +104,7 @@ async fn run(
     client: Client,
     ctx: ServiceContext,
     flush: Duration,
+    m: ChatbotMetrics,
 ) {
     let draining = ctx.draining();
     tokio::pin!(draining);
@@ -112,7 +116,7 @@ async fn run(
             _ = &mut draining => break,
             next = rx.recv() => match next {
                 Some(i) => {
-                    if !deliver_with_retries(&client, &i, &mut draining).await {
+                    if !deliver_with_retries(&client, &m, &i, &mut draining).await {
                         interrupted = Some(i);
                         break;
                     }
@@ -126,8 +130,8 @@ async fn run(
     let until = Instant::now() + flush;
     let mut rest = std::iter::from_fn(|| rx.try_recv().ok());
     for i in interrupted.into_iter().chain(&mut rest) {
-        if Instant::now() >= until || !deliver_before(&client, &i, until).await {
-            count_failed(&i, "not delivered before shutdown");
+        if Instant::now() >= until || !deliver_before(&client, &m, &i, until).await {
+            count_failed(&m, &i, "not delivered before shutdown");
         }
     }
 }
@@ -136,6 +140,7 @@ async fn run(
 /// only when the drain interrupted it (the record is then neither delivered nor counted).
 async fn deliver_with_retries(
     client: &Client,
+    m: &ChatbotMetrics,
     i: &Interaction,
     draining: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> bool {
@@ -149,15 +154,15 @@ async fn deliver_with_retries(
         };
         match result {
             Ok(_) => {
-                metrics::counter!(RECORDS_METRIC, "outcome" => "delivered").increment(1);
+                m.record_delivered();
                 return true;
             }
             Err(status) if !is_transient(status.code()) => {
-                count_failed(i, status.message());
+                count_failed(m, i, status.message());
                 return true;
             }
             Err(status) if attempt == MAX_ATTEMPTS => {
-                count_failed(i, status.message());
+                count_failed(m, i, status.message());
                 return true;
             }
             Err(status) => {
@@ -181,20 +186,25 @@ async fn deliver_with_retries(
 }
 
 /// One attempt, bounded by `until`; true when insights took the record.
-async fn deliver_before(client: &Client, i: &Interaction, until: Instant) -> bool {
+async fn deliver_before(
+    client: &Client,
+    m: &ChatbotMetrics,
+    i: &Interaction,
+    until: Instant,
+) -> bool {
     let mut client = client.clone();
     let call = client.record_interaction(i.to_request());
     match tokio::time::timeout_at(tokio::time::Instant::from_std(until), call).await {
         Ok(Ok(_)) => {
-            metrics::counter!(RECORDS_METRIC, "outcome" => "delivered").increment(1);
+            m.record_delivered();
             true
         }
         _ => false,
     }
 }
 
-fn count_failed(i: &Interaction, why: &str) {
-    metrics::counter!(RECORDS_METRIC, "outcome" => "failed").increment(1);
+fn count_failed(m: &ChatbotMetrics, i: &Interaction, why: &str) {
+    m.record_failed();
     tracing::warn!(id_interacao = %i.id_interacao, error = %why, "interaction not recorded in insights");
 }
 

@@ -89,22 +89,6 @@ fn cooking(duvida: &str) -> ChatbotDuvidaRequest {
     }
 }
 
-/// Polls `check` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 // ------------------------------------------------------------------ offline
 
 #[tokio::test]
@@ -433,7 +417,7 @@ async fn gemini_outcomes_are_counted_in_gemini_mode() {
         .await
         .unwrap();
     let service = &bot.service;
-    eventually(SLACK, "the gemini counters", || async {
+    testing::eventually(SLACK, "the gemini counters", || async {
         let text = service.metrics_text().await;
         let total: f64 = text
             .lines()
@@ -442,7 +426,7 @@ async fn gemini_outcomes_are_counted_in_gemini_mode() {
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
-        total == 2.0
+        (total == 2.0).then_some(())
     })
     .await;
 }

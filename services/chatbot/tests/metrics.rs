@@ -1,112 +1,63 @@
 //! The metrics the dashboards rely on (docs/CONFIG.md): `aula_gemini_requests_total{outcome}`,
-//! `aula_gemini_request_duration_seconds`, `aula_gemini_tokens_total{direction}`.
+//! `aula_gemini_request_duration_seconds`, `aula_gemini_tokens_total{direction}`, as a scrape
+//! of the chatbot's registry shows them.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
+use aula_runtime::metrics::Metrics;
+use chatbot::gemini::GeminiMetrics;
 use common::*;
-use metrics::{
-    Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
-};
 
-/// Every recorded value as `name{label=value,...}` and the amount.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<(String, f64)>>>);
-
-struct Handle {
-    key: String,
-    sink: Sink,
+/// The value of the series `series` (name and labels, as the exposition writes them).
+fn value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in:\n{page}"))
+        .parse()
+        .unwrap()
 }
 
-impl CounterFn for Handle {
-    fn increment(&self, value: u64) {
-        self.sink
-            .0
-            .lock()
-            .unwrap()
-            .push((self.key.clone(), value as f64));
-    }
-    fn absolute(&self, value: u64) {
-        self.increment(value)
-    }
-}
+// A multi-threaded runtime: the handles record wherever the calls are polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_latency_and_tokens_are_counted() {
+    let registry = Metrics::new();
+    let gemini = StandIn::start(ok("sim")).await;
+    gemini.push([
+        error(429, "RESOURCE_EXHAUSTED", "q"),
+        error(429, "RESOURCE_EXHAUSTED", "q"),
+        error(429, "RESOURCE_EXHAUSTED", "q"),
+    ]);
+    let client = gemini.client();
+    client.set_metrics(GeminiMetrics::register(&registry));
+    client.answer(&question(), None).await.unwrap_err();
+    // The second call from a task of its own.
+    let spawned = client.clone();
+    tokio::spawn(async move { spawned.answer(&question(), None).await })
+        .await
+        .unwrap()
+        .unwrap();
+    client.answer(&question(), None).await.unwrap();
 
-impl HistogramFn for Handle {
-    fn record(&self, value: f64) {
-        self.sink.0.lock().unwrap().push((self.key.clone(), value));
-    }
-}
-
-impl Sink {
-    fn handle(&self, key: &Key) -> Arc<Handle> {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        Arc::new(Handle {
-            key: format!("{}{{{}}}", key.name(), labels.join(",")),
-            sink: self.clone(),
-        })
-    }
-
-    fn sum(&self, key: &str) -> f64 {
-        let values = self.0.lock().unwrap();
-        values
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn count(&self, key: &str) -> usize {
-        let values = self.0.lock().unwrap();
-        values.iter().filter(|(k, _)| k == key).count()
-    }
-}
-
-impl Recorder for Sink {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(self.handle(key))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(self.handle(key))
-    }
-}
-
-#[test]
-fn requests_latency_and_tokens_are_counted() {
-    let sink = Sink::default();
-    // A local recorder covers this thread only: run everything on a current-thread runtime here.
-    metrics::with_local_recorder(&sink, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let gemini = StandIn::start(ok("sim")).await;
-                gemini.push([
-                    error(429, "RESOURCE_EXHAUSTED", "q"),
-                    error(429, "RESOURCE_EXHAUSTED", "q"),
-                    error(429, "RESOURCE_EXHAUSTED", "q"),
-                ]);
-                let client = gemini.client();
-                client.answer(&question(), None).await.unwrap_err();
-                client.answer(&question(), None).await.unwrap();
-                client.answer(&question(), None).await.unwrap();
-            })
-    });
-
-    assert_eq!(sink.sum("aula_gemini_requests_total{outcome=quota}"), 1.0);
-    assert_eq!(sink.sum("aula_gemini_requests_total{outcome=ok}"), 2.0);
-    assert_eq!(sink.count("aula_gemini_request_duration_seconds{}"), 3);
-    assert_eq!(sink.sum("aula_gemini_tokens_total{direction=input}"), 22.0);
-    assert_eq!(sink.sum("aula_gemini_tokens_total{direction=output}"), 14.0);
+    let page = registry.render();
+    let requests = "aula_gemini_requests_total";
+    assert_eq!(
+        value(&page, &format!(r#"{requests}{{outcome="quota"}}"#)),
+        1.0
+    );
+    assert_eq!(value(&page, &format!(r#"{requests}{{outcome="ok"}}"#)), 2.0);
+    assert_eq!(
+        value(&page, "aula_gemini_request_duration_seconds_count"),
+        3.0
+    );
+    let tokens = "aula_gemini_tokens_total";
+    assert_eq!(
+        value(&page, &format!(r#"{tokens}{{direction="input"}}"#)),
+        22.0
+    );
+    assert_eq!(
+        value(&page, &format!(r#"{tokens}{{direction="output"}}"#)),
+        14.0
+    );
+    // Another service's registry in the same process sees none of it.
+    assert!(!Metrics::new().render().contains(requests));
 }

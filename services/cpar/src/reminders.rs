@@ -4,7 +4,7 @@
 //! transaction. The claim makes it exactly once across replicas sharing the database; the
 //! outbox makes delivery survive an outage of notificacoes.
 
-use crate::store::Store;
+use crate::{metrics::CparMetrics, store::Store};
 use anyhow::Context as _;
 use aula_runtime::{db::now_ms, outbox::Outbox, ServiceContext};
 use std::time::Duration;
@@ -27,7 +27,12 @@ impl Settings {
 }
 
 /// Starts the worker; it stops when the service drains.
-pub fn start(ctx: &ServiceContext, store: Store, outbox: Outbox) -> anyhow::Result<()> {
+pub fn start(
+    ctx: &ServiceContext,
+    store: Store,
+    outbox: Outbox,
+    metrics: CparMetrics,
+) -> anyhow::Result<()> {
     let settings = Settings::from_context(ctx).context("reading the reminder settings")?;
     let draining = ctx.draining();
     ctx.spawn(async move {
@@ -39,7 +44,7 @@ pub fn start(ctx: &ServiceContext, store: Store, outbox: Outbox) -> anyhow::Resu
                 _ = &mut draining => return,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = run_once(&store, &outbox, settings.lead).await {
+            if let Err(e) = run_once(&store, &outbox, &metrics, settings.lead).await {
                 tracing::warn!(error = %e, "reminders: a round failed; retrying next interval");
             }
         }
@@ -48,14 +53,19 @@ pub fn start(ctx: &ServiceContext, store: Store, outbox: Outbox) -> anyhow::Resu
 }
 
 /// One round; returns how many reminders this replica claimed.
-pub async fn run_once(store: &Store, outbox: &Outbox, lead: Duration) -> sqlx::Result<usize> {
+pub async fn run_once(
+    store: &Store,
+    outbox: &Outbox,
+    metrics: &CparMetrics,
+    lead: Duration,
+) -> sqlx::Result<usize> {
     let lead_ms = i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
     let due = store.due_reminders(now_ms(), lead_ms).await?;
     let mut sent = 0;
     for id in due {
         if store.claim_reminder(outbox, id).await? {
             sent += 1;
-            metrics::counter!("aula_reminders_sent_total").increment(1);
+            metrics.reminders_sent.increment(1);
             tracing::info!(id_agendamento = id, "reminder queued");
         }
     }

@@ -82,7 +82,7 @@ async fn an_outage_of_notificacoes_delays_the_notice_and_loses_nothing() {
             .filter(|x| x.origem == "cpar")
             .collect::<Vec<_>>()
     };
-    eventually("the queued notice to arrive", || {
+    eventually(SETTLE, "the queued notice to arrive", || {
         let mut nc = nc.clone();
         async move { (!from_cpar(notifications_of(&mut nc, "1").await).is_empty()).then_some(()) }
     })
@@ -121,7 +121,7 @@ async fn an_appointment_starting_soon_gets_one_reminder() {
     let soon = create(&mut c, "7", "Plantão de Redes", 600).await;
     let later = create(&mut c, "7", "Plantão distante", 3 * 3600).await;
 
-    eventually("the reminder", || {
+    eventually(SETTLE, "the reminder", || {
         let mut nc = nc.clone();
         async move { (!reminders_for(&mut nc, "7").await.is_empty()).then_some(()) }
     })
@@ -172,7 +172,7 @@ async fn two_replicas_on_one_database_send_each_reminder_once() {
         create(&mut ca, "8", t, 600 + i as i64).await;
     }
     let mut nc = notificacoes(&n);
-    eventually("every reminder", || {
+    eventually(SETTLE, "every reminder", || {
         let mut nc = nc.clone();
         async move { (reminders_for(&mut nc, "8").await.len() >= 5).then_some(()) }
     })

@@ -52,6 +52,7 @@ pub struct CursosGrpc {
     /// The counts GetStatus reports, at most [`STATUS_TTL`] old: monitors poll it far more
     /// often than courses and enrolments change.
     pub status: Recent<(Counts, i64)>,
+    pub metrics: crate::metrics::CursosMetrics,
 }
 
 /// How old GetStatus' counts may be.
@@ -312,7 +313,7 @@ impl CursosService for CursosGrpc {
         let id = CourseId::parse(&r.id_curso)?;
         let enrolment = self.store.enroll(&self.outbox, user, id).await?;
         let message = if enrolment.nova {
-            metrics::counter!("aula_enrolments_total").increment(1);
+            self.metrics.enrolments.increment(1);
             self.outbox.wake();
             format!("Usuário {user} inscrito no curso {}", enrolment.course.nome)
         } else {

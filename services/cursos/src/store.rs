@@ -218,11 +218,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aula_runtime::{
-        config::{Env, Settings},
-        reads::{full_scans, query_plan},
-        spec::CURSOS,
-    };
+    use aula_runtime::{reads::full_scans, testing::SqlitePlans};
 
     /// Every call's query finds its rows through an index (SQLite's plans; PostgreSQL's are
     /// checked on seeded data by scripts/seed.sh's users, BENCHMARKS.md): the cost of a call
@@ -230,30 +226,17 @@ mod tests {
     #[tokio::test]
     async fn no_call_scans_a_table() {
         let dir = tempfile::tempdir().unwrap();
-        let env = Env::from_pairs([("AULA_DATA_DIR", dir.path().to_str().unwrap())]);
-        let settings = Settings::load(CURSOS, &env).unwrap();
-        let db = Db::connect(&settings, crate::service().migrations.unwrap())
-            .await
-            .unwrap();
-        let reads = db.sqlite_reads().unwrap();
-        let plan = |sql: &str| reads.run(|c| query_plan(c, sql)).unwrap();
-        for (call, sql) in [
+        let plans = SqlitePlans::new(&crate::service(), dir.path()).await;
+        plans.assert_indexed(&[
             ("GetUserCourses", USER_COURSES),
             ("GetCourse", COURSE_BY_ID),
             ("ListCourses", COURSE_PAGE),
             ("Enroll", ENROLL),
             ("Unenroll", UNENROLL),
-        ] {
-            let steps = plan(sql);
-            assert!(full_scans(&steps).is_empty(), "{call} scans: {steps:?}");
-            assert!(
-                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
-                "{call} sorts per call: {steps:?}"
-            );
-        }
+        ]);
         // GetStatus reads the counts the writes keep (migration 0002): their own one-row
         // table, never the catalogue or the enrolments.
-        let counts = plan(COUNTS);
+        let counts = plans.plan(COUNTS);
         assert_eq!(full_scans(&counts), ["SCAN contagens"], "{counts:?}");
     }
 }

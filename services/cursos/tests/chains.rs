@@ -41,7 +41,7 @@ async fn notifications(
 async fn outbox_drained(
     client: &mut aula_api::cursos_service_client::CursosServiceClient<Channel>,
 ) {
-    eventually("the outbox to drain", || {
+    eventually(SETTLE, "the outbox to drain", || {
         let mut c = client.clone();
         async move {
             let s = c.get_status(Empty {}).await.ok()?.into_inner();
@@ -71,7 +71,7 @@ async fn enroll_notifies_the_user_exactly_once() {
     for r in futures::future::join_all(calls).await {
         r.unwrap().expect("Enroll succeeds");
     }
-    let found = eventually("the enrolment notice", || {
+    let found = eventually(SETTLE, "the enrolment notice", || {
         let mut inbox = inbox.clone();
         async move {
             let n = notifications(&mut inbox, "12").await;
@@ -104,7 +104,7 @@ async fn send_notification_is_delivered_when_notificacoes_is_up() {
     // The first call may also open the connection to notificacoes; on a loaded machine that
     // can exceed the 1.5 s budget and answer "queued" instead (still delivered later), so ask
     // until one is delivered on the spot.
-    let r = eventually("a notification delivered on the spot", || {
+    let r = eventually(SETTLE, "a notification delivered on the spot", || {
         let mut c = client.clone();
         async move {
             let r = c
@@ -173,7 +173,7 @@ async fn a_notification_queued_while_notificacoes_is_down_arrives_once_it_is_up(
         .await
         .unwrap();
     let mut inbox = NotificacoesServiceClient::new(testing::channel(&url));
-    let got = eventually("the queued notification", || {
+    let got = eventually(SETTLE, "the queued notification", || {
         let mut inbox = inbox.clone();
         async move {
             let n = notifications(&mut inbox, "4").await;

@@ -115,7 +115,7 @@ async fn error_ratio_fails_that_share_of_calls_labelled_then_stops() {
         f.set("fault.cursos.error_ratio", "all").unwrap();
         f.set("fault.cursos.error_code", "INTERNAL").unwrap();
     });
-    eventually("INTERNAL", || {
+    eventually(SETTLE, "INTERNAL", || {
         let mut c = client.clone();
         async move { (c.get_user_courses(user()).await.err()?.code() == Code::Internal).then_some(()) }
     })
@@ -161,7 +161,7 @@ async fn latency_is_added_within_the_calls_deadline_then_removed() {
     edit(&path, |f| {
         f.set("fault.cursos.latency_ms", "500ms").unwrap();
     });
-    let slow = eventually("latency added", || {
+    let slow = eventually(SETTLE, "latency added", || {
         let mut c = client.clone();
         async move {
             let t = Instant::now();
@@ -199,7 +199,7 @@ async fn latency_is_added_within_the_calls_deadline_then_removed() {
     edit(&path, |f| {
         f.clear();
     });
-    eventually("latency removed", || {
+    eventually(SETTLE, "latency removed", || {
         let mut c = client.clone();
         async move {
             let t = Instant::now();

@@ -12,7 +12,7 @@ use aula_api::{
     MarkAsReadResponse, Notification, NotifyScheduleRequest, NotifyScheduleResponse,
     SendNotificationRequest, SendNotificationResponse, StatusResponse,
 };
-use common::{closed_url, eventually, start_cursos};
+use common::{closed_url, eventually, start_cursos, SETTLE};
 use sqlx::Row;
 use std::{
     collections::VecDeque,
@@ -157,7 +157,7 @@ async fn a_refusal_for_good_is_a_dead_letter_at_once() {
     let (svc, mut client) = start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url)]).await;
     let r = client.send_notification(notice("7")).await.unwrap();
     assert!(r.into_inner().pendente, "not delivered now");
-    let rows = eventually("the message given up", || async {
+    let rows = eventually(SETTLE, "the message given up", || async {
         let r = rows(&svc).await;
         r.iter().all(|(_, dead, _)| *dead).then_some(r)
     })
@@ -176,7 +176,7 @@ async fn a_refusal_for_good_is_a_dead_letter_at_once() {
         s.contagens["outbox_pendentes"], 0,
         "a dead letter is not pending"
     );
-    let text = eventually("the dead-letter gauge", || async {
+    let text = eventually(SETTLE, "the dead-letter gauge", || async {
         let t = svc.metrics_text().await;
         (metric(&t, "aula_outbox_dead_letters") == 1.0).then_some(t)
     })
@@ -198,7 +198,7 @@ async fn transient_failures_are_retried_up_to_the_cap_then_given_up() {
     )
     .await;
     client.send_notification(notice("7")).await.unwrap();
-    let rows = eventually("the message given up after 3 attempts", || async {
+    let rows = eventually(SETTLE, "the message given up after 3 attempts", || async {
         let r = rows(&svc).await;
         r.iter().all(|(_, dead, _)| *dead).then_some(r)
     })
@@ -213,7 +213,7 @@ async fn transient_failures_are_retried_up_to_the_cap_then_given_up() {
     let dir = tempfile::tempdir().unwrap();
     let (_svc, mut client) = start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url)]).await;
     client.send_notification(notice("8")).await.unwrap();
-    eventually("delivered on the third attempt", || async {
+    eventually(SETTLE, "delivered on the third attempt", || async {
         (fake.stored() == 1).then_some(())
     })
     .await;
@@ -230,7 +230,7 @@ async fn a_cut_off_immediate_attempt_is_redelivered_within_seconds() {
     let started = Instant::now();
     let r = client.send_notification(notice("9")).await.unwrap();
     assert!(r.into_inner().pendente);
-    eventually("a second delivery attempt", || async {
+    eventually(SETTLE, "a second delivery attempt", || async {
         (fake.calls() >= 2).then_some(())
     })
     .await;
@@ -240,7 +240,7 @@ async fn a_cut_off_immediate_attempt_is_redelivered_within_seconds() {
         "redelivery started after {:?}",
         started.elapsed()
     );
-    eventually("delivered once", || async {
+    eventually(SETTLE, "delivered once", || async {
         (fake.stored() == 1).then_some(())
     })
     .await;

@@ -96,7 +96,7 @@ async fn at_the_in_flight_limit_calls_are_shed_at_once() {
         })
         .collect();
     // Both are held at the chatbot.
-    eventually("two questions at the chatbot", || async {
+    eventually(SETTLE, "two questions at the chatbot", || async {
         (bot.deadlines.lock().unwrap().len() == 2).then_some(())
     })
     .await;

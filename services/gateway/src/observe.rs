@@ -8,13 +8,13 @@
 //! `route="unmatched"`.
 
 use crate::state::AppState;
+use aula_runtime::metrics::Label;
 use aula_runtime::telemetry;
 use axum::{
     extract::{MatchedPath, Request, State},
     middleware::Next,
     response::Response,
 };
-use metrics::Label;
 use std::time::Instant;
 use tracing::{field::Empty, Instrument};
 

@@ -1,6 +1,7 @@
 //! The gRPC edge of insights: protobuf <-> domain, and what kind of failure each
 //! [`InsightsError`] is (the runtime maps it to a status).
 
+use crate::metrics::InsightsMetrics;
 use crate::{
     domain::{parse_interaction_id, InsightsError, Interaction},
     store::Store,
@@ -40,13 +41,15 @@ pub struct InsightsGrpc {
     store: Store,
     /// (interactions, distinct courses), at most [`STATUS_TTL`] old.
     counts: Recent<(i64, i64)>,
+    metrics: InsightsMetrics,
 }
 
 impl InsightsGrpc {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, metrics: InsightsMetrics) -> Self {
         Self {
             store,
             counts: Recent::new(STATUS_TTL),
+            metrics,
         }
     }
 
@@ -96,7 +99,7 @@ impl InsightsService for InsightsGrpc {
             .map_err(InsightsError::from)?
         {
             self.counts.update(|(total, _)| *total += 1);
-            metrics::counter!("aula_interactions_recorded_total").increment(1);
+            self.metrics.interactions_recorded.increment(1);
         }
         Ok(Response::new(RegisterMetricsResponse {
             message: format!("Métricas registradas para a interação {id}"),
@@ -125,7 +128,7 @@ impl InsightsService for InsightsGrpc {
             .await
             .map_err(InsightsError::from)?;
         if registrada {
-            metrics::counter!("aula_interactions_recorded_total").increment(1);
+            self.metrics.interactions_recorded.increment(1);
         }
         Ok(Response::new(RecordInteractionResponse { registrada }))
     }

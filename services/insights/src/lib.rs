@@ -7,9 +7,11 @@
 //! - [`store`]: all SQL (one dialect SQLite and PostgreSQL both accept).
 //! - [`grpc`]: the `InsightsService` edge: protobuf <-> domain, and what kind of failure each
 //!   error is (the runtime maps it to a status).
+//! - [`metrics`]: what the service counts (registered handles).
 
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod store;
 
 use aula_api::insights_service_server::InsightsServiceServer;
@@ -21,6 +23,7 @@ pub fn service() -> ServiceDef {
     ServiceDef {
         spec: INSIGHTS,
         migrations: Some(aula_runtime::migrations!()),
+        demo: None,
         build,
     }
 }
@@ -31,9 +34,12 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
         let max = ctx.settings().limits.max_message_bytes;
         Ok(Routes::new(
-            InsightsServiceServer::new(grpc::InsightsGrpc::new(store))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            InsightsServiceServer::new(grpc::InsightsGrpc::new(
+                store,
+                metrics::InsightsMetrics::register(ctx.metrics()),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         ))
     })
 }

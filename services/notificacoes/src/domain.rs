@@ -66,13 +66,21 @@ pub fn parse_key(value: &str) -> Result<Option<String>, InvalidField> {
 /// the catalogue, "api" for a call that names none, "aula" for the CLI), anything else folded
 /// into "outra" so a client cannot grow the metric's cardinality.
 pub fn origem_label(origem: &str) -> &'static str {
+    origem_labels()
+        .find(|k| *k == origem)
+        .unwrap_or(OTHER_SENDER)
+}
+
+/// Every sender [`origem_label`] can return ("outra" last).
+pub fn origem_labels() -> impl Iterator<Item = &'static str> {
     const CLIENTS: [&str; 2] = ["api", "aula"];
     aula_runtime::spec::NAMES
         .into_iter()
         .chain(CLIENTS)
-        .find(|k| *k == origem)
-        .unwrap_or("outra")
+        .chain([OTHER_SENDER])
 }
+
+const OTHER_SENDER: &str = "outra";
 
 #[cfg(test)]
 mod tests {

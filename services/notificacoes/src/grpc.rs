@@ -53,11 +53,13 @@ pub struct NotificacoesGrpc {
     fanout: Fanout,
     /// (all notifications, unread ones), at most [`STATUS_TTL`] old.
     counts: Recent<(i64, i64)>,
+    metrics: crate::metrics::NotificacoesMetrics,
 }
 
 impl NotificacoesGrpc {
     pub fn new(ctx: ServiceContext, store: Store, fanout: Fanout) -> Self {
         Self {
+            metrics: crate::metrics::NotificacoesMetrics::register(ctx.metrics()),
             ctx,
             store,
             fanout,
@@ -88,8 +90,7 @@ impl NotificacoesGrpc {
                 *total += 1;
                 *unread += 1;
             });
-            metrics::counter!("aula_notifications_stored_total", "origem" => crate::domain::origem_label(&n.origem))
-                .increment(1);
+            self.metrics.stored(&n.origem);
             self.fanout.stored(&n);
         }
         Ok(n)

@@ -162,11 +162,7 @@ fn from_row(row: &AnyRow) -> sqlx::Result<Notification> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aula_runtime::{
-        config::{Env, Settings},
-        reads::{full_scans, query_plan},
-        spec::NOTIFICACOES,
-    };
+    use aula_runtime::{reads::full_scans, testing::SqlitePlans};
 
     /// SendNotification and ListNotifications find their rows through an index (SQLite's
     /// plans): their cost does not grow with the table. The counts of GetStatus read only the
@@ -174,30 +170,21 @@ mod tests {
     #[tokio::test]
     async fn no_call_scans_a_table() {
         let dir = tempfile::tempdir().unwrap();
-        let env = Env::from_pairs([("AULA_DATA_DIR", dir.path().to_str().unwrap())]);
-        let settings = Settings::load(NOTIFICACOES, &env).unwrap();
-        let db = Db::connect(&settings, crate::service().migrations.unwrap())
-            .await
-            .unwrap();
-        let reads = db.sqlite_reads().unwrap();
-        let plan = |sql: &str| reads.run(|c| query_plan(c, sql)).unwrap();
-        let by_key = format!("SELECT {COLUMNS} FROM notificacoes WHERE chave = $1");
-        let by_id = format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1");
-        for (call, sql) in [
+        let plans = SqlitePlans::new(&crate::service(), dir.path()).await;
+        plans.assert_indexed(&[
             ("SendNotification", INSERT.to_string()),
-            ("SendNotification (a retry)", by_key),
-            ("a notification by id", by_id),
+            (
+                "SendNotification (a retry)",
+                format!("SELECT {COLUMNS} FROM notificacoes WHERE chave = $1"),
+            ),
+            (
+                "a notification by id",
+                format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1"),
+            ),
             ("ListNotifications", list_sql(false)),
             ("ListNotifications (unread)", list_sql(true)),
-        ] {
-            let steps = plan(&sql);
-            assert!(full_scans(&steps).is_empty(), "{call} scans: {steps:?}");
-            assert!(
-                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
-                "{call} sorts per call: {steps:?}"
-            );
-        }
-        let counts = plan(COUNTS);
+        ]);
+        let counts = plans.plan(COUNTS);
         assert_eq!(
             full_scans(&counts),
             ["SCAN contagens"],

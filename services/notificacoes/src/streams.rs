@@ -5,9 +5,8 @@
 
 use aula_runtime::{
     config::{ConfigError, Env},
-    metrics::Metrics,
+    metrics::{Counter, Gauge, Label, Metrics},
 };
-use metrics::{Counter, Gauge, Label};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

@@ -275,6 +275,7 @@ mod tests {
         ServiceDef {
             spec,
             migrations: None,
+            demo: None,
             build: |_| Box::pin(async { anyhow::bail!("not built in this test") }),
         }
     }

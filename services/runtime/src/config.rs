@@ -151,6 +151,8 @@ pub struct Settings {
     pub flags_file: Option<PathBuf>,
     /// End-user authentication (`AULA_AUTH=jwt`); `None` when off.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// `AULA_DEMO_DATA=1`: seed the service's demo rows at start-up ([`crate::demo`]).
+    pub demo_data: bool,
     /// The full environment, for service-specific settings (`CPAR_REMINDER_LEAD`, `GEMINI_*`).
     pub env: Env,
 }
@@ -230,6 +232,11 @@ impl Settings {
             tls: crate::tls::TlsSettings::from_env(env)?,
             flags_file: env.get("AULA_FLAGS_FILE").map(PathBuf::from),
             auth: crate::auth::AuthConfig::load(env)?,
+            demo_data: match env.get("AULA_DEMO_DATA") {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(v) => return Err(bad("AULA_DEMO_DATA", v, "expected 1 or 0")),
+            },
             env: env.clone(),
         })
     }

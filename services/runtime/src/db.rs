@@ -8,6 +8,7 @@
 
 use crate::{
     config::{Database, Settings},
+    metrics::{Counter, Gauge, Label, Metrics},
     reads::Reads,
 };
 use anyhow::Context as _;
@@ -18,22 +19,30 @@ use std::{sync::Arc, time::Duration};
 /// folders: `migrations: Some(aula_runtime::migrations!())` in its `ServiceDef`;
 /// `aula_runtime::migrations!(outbox)` for a service that uses the [`crate::outbox`], whose
 /// table's migrations (the runtime's `migrations/outbox`, versions from 900001) run with the
-/// service's own.
+/// service's own; `released = &[...]` after either names migrations whose file changed since
+/// databases applied it ([`Released`]).
 #[macro_export]
 macro_rules! migrations {
     () => {
-        $crate::migrations!(@ false)
+        $crate::migrations!(@ false, &[])
     };
     (outbox) => {
-        $crate::migrations!(@ true)
+        $crate::migrations!(@ true, &[])
     };
-    (@ $outbox:literal) => {{
+    (released = $released:expr) => {
+        $crate::migrations!(@ false, $released)
+    };
+    (outbox, released = $released:expr) => {
+        $crate::migrations!(@ true, $released)
+    };
+    (@ $outbox:literal, $released:expr) => {{
         static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
         static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
         $crate::db::Migrations {
             sqlite: &SQLITE,
             postgres: &POSTGRES,
             outbox: $outbox,
+            released: $released,
         }
     }};
 }
@@ -45,6 +54,63 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
     /// The service uses the outbox: its table's migrations run too.
     pub outbox: bool,
+    /// Migrations whose file changed after databases applied it (see [`Released`]).
+    pub released: &'static [Released],
+}
+
+/// A migration whose file changed, after databases applied it, in a way that leaves the schema
+/// it creates the same: version 1 of cursos, cpar, midia and notificacoes also inserted the
+/// demo rows, which are now seeded by [`crate::demo`] only where asked for.
+///
+/// sqlx refuses to start when the checksum (SHA-384 of the file) recorded for an applied
+/// migration differs from the file's, which is right: a migration already applied cannot be
+/// edited to change the schema. Editing the file was the only way to keep the demo rows out of
+/// new databases without touching existing ones (a later migration deleting them would delete
+/// rows that a running installation may use: enrolments in a demo course). So the migrator
+/// presents the checksum of the first release for this version, which is what databases
+/// created then recorded and what new ones record. The file's present checksum is pinned too:
+/// the file cannot change again unnoticed (start-up fails naming it, in every test).
+#[derive(Debug, Clone, Copy)]
+pub struct Released {
+    pub version: i64,
+    /// SHA-384 in hex of the file as first released and as it is now, SQLite's.
+    pub sqlite: (&'static str, &'static str),
+    /// The same for PostgreSQL's file.
+    pub postgres: (&'static str, &'static str),
+}
+
+impl Released {
+    /// Gives `m` the checksum of its first release, after checking the file is as pinned.
+    fn apply(&self, m: &mut sqlx::migrate::Migration, dialect: Dialect) -> anyhow::Result<()> {
+        let (first, now) = match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        };
+        let actual = hex(&m.checksum);
+        anyhow::ensure!(
+            actual == now,
+            "migration {} ({}) changed again after its release (checksum {actual}):              add a new migration instead",
+            m.version,
+            m.description,
+        );
+        m.checksum = unhex(first)?.into();
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        s.len().is_multiple_of(2) && s.is_ascii(),
+        "not a hex checksum: {s}"
+    );
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).context("not a hex checksum"))
+        .collect()
 }
 
 /// The outbox table's migrations, one set per dialect (versions 900001 and up, after any
@@ -54,7 +120,7 @@ static OUTBOX_POSTGRES: Migrator = sqlx::migrate!("./migrations/outbox/postgres"
 
 impl Migrations {
     /// The migrator for `dialect`: the service's migrations, then the runtime's it uses.
-    fn migrator(&self, dialect: Dialect) -> Migrator {
+    fn migrator(&self, dialect: Dialect) -> anyhow::Result<Migrator> {
         let (own, outbox) = match dialect {
             Dialect::Sqlite => (self.sqlite, &OUTBOX_SQLITE),
             Dialect::Postgres => (self.postgres, &OUTBOX_POSTGRES),
@@ -64,12 +130,17 @@ impl Migrations {
             all.extend(outbox.migrations.iter().cloned());
         }
         all.sort_by_key(|m| m.version);
-        Migrator {
+        for m in &mut all {
+            if let Some(r) = self.released.iter().find(|r| r.version == m.version) {
+                r.apply(m, dialect)?;
+            }
+        }
+        Ok(Migrator {
             migrations: all.into(),
             ignore_missing: own.ignore_missing,
             locking: own.locking,
             no_tx: own.no_tx,
-        }
+        })
     }
 }
 
@@ -91,18 +162,50 @@ pub struct Db {
     reads: Option<Arc<Reads>>,
     /// The SQLite file's directory.
     sqlite_dir: Option<std::path::PathBuf>,
+    /// The pool's gauges in the service's registry.
+    gauges: Arc<PoolGauges>,
+    /// No migration had been applied before this start: the database is new.
+    created: bool,
+}
+
+/// `aula_db_pool_connections{state}` and `aula_db_pool_max_connections`.
+struct PoolGauges {
+    idle: Gauge,
+    in_use: Gauge,
+    max: Gauge,
+}
+
+impl std::fmt::Debug for PoolGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolGauges")
+    }
+}
+
+impl PoolGauges {
+    fn register(metrics: &Metrics) -> Self {
+        let state = |s| vec![Label::new("state", s)];
+        Self {
+            idle: metrics.gauge("aula_db_pool_connections", state("idle")),
+            in_use: metrics.gauge("aula_db_pool_connections", state("in_use")),
+            max: metrics.gauge("aula_db_pool_max_connections", vec![]),
+        }
+    }
 }
 
 impl Db {
-    /// Connects and applies the migrations.
-    pub async fn connect(settings: &Settings, migrations: Migrations) -> anyhow::Result<Self> {
+    /// Connects and applies the migrations; the pool's metrics go to `metrics`.
+    pub async fn connect(
+        settings: &Settings,
+        migrations: Migrations,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
         static DRIVERS: std::sync::Once = std::sync::Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let name = settings.spec.name;
         let options = AnyPoolOptions::new()
             .max_connections(settings.db_max_connections)
             .acquire_timeout(settings.db_acquire_timeout);
-        let db = match &settings.database {
+        let mut db = match &settings.database {
             Database::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).with_context(|| {
@@ -110,6 +213,7 @@ impl Db {
                     })?;
                 }
                 let url = format!("sqlite://{}?mode=rwc", path.display());
+                let discarded = metrics.counter("aula_db_connections_discarded_total", vec![]);
                 let pool = options
                     // A local file cannot go away under us: skip the ping on every checkout.
                     .test_before_acquire(false)
@@ -124,7 +228,12 @@ impl Db {
                     // on its own while sqlx still counts one open, so the next `begin` becomes
                     // a SAVEPOINT inside a transaction nobody commits, and every later write on
                     // that connection is acknowledged and lost. See [`clean_after_release`].
-                    .after_release(|conn, _| Box::pin(clean_after_release(conn)))
+                    //
+                    // The hook runs in a task sqlx spawns, hence a handle, not a macro.
+                    .after_release(move |conn, _| {
+                        let discarded = discarded.clone();
+                        Box::pin(async move { clean_after_release(conn, &discarded).await })
+                    })
                     .connect(&url)
                     .await
                     .with_context(|| format!("opening the SQLite database {}", path.display()))?;
@@ -142,6 +251,8 @@ impl Db {
                             .unwrap_or(std::path::Path::new("."))
                             .to_path_buf(),
                     ),
+                    gauges: Arc::new(PoolGauges::register(metrics)),
+                    created: false,
                 }
             }
             Database::Postgres(url) => {
@@ -165,10 +276,18 @@ impl Db {
                     postgres: Some((url.clone(), schema)),
                     reads: None,
                     sqlite_dir: None,
+                    gauges: Arc::new(PoolGauges::register(metrics)),
+                    created: false,
                 }
             }
         };
-        let migrator = migrations.migrator(db.dialect);
+        // Before any migration runs: no table of sqlx's, or none applied (an error other
+        // than a missing table would stop the migrations below anyway).
+        let applied = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&db.pool)
+            .await;
+        db.created = !matches!(applied, Ok(n) if n > 0);
+        let migrator = migrations.migrator(db.dialect)?;
         // Replicas starting together race on the first migration; sqlx locks on PostgreSQL,
         // and a lost race is retried.
         let mut attempt = 0;
@@ -201,6 +320,11 @@ impl Db {
         tx.commit().await
     }
 
+    /// Whether this start created the database (no migration had been applied to it).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
     /// The directory holding the SQLite file (whose free space the health probe watches);
     /// `None` on PostgreSQL.
     pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
@@ -224,11 +348,10 @@ impl Db {
     pub fn record_pool_metrics(&self) {
         let size = self.pool.size() as f64;
         let idle = self.pool.num_idle() as f64;
-        metrics::gauge!("aula_db_pool_connections", "state" => "idle").set(idle);
-        metrics::gauge!("aula_db_pool_connections", "state" => "in_use")
-            .set((size - idle).max(0.0));
-        metrics::gauge!("aula_db_pool_max_connections")
-            .set(self.pool.options().get_max_connections() as f64);
+        let g = &self.gauges;
+        g.idle.set(idle);
+        g.in_use.set((size - idle).max(0.0));
+        g.max.set(self.pool.options().get_max_connections() as f64);
     }
 }
 
@@ -274,7 +397,10 @@ async fn create_schema(url: &str, schema: &str, within: Duration) -> anyhow::Res
 /// (closing rolls back whatever it held) and the pool opens a fresh one.
 ///
 /// The statement also runs the rollback a dropped `Transaction` queued, before the check.
-async fn clean_after_release(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+async fn clean_after_release(
+    conn: &mut sqlx::AnyConnection,
+    discarded: &Counter,
+) -> sqlx::Result<bool> {
     use sqlx::Connection as _;
     // `BEGIN` fails inside a transaction; outside one, this pair touches nothing.
     let outside = conn.execute("BEGIN; ROLLBACK").await.is_ok();
@@ -285,7 +411,7 @@ async fn clean_after_release(conn: &mut sqlx::AnyConnection) -> sqlx::Result<boo
         sqlite_in_transaction = !outside,
         "a SQLite connection came back from a failed transaction; closing it"
     );
-    metrics::counter!("aula_db_connections_discarded_total").increment(1);
+    discarded.increment(1);
     Ok(false)
 }
 

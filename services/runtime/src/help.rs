@@ -49,6 +49,7 @@ impl Variable {
             return owner == binary.name;
         }
         let storage = first == "AULA_DATA_DIR"
+            || first == "AULA_DEMO_DATA"
             || first.ends_with("DATABASE_URL")
             || first.starts_with("AULA_DB_");
         if storage {

@@ -17,6 +17,7 @@
 //! - [`metrics`]: one Prometheus registry per service and its `/metrics` endpoint.
 //! - [`telemetry`]: logs, OTLP traces, W3C propagation.
 //! - [`db`]: SQLite/PostgreSQL pools and migrations.
+//! - [`demo`]: the demo rows `aula up` seeds (`AULA_DEMO_DATA`), never in a migration.
 //! - [`reads`]: inline reads from the SQLite file on hot paths.
 //! - [`storage_health`]: health NOT_SERVING while the database cannot write (a write probe).
 //! - [`outbox`]: a transactional outbox delivering to notificacoes.
@@ -50,6 +51,7 @@ pub mod config;
 pub mod connections;
 pub mod db;
 pub mod deadline;
+pub mod demo;
 pub mod error;
 pub mod fields;
 pub mod flags;

@@ -1,21 +1,23 @@
 //! Prometheus metrics, one registry per service.
 //!
 //! `aula up` runs six services in one process, each with its own metrics port, so there is no
-//! global recorder: every service owns a [`Metrics`] registry. The gRPC layers record through
-//! handles registered once per method; everything else (business metrics, Gemini, the outbox)
-//! uses the `metrics` macros inside futures wrapped by [`Metrics::scope_future`], which installs
-//! the service's recorder as the thread-local recorder while the future is polled.
+//! global recorder: every service owns a [`Metrics`] registry, and every metric is a handle
+//! ([`Counter`], [`Gauge`], [`Histogram`]) registered once against it: the gRPC layers per
+//! method, the runtime's parts (storage, outbox, TLS, ...) when they start, and each service's
+//! own in a struct of its `metrics.rs` built in its `build`. A handle records into its
+//! registry from any task or thread; nothing depends on which recorder is installed where (the
+//! `metrics` macros, which use a global or thread-local recorder, are not used: a count made
+//! inside a `tokio::spawn` would be lost). Every name has its `# HELP` in [`crate::metric_help`].
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
+pub use metrics::{Counter, Gauge, Histogram, Label};
+use metrics::{Key, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use std::{
     future::Future,
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, OnceLock},
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -65,24 +67,19 @@ impl Metrics {
             }),
         };
         crate::metric_help::describe(&this.inner.recorder);
-        this.scope(|| {
-            this.inner.process.describe();
-            metrics::gauge!("aula_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-        });
+        this.with_process_recorder(|| this.inner.process.describe());
+        this.gauge(
+            "aula_build_info",
+            vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+        )
+        .set(1.0);
         this
     }
 
-    /// Runs `f` with this registry as the recorder of the `metrics` macros.
-    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+    /// metrics-process records through the `metrics` macros: it alone runs with this registry
+    /// as the thread-local recorder, synchronously, around its describe and collect.
+    fn with_process_recorder(&self, f: impl FnOnce()) {
         metrics::with_local_recorder(&self.inner.recorder, f)
-    }
-
-    /// Wraps a future so that the `metrics` macros inside it record into this registry.
-    pub fn scope_future<F: Future>(&self, future: F) -> Scoped<F> {
-        Scoped {
-            metrics: self.clone(),
-            future,
-        }
     }
 
     pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
@@ -103,15 +100,16 @@ impl Metrics {
             .register_histogram(&Key::from_parts(name, labels), &meta())
     }
 
-    /// The Prometheus text exposition, with fresh process metrics.
-    pub fn render(&self) -> String {
-        self.scope(|| self.inner.process.collect());
-        self.inner.handle.render()
-    }
-
-    /// The recorder, for code that installs it around a poll.
+    /// The recorder, for the observing layer, which still installs it around a poll (nothing
+    /// records through it now: every metric is a handle).
     pub fn recorder(&self) -> &dyn Recorder {
         &self.inner.recorder
+    }
+
+    /// The Prometheus text exposition, with fresh process metrics.
+    pub fn render(&self) -> String {
+        self.with_process_recorder(|| self.inner.process.collect());
+        self.inner.handle.render()
     }
 
     /// Drains histograms' old samples; the exporter needs this run periodically.
@@ -122,24 +120,6 @@ impl Metrics {
 
 fn meta() -> metrics::Metadata<'static> {
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, None)
-}
-
-pin_project_lite::pin_project! {
-    /// A future polled with a service's registry as the thread-local recorder.
-    pub struct Scoped<F> {
-        metrics: Metrics,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F: Future> Future for Scoped<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let future = this.future;
-        metrics::with_local_recorder(&this.metrics.inner.recorder, || future.poll(cx))
-    }
 }
 
 /// gRPC's canonical code names, as go-grpc-prometheus spells them in `grpc_code`.
@@ -298,6 +278,7 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn renders_canonical_codes_and_histogram_buckets() {
@@ -312,7 +293,7 @@ mod tests {
         mm.started();
         mm.handled(0, Duration::from_millis(2));
         mm.handled(1, Duration::from_millis(2));
-        m.scope(|| metrics::counter!("aula_enrolments_total").increment(3));
+        m.counter("aula_enrolments_total", vec![]).increment(3);
         let text = m.render();
         assert!(text.contains(r#"grpc_code="OK""#), "{text}");
         assert!(text.contains(r#"grpc_code="Canceled""#), "{text}");
@@ -322,19 +303,46 @@ mod tests {
         );
         assert!(text.contains(r#"le="0.0001""#), "{text}");
         assert!(text.contains("aula_enrolments_total 3"), "{text}");
+        assert!(text.contains("# HELP aula_enrolments_total"), "{text}");
         assert!(text.contains("aula_build_info"), "{text}");
         // Two registries never see each other's samples.
         assert!(!Metrics::new().render().contains("aula_enrolments_total"));
     }
 
-    #[tokio::test]
-    async fn scoped_futures_record_into_their_registry() {
-        let m = Metrics::new();
-        m.scope_future(async {
+    /// The body of `GET /metrics` on `addr`.
+    async fn scrape(addr: SocketAddr) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// What the thread-local recorder lost: a count made in a task of its own (a worker, a
+    /// handler's `tokio::spawn`) reaches its service's /metrics, and only that one, while two
+    /// services share the process as under `aula up`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_count_from_a_spawned_task_reaches_its_own_service_only() {
+        let (cursos, cpar) = (Metrics::new(), Metrics::new());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut addrs = Vec::new();
+        for m in [&cursos, &cpar] {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(l.local_addr().unwrap());
+            let _server = tokio::spawn(serve(m.clone(), l, stop.clone().cancelled_owned()));
+        }
+        let enrolments = cursos.counter("aula_enrolments_total", vec![]);
+        tokio::spawn(async move {
             tokio::task::yield_now().await;
-            metrics::counter!("aula_reminders_sent_total").increment(1);
+            enrolments.increment(2);
         })
-        .await;
-        assert!(m.render().contains("aula_reminders_sent_total 1"));
+        .await
+        .unwrap();
+        let (own, other) = (scrape(addrs[0]).await, scrape(addrs[1]).await);
+        stop.cancel();
+        assert!(own.contains("\naula_enrolments_total 2\n"), "{own}");
+        assert!(!other.contains("aula_enrolments_total"), "{other}");
     }
 }

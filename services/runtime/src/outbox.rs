@@ -24,6 +24,7 @@
 use crate::{
     backoff::Backoff,
     db::{now_ms, Db},
+    metrics::{Counter, Gauge, Metrics},
     peers::PeerChannel,
     server::ServiceContext,
     telemetry,
@@ -87,6 +88,28 @@ struct Inner {
     /// How long the worker's attempt may take: the peer timeout.
     attempt_timeout: Duration,
     max_attempts: u32,
+    metrics: OutboxMetrics,
+}
+
+/// The outbox's handles in the service's registry (the worker runs in a task of its own).
+struct OutboxMetrics {
+    pending: Gauge,
+    dead_letters: Gauge,
+    delivered: Counter,
+    failures: Counter,
+    dead_lettered: Counter,
+}
+
+impl OutboxMetrics {
+    fn register(m: &Metrics) -> Self {
+        Self {
+            pending: m.gauge("aula_outbox_pending", vec![]),
+            dead_letters: m.gauge("aula_outbox_dead_letters", vec![]),
+            delivered: m.counter("aula_outbox_delivered_total", vec![]),
+            failures: m.counter("aula_outbox_delivery_failures_total", vec![]),
+            dead_lettered: m.counter("aula_outbox_dead_letters_total", vec![]),
+        }
+    }
 }
 
 /// Why an attempt did not deliver.
@@ -139,6 +162,7 @@ impl Outbox {
                 origem: settings.spec.name,
                 attempt_timeout: settings.peer_timeout,
                 max_attempts,
+                metrics: OutboxMetrics::register(ctx.metrics()),
             }),
         };
         let worker = outbox.clone();
@@ -245,10 +269,10 @@ impl Outbox {
                 }
             };
             if let Ok(p) = self.pending().await {
-                metrics::gauge!("aula_outbox_pending").set(p as f64);
+                self.inner.metrics.pending.set(p as f64);
             }
             if let Ok(d) = self.dead_letters().await {
-                metrics::gauge!("aula_outbox_dead_letters").set(d as f64);
+                self.inner.metrics.dead_letters.set(d as f64);
             }
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
@@ -341,11 +365,11 @@ impl Outbox {
                     .execute(&db.pool)
                     .await
                     .map_err(|e| e.to_string())?;
-                metrics::counter!("aula_outbox_delivered_total").increment(1);
+                self.inner.metrics.delivered.increment(1);
                 Ok(Some(delivered))
             }
             Err(failure) => {
-                metrics::counter!("aula_outbox_delivery_failures_total").increment(1);
+                self.inner.metrics.failures.increment(1);
                 let attempt = attempts.max(0) as u32 + 1;
                 let reason: String = failure.reason().chars().take(500).collect();
                 let dead =
@@ -359,7 +383,7 @@ impl Outbox {
                         .execute(&db.pool)
                         .await
                         .map_err(|e| e.to_string())?;
-                    metrics::counter!("aula_outbox_dead_letters_total").increment(1);
+                    self.inner.metrics.dead_lettered.increment(1);
                     return Err(format!("given up: {reason}"));
                 }
                 let backoff = RETRY.delay(attempt - 1);

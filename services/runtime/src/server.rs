@@ -27,6 +27,8 @@ pub struct ServiceDef {
     pub spec: ServiceSpec,
     /// `None` for a service without storage.
     pub migrations: Option<Migrations>,
+    /// Rows seeded when `AULA_DEMO_DATA=1` (`aula up`), never by the migrations.
+    pub demo: Option<crate::demo::Demo>,
     /// Builds the service's gRPC routes (and starts its background work through the context).
     pub build: fn(ServiceContext) -> BuildFuture,
 }
@@ -86,10 +88,10 @@ impl ServiceContext {
         .calling_as(s.spec.name))
     }
 
-    /// Runs background work with the service's metrics registry; it is awaited (within the
-    /// grace period) when the service stops, so it should watch [`Self::draining`].
+    /// Runs background work; it is awaited (within the grace period) when the service stops,
+    /// so it should watch [`Self::draining`].
     pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        self.inner.tasks.spawn(self.inner.metrics.scope_future(fut));
+        self.inner.tasks.spawn(fut);
     }
 
     /// Resolves when the service starts draining.
@@ -152,13 +154,17 @@ pub async fn start_on(
     let addr = listener.local_addr()?;
     let metrics_registry = Metrics::new();
     let db = match def.migrations {
-        Some(m) => Some(
-            metrics_registry
-                .scope_future(Db::connect(&settings, m))
-                .await?,
-        ),
+        Some(m) => Some(Db::connect(&settings, m, &metrics_registry).await?),
         None => None,
     };
+    // Into a database this start created only: rows a user deleted stay deleted, and a
+    // database in use (or created by the migrations that still inserted the demo rows) is left
+    // as it is.
+    if let (Some(db), Some(demo), true) = (&db, &def.demo, settings.demo_data) {
+        if db.created() {
+            crate::demo::seed(db, demo).await?;
+        }
+    }
     let tls = settings.tls.as_ref().map(Tls::load).transpose()?;
     if let Some(t) = &tls {
         t.watch(&metrics_registry);
@@ -205,6 +211,7 @@ pub async fn start_on(
     if let Some(db) = &ctx.inner.db {
         let probe = crate::storage_health::watch(
             db.clone(),
+            &metrics_registry,
             reporter.clone(),
             spec.grpc_service,
             drain.clone(),

@@ -9,7 +9,7 @@
 //!
 //! The state is also the gauge `aula_db_writable` (1 or 0).
 
-use crate::db::Db;
+use crate::{db::Db, metrics::Metrics};
 use std::{path::Path, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tonic_health::{server::HealthReporter, ServingStatus};
@@ -23,8 +23,20 @@ pub const MIN_FREE_BYTES: u64 = 1 << 20;
 
 /// Probes `db` until `drain` is cancelled, turning `service` (and the server's overall
 /// status) NOT_SERVING while it cannot write and SERVING when it can again.
-pub async fn watch(
+pub fn watch(
     db: Db,
+    metrics: &Metrics,
+    reporter: HealthReporter,
+    service: &'static str,
+    drain: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let gauge = metrics.gauge("aula_db_writable", vec![]);
+    probe_until_drained(db, gauge, reporter, service, drain)
+}
+
+async fn probe_until_drained(
+    db: Db,
+    gauge: crate::metrics::Gauge,
     reporter: HealthReporter,
     service: &'static str,
     drain: CancellationToken,
@@ -38,7 +50,7 @@ pub async fn watch(
             _ = drain.cancelled() => return,
         }
         let problem = probe(&db).await;
-        metrics::gauge!("aula_db_writable").set(if problem.is_none() { 1.0 } else { 0.0 });
+        gauge.set(if problem.is_none() { 1.0 } else { 0.0 });
         match (&problem, writable) {
             (Some(why), true) => {
                 tracing::error!(problem = %why, "the database cannot write: health NOT_SERVING");

@@ -158,6 +158,8 @@ pub fn env(def: &ServiceDef, data_dir: &Path, extra: &[(String, String)]) -> Env
         ("AULA_SHUTDOWN_GRACE", "3s".into()),
         ("AULA_PEER_TIMEOUT", "3s".into()),
         ("AULA_DNS_REFRESH", "1s".into()),
+        // The tests read the demo rows, as a user of `aula up` does (a test sets 0 to do without).
+        ("AULA_DEMO_DATA", "1".into()),
     ]);
     if let Ok(url) = std::env::var("AULA_TEST_DATABASE_URL") {
         if !url.is_empty() {
@@ -219,6 +221,109 @@ pub async fn spawn_on(
         metrics_url,
         database,
     })
+}
+
+/// How SQLite plans a service's queries: its migrations applied to a fresh file in `dir`,
+/// no server. Tests hold every per-call query to plans that do not grow with the data.
+pub struct SqlitePlans {
+    db: crate::db::Db,
+}
+
+impl SqlitePlans {
+    pub async fn new(def: &ServiceDef, dir: &Path) -> Self {
+        let env = Env::from_pairs([("AULA_DATA_DIR", dir.display().to_string())]);
+        let settings = Settings::load(def.spec, &env).expect("the default settings load");
+        let migrations = def.migrations.expect("a service with storage");
+        let metrics = crate::metrics::Metrics::new();
+        let db = crate::db::Db::connect(&settings, migrations, &metrics)
+            .await
+            .expect("the SQLite file opens and migrates");
+        Self { db }
+    }
+
+    /// The detail lines of `EXPLAIN QUERY PLAN sql`.
+    pub fn plan(&self, sql: &str) -> Vec<String> {
+        let reads = self.db.sqlite_reads().expect("SQLite");
+        reads
+            .run(|c| crate::reads::query_plan(c, sql))
+            .expect("the query is planned")
+    }
+
+    /// Asserts that each call's query finds its rows through an index (no full scan) and
+    /// sorts nothing per call (no temporary B-tree).
+    pub fn assert_indexed<S: AsRef<str>>(&self, calls: &[(&str, S)]) {
+        for (call, sql) in calls {
+            let steps = self.plan(sql.as_ref());
+            let scans = crate::reads::full_scans(&steps);
+            assert!(scans.is_empty(), "{call} scans: {steps:?}");
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+                "{call} sorts per call: {steps:?}"
+            );
+        }
+    }
+}
+
+/// How long a test waits for what settles in the background (a delivery, a drain, a reload)
+/// before it fails: far beyond what it takes, so a busy machine never fails a test.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Polls `check` every 50 ms until it returns `Some`, failing the test (naming `what`) after
+/// `within`: a condition awaited, never a fixed sleep.
+pub async fn eventually<T, F, Fut>(within: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Everything the process logs, spans included, at TRACE level: for tests proving a secret
+/// never reaches a log line. [`capture_all_logs`] installs it as the global subscriber, so such
+/// a test is its own test binary.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+/// Captures every log line and span (opened and closed) of the process from now on.
+pub fn capture_all_logs() -> CapturedLogs {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("the only subscriber of this test binary");
+    logs
 }
 
 /// The longest status message a refusal of bad input may carry: it names the field and the

@@ -8,8 +8,11 @@ use aula_api::{
     midia_conteudo_service_client::MidiaConteudoServiceClient,
     notificacoes_service_client::NotificacoesServiceClient,
 };
+// Not every test binary uses each helper.
+#[allow(unused_imports)]
+pub use aula_runtime::testing::eventually;
 use aula_runtime::testing::{spawn, TestService};
-use std::{future::Future, path::Path, time::Duration};
+use std::path::Path;
 use tonic::transport::Channel;
 
 pub struct Platform {
@@ -118,27 +121,29 @@ impl Platform {
     }
 }
 
-/// Polls `check` until it returns `Some`, failing after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// End-user auth on (`AULA_AUTH=jwt`), verifying tokens of `keys` through a key set written
+/// to `dir`; calls between services without a token trusted (no mTLS here).
+pub fn auth_env(
+    dir: &Path,
+    keys: &[&aula_runtime::auth::dev::SigningKey],
+) -> Vec<(String, String)> {
+    use aula_runtime::auth::dev::{jwks, DEV_AUDIENCE, DEV_ISSUER};
+    let path = dir.join("jwks.json");
+    std::fs::write(&path, jwks(keys).to_string()).unwrap();
+    [
+        ("AULA_AUTH", "jwt"),
+        ("AULA_JWT_JWKS", path.to_str().unwrap()),
+        ("AULA_JWT_ISSUER", DEV_ISSUER),
+        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
+        ("AULA_AUTH_TRUST_NETWORK", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

@@ -19,7 +19,7 @@ use tracing::Span;
 use super::breaker::{Breaker, BreakerState};
 use super::config::GeminiConfig;
 use super::failure::{read_limited, Failure};
-use super::observe::record_call;
+use super::observe::GeminiMetrics;
 use super::prompt;
 use super::protocol::{GenerateContentRequest, GenerateContentResponse};
 use crate::domain::{Answer, AnswerError, Chunk, ConfigError, Question};
@@ -39,6 +39,8 @@ pub(super) struct Inner {
     stream_url: String,
     /// The service's fault flags, for `fault.chatbot.gemini_outage` (docs/FLAGS.md).
     flags: std::sync::OnceLock<aula_runtime::flags::Flags>,
+    /// Where each call is counted (the chatbot's registry); unset, nothing is.
+    metrics: std::sync::OnceLock<GeminiMetrics>,
 }
 
 impl fmt::Debug for GeminiClient {
@@ -77,6 +79,7 @@ impl GeminiClient {
                 http,
                 key_header,
                 flags: std::sync::OnceLock::new(),
+                metrics: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -94,6 +97,15 @@ impl GeminiClient {
         let _ = self.inner.flags.set(flags);
     }
 
+    /// Counts every call in `metrics` from now on (the first call wins).
+    pub fn set_metrics(&self, metrics: GeminiMetrics) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    pub(super) fn metrics(&self) -> Option<&GeminiMetrics> {
+        self.inner.metrics.get()
+    }
+
     /// When `fault.chatbot.gemini_outage` is on: the failure a 503 from Gemini would be, counted
     /// and labelled as injected, in place of sending the attempt.
     pub(super) fn injected_outage(&self, span: &Span) -> Option<Failure> {
@@ -101,7 +113,7 @@ impl GeminiClient {
         if !self.inner.flags.get()?.enabled(GEMINI_OUTAGE) {
             return None;
         }
-        metrics::counter!("aula_fault_injected_total", "flag" => GEMINI_OUTAGE).increment(1);
+        self.record_injected_outage();
         span.record("http.status", 503u16);
         span.record("aula.fault", GEMINI_OUTAGE);
         Some(Failure::Status {
@@ -164,10 +176,10 @@ impl GeminiClient {
                 })
             });
         match &result {
-            Ok(a) => record_call("ok", started, a.tokens_in, a.tokens_out),
+            Ok(a) => self.record_call("ok", started, a.tokens_in, a.tokens_out),
             Err(e) => {
                 tracing::warn!(model = %self.model(), outcome = e.outcome(), error = %e, "gemini call failed");
-                record_call(e.outcome(), started, 0, 0)
+                self.record_call(e.outcome(), started, 0, 0)
             }
         }
         result

@@ -21,3 +21,4 @@ mod stream;
 pub use breaker::{BreakerConfig, BreakerState};
 pub use client::GeminiClient;
 pub use config::{GeminiConfig, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_MODEL};
+pub use observe::GeminiMetrics;

@@ -11,7 +11,6 @@ use tracing::Instrument;
 
 use super::client::GeminiClient;
 use super::failure::Failure;
-use super::observe::record_call;
 use super::protocol::{GenerateContentRequest, GenerateContentResponse};
 use super::sse::SseParser;
 use crate::domain::{AnswerError, Chunk};
@@ -77,7 +76,7 @@ impl StreamState {
                 match opened {
                     Err(e) => {
                         tracing::warn!(outcome = e.outcome(), error = %e, "gemini stream failed");
-                        record_call(e.outcome(), started, 0, 0);
+                        client.record_call(e.outcome(), started, 0, 0);
                         Some((Err(e), StreamState::Done))
                     }
                     Ok(response) => {
@@ -186,7 +185,8 @@ impl Reading {
                 detail: "the answer stream ended without any text".into(),
             });
         }
-        record_call("ok", self.started, self.tokens_in, self.tokens_out);
+        self.client
+            .record_call("ok", self.started, self.tokens_in, self.tokens_out);
         let chunk = Chunk {
             text: String::new(),
             is_final: true,
@@ -200,7 +200,8 @@ impl Reading {
 
     fn fail(&self, e: AnswerError) -> (Result<Chunk, AnswerError>, StreamState) {
         tracing::warn!(error = %e, "gemini answer stream failed");
-        record_call(e.outcome(), self.started, self.tokens_in, self.tokens_out);
+        self.client
+            .record_call(e.outcome(), self.started, self.tokens_in, self.tokens_out);
         (Err(e), StreamState::Done)
     }
 }

@@ -6,10 +6,12 @@ use aula_api::{
     CreateScheduleRequest, ListNotificationsRequest, Notification, Schedule,
 };
 use aula_runtime::testing::{self, TestService};
+// Not every test binary uses each helper.
+#[allow(unused_imports)]
+pub use aula_runtime::testing::{eventually, SETTLE};
 use std::{
-    future::Future,
     path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 use tonic::{transport::Channel, Code};
 
@@ -82,28 +84,9 @@ pub async fn notifications_of(n: &mut Notificacoes, user: &str) -> Vec<Notificat
     .notificacoes
 }
 
-/// Polls `check` until it returns `Some`, for at most 20 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after 20 s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The outbox is empty: everything cpar queued was delivered.
 pub async fn outbox_drained(c: &Cpar) {
-    eventually("cpar's outbox to drain", || {
+    eventually(SETTLE, "cpar's outbox to drain", || {
         let mut c = c.clone();
         async move {
             let s = c.get_status(aula_api::Empty {}).await.ok()?.into_inner();

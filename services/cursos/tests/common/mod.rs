@@ -8,20 +8,16 @@ use aula_api::{
     ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, RegisterMetricsRequest,
     RegisterMetricsResponse, StatusResponse,
 };
+// Not every test binary uses each helper.
+#[allow(unused_imports)]
+pub use aula_runtime::testing::{closed_url, eventually, SETTLE};
 use aula_runtime::testing::{spawn, TestService};
 use std::{
-    future::Future,
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tonic::{transport::Channel, Request, Response, Status};
-
-/// An address where nothing listens (a port bound, then released).
-pub fn closed_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
-}
 
 /// Peers cursos should not reach unless a test says otherwise: all pointed at closed ports, so
 /// a service running on the machine's default ports is never touched.
@@ -50,22 +46,6 @@ pub async fn start_midia(dir: &Path) -> TestService {
     spawn(midia::service(), &dir.join("midia"), &[])
         .await
         .expect("midia starts")
-}
-
-/// Polls `check` until it returns `Some`, for at most 20 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A chatbot stand-in: records each question and answers from it.

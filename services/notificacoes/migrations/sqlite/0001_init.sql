@@ -12,6 +12,7 @@ CREATE TABLE notificacoes (
 
 CREATE INDEX notificacoes_usuario ON notificacoes (id_usuario, id);
 
--- Demo data: a welcome notification for user 1.
-INSERT INTO notificacoes (id_usuario, mensagem, lida, criada_ms, origem, chave)
-VALUES (1, 'Bem-vindo à Aula! Explore os cursos e agende um plantão de dúvidas.', FALSE, 1735689600000, 'aula', 'demo-boas-vindas-1');
+-- No rows here: the demo data (the courses, media, appointment and welcome a fresh `aula up`
+-- shows) is seeded from ../../demo.sql when AULA_DEMO_DATA=1, so it never reaches a production
+-- database. This file's first release inserted it; databases created then keep those rows, and
+-- sqlx still sees the checksum they recorded (`released` in src/lib.rs).

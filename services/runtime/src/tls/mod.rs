@@ -179,6 +179,17 @@ fn valid_trust_domain(td: &str) -> bool {
         })
 }
 
+/// `AULA_TLS_CERT`, `AULA_TLS_KEY` and `AULA_TLS_CA` for identity `name` in a directory laid
+/// out as `aula certs --out DIR` writes it (`<name>.crt`, `<name>.key`, `ca.crt`).
+pub fn cert_env(dir: &std::path::Path, name: &str) -> Vec<(String, String)> {
+    let file = |f: String| dir.join(f).display().to_string();
+    vec![
+        ("AULA_TLS_CERT".into(), file(format!("{name}.crt"))),
+        ("AULA_TLS_KEY".into(), file(format!("{name}.key"))),
+        ("AULA_TLS_CA".into(), file("ca.crt".into())),
+    ]
+}
+
 /// The crypto every configuration uses: ring, whatever else a dependency installed.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -31,21 +31,9 @@ fn write(dir: &Path, file: &str, text: &str) {
 }
 
 fn env_of(dir: &Path, name: &str) -> Vec<(String, String)> {
-    vec![
-        (
-            "AULA_TLS_CERT".into(),
-            dir.join(format!("{name}.crt")).display().to_string(),
-        ),
-        (
-            "AULA_TLS_KEY".into(),
-            dir.join(format!("{name}.key")).display().to_string(),
-        ),
-        (
-            "AULA_TLS_CA".into(),
-            dir.join("ca.crt").display().to_string(),
-        ),
-        ("AULA_TLS_RELOAD_INTERVAL".into(), "100ms".into()),
-    ]
+    let mut env = super::cert_env(dir, name);
+    env.push(("AULA_TLS_RELOAD_INTERVAL".into(), "100ms".into()));
+    env
 }
 
 fn tls_of(dir: &Path, name: &str) -> Tls {
@@ -64,6 +52,7 @@ async fn start_with(dir: &Path, extra: &[(&str, &str)]) -> server::Running {
     let def = ServiceDef {
         spec: NOTIFICACOES,
         migrations: None,
+        demo: None,
         build: |_| Box::pin(async { Ok(tonic::service::Routes::default()) }),
     };
     let mut env = Env::from_pairs(env_of(dir, "notificacoes"));
@@ -445,6 +434,7 @@ async fn without_client_auth_tls_only_encrypts() {
     let def = ServiceDef {
         spec: NOTIFICACOES,
         migrations: None,
+        demo: None,
         build: |_| Box::pin(async { Ok(tonic::service::Routes::default()) }),
     };
     let mut env = Env::from_pairs(env_of(d, "notificacoes"));
