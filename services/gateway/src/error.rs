@@ -29,6 +29,8 @@ pub enum ApiError {
     #[error("request body larger than the limit of {limit} bytes (GATEWAY_MAX_BODY)")]
     PayloadTooLarge { limit: usize },
     /// The client made more requests than `GATEWAY_RATE_LIMIT` allows: 429 with `Retry-After`.
+    #[error("request body not received within {}s (GATEWAY_BODY_TIMEOUT)", after.as_secs_f64())]
+    BodyTimeout { after: std::time::Duration },
     #[error("too many requests from this client (GATEWAY_RATE_LIMIT): retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
     /// The gateway is handling `GATEWAY_MAX_IN_FLIGHT` requests already: 503 with `Retry-After`.
@@ -77,6 +79,7 @@ impl ApiError {
             Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

@@ -35,6 +35,9 @@ pub struct HttpLimits {
     /// `GATEWAY_HEADER_TIMEOUT`: how long a client may take to send a request's headers (and,
     /// on a new connection, its first request) before the connection is closed.
     pub header_timeout: Duration,
+    /// `GATEWAY_BODY_TIMEOUT`: how long a request's body may take to arrive once its headers
+    /// have; a client that declares a length and sends less is answered 408 and let go.
+    pub body_timeout: Duration,
     /// `GATEWAY_MAX_CONNECTIONS`: open connections at most; beyond it new ones wait in the
     /// kernel's accept queue.
     pub max_connections: usize,
@@ -52,6 +55,8 @@ impl Default for HttpLimits {
             rate_burst: NonZeroU32::new(100).expect("not zero"),
             client_ip_header: None,
             header_timeout: Duration::from_secs(10),
+            // The largest valid body (1 MiB) takes well under a second on any real link.
+            body_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_in_flight: 1024,
         }
@@ -94,6 +99,10 @@ impl HttpLimits {
         if header_timeout.is_zero() {
             return Err(bad("GATEWAY_HEADER_TIMEOUT", "0s", "must be more than 0s"));
         }
+        let body_timeout = env.duration("GATEWAY_BODY_TIMEOUT", d.body_timeout)?;
+        if body_timeout.is_zero() {
+            return Err(bad("GATEWAY_BODY_TIMEOUT", "0s", "must be more than 0s"));
+        }
         let max_connections = env.parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?;
         if max_connections == 0 {
             return Err(bad("GATEWAY_MAX_CONNECTIONS", "0", "must be at least 1"));
@@ -110,6 +119,7 @@ impl HttpLimits {
                 .get("GATEWAY_CLIENT_IP_HEADER")
                 .map(str::to_ascii_lowercase),
             header_timeout,
+            body_timeout,
             max_connections,
             max_in_flight,
         })
@@ -187,6 +197,37 @@ impl InFlight {
             limit,
         }
     }
+}
+
+/// A request's body must arrive within `GATEWAY_BODY_TIMEOUT`, or the answer is 408: the
+/// header timeout (serve.rs) ends once the headers are in, and a client that declared a
+/// `Content-Length` and then sent less would otherwise hold its connection and an in-flight
+/// place for as long as it liked. The body is read here, up to one byte over
+/// `GATEWAY_MAX_BODY` (so the handler still answers 413 for a body over the limit), and handed
+/// on whole; bodies are small (1 MiB at most), so reading them a step earlier costs nothing.
+pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, state.max_body_bytes.saturating_add(1));
+    match tokio::time::timeout(state.body_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        // Over the limit by more than one byte: the same 413 the handler gives.
+        Ok(Err(e)) if is_length_limit(&e) => ApiError::PayloadTooLarge {
+            limit: state.max_body_bytes,
+        }
+        .into_response(),
+        Ok(Err(e)) => ApiError::BadRequest(format!("request body unreadable: {e}")).into_response(),
+        Err(_) => ApiError::BodyTimeout {
+            after: state.body_timeout,
+        }
+        .into_response(),
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
 }
 
 /// Probes and balancers must always reach health, however busy the gateway is.

@@ -33,6 +33,7 @@ impl Gateway {
             rate_limit: crate::limits::RateLimit::new(&config.limits),
             in_flight: crate::limits::InFlight::new(config.limits.max_in_flight),
             max_body_bytes: config.limits.max_body_bytes,
+            body_timeout: config.limits.body_timeout,
             auth,
         };
         Ok(Self { config, state })
@@ -65,6 +66,12 @@ impl Gateway {
             // Bodies over GATEWAY_MAX_BODY are refused (413) while being read.
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.config.limits.max_body_bytes,
+            ))
+            // Inside in_flight: a body that is slow to arrive holds its place for
+            // GATEWAY_BODY_TIMEOUT at most.
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                crate::limits::body_deadline,
             ))
             // Inside observe, so that 429s and 503s are counted like every other answer; a
             // client over its rate is refused before it takes an in-flight place.

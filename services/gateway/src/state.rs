@@ -22,6 +22,8 @@ pub struct AppState {
     pub in_flight: InFlight,
     /// `GATEWAY_MAX_BODY`, for the 413's message.
     pub max_body_bytes: usize,
+    /// `GATEWAY_BODY_TIMEOUT`: a request's body must arrive within it (408).
+    pub body_timeout: Duration,
     /// End-user authentication, when `AULA_AUTH=jwt`.
     pub auth: Option<crate::auth::EdgeAuth>,
 }

@@ -147,6 +147,57 @@ async fn connections_that_send_half_a_header_are_closed() {
     app.stop().await;
 }
 
+/// A client that declares a body and sends only part of it is answered 408 within the body
+/// timeout and let go (its in-flight place with it), while other requests are answered.
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408() {
+    let app = spawn_app_with(&[], &[("GATEWAY_BODY_TIMEOUT", "300ms")]).await;
+    let mut tcp = tokio::net::TcpStream::connect(app.gateway.addr())
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"POST /cursos/enviar_notificacao/42 HTTP/1.1\r\nHost: gateway\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"message\": ",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let (status, _) = app.get("/cursos").await;
+    assert_eq!(status, 200);
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the half-sent body is still held after 5 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("GATEWAY_BODY_TIMEOUT"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing reached cursos: the request was refused before its handler.
+    assert!(!app
+        .seen
+        .calls()
+        .iter()
+        .any(|c| c.method == "cursos.SendNotification"));
+    app.stop().await;
+}
+
 /// The seed's GET routes that change state also take POST with a JSON body (or none).
 #[tokio::test]
 async fn the_three_state_changing_routes_accept_post() {
