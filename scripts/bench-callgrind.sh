@@ -45,7 +45,7 @@ bench_callgrind() {
 
     # cursos as shipped: metrics on, tracing on (no exporter: every span unsampled), SQLite.
     # shellcheck disable=SC2046
-    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$WORK/data"
+    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DEMO_DATA=1 AULA_DATA_DIR="$WORK/data"
         AULA_LISTEN="127.0.0.1:$cursos_port" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port cursos)")
     cg_spawn cursos "$REL/cursos"
     local cursos=$CG_PID

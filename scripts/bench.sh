@@ -200,7 +200,8 @@ start() {
     local name=$1 cpu=$2 data=$3 logname=$4
     shift 4
     # shellcheck disable=SC2046
-    env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$data" \
+    # AULA_DEMO_DATA=1: the demo catalogue and user 1's enrolments, what every measurement reads.
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DEMO_DATA=1 AULA_DATA_DIR="$data" \
         AULA_LISTEN="127.0.0.1:$(port "$name")" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port "$name")" \
         "$@" taskset -c "$cpu" "$REL/$name" >"$OUT/logs/$logname.log" 2>&1 &
     START_PID=$!
@@ -448,7 +449,7 @@ start cursos "$SERVER_CPU" "$WORK/data" cursos-untraced
 PLAIN_PID=$START_PID
 wait_serving cursos
 TRACED=$((BASE + 161))
-env $(peer_env) RUST_LOG=warn AULA_DATA_DIR="$WORK/data-traced" \
+env $(peer_env) RUST_LOG=warn AULA_DEMO_DATA=1 AULA_DATA_DIR="$WORK/data-traced" \
     AULA_LISTEN="127.0.0.1:$TRACED" AULA_METRICS_LISTEN="127.0.0.1:$((TRACED + 800))" \
     OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK" OTEL_TRACES_SAMPLER=parentbased_traceidratio \
     OTEL_TRACES_SAMPLER_ARG=0.1 taskset -c "$SERVER_CPU" "$REL/cursos" >"$OUT/logs/cursos-traced.log" 2>&1 &

@@ -118,6 +118,9 @@ impl Cluster {
                 ("AULA_LISTEN".to_string(), format!("127.0.0.1:{}", port(i))),
                 ("AULA_METRICS_LISTEN".into(), "off".into()),
                 ("AULA_SHUTDOWN_GRACE".into(), "3s".into()),
+                // The writers enrol in and ask about the demo catalogue, which is seeded at
+                // start-up (never by the migrations) when a start creates the database.
+                ("AULA_DEMO_DATA".into(), "1".into()),
                 ("RUST_LOG".into(), setup.log_filter.clone()),
                 (
                     "AULA_DATA_DIR".into(),
