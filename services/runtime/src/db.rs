@@ -375,7 +375,7 @@ async fn create_schema(url: &str, schema: &str, within: Duration) -> anyhow::Res
         };
         let e = match tokio::time::timeout(left, attempt_once).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => error_chain(&e),
+            Ok(Err(e)) => crate::error::chain(&e),
             Err(_) => format!("no answer within {left:?}"),
         };
         let delay = backoff.delay(attempt);
@@ -508,21 +508,6 @@ fn host_port(url: &str) -> String {
         ),
         Err(_) => "<an unparsable URL>".to_string(),
     }
-}
-
-/// An error and its causes on one line (sqlx hides "Connection refused" in the source).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Milliseconds since the Unix epoch: how every time is stored.

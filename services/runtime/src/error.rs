@@ -142,6 +142,23 @@ macro_rules! status_from {
     )+};
 }
 
+/// An error and its causes on one line. Libraries keep the useful part in the source chain:
+/// sqlx's "pool timed out" hides "Connection refused", reqwest's "error sending request" hides
+/// an unknown CA; an operator needs those. A cause already quoted by its parent is not repeated.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,7 +207,7 @@ impl Jwks {
                     .get(url)
                     .send()
                     .await
-                    .map_err(|e| format!("fetching {url}: {}", chain(&e)))?;
+                    .map_err(|e| format!("fetching {url}: {}", crate::error::chain(&e)))?;
                 if !response.status().is_success() {
                     return Err(format!("fetching {url}: HTTP {}", response.status()));
                 }
@@ -216,7 +216,7 @@ impl Jwks {
                 while let Some(chunk) = response
                     .chunk()
                     .await
-                    .map_err(|e| format!("fetching {url}: {}", chain(&e)))?
+                    .map_err(|e| format!("fetching {url}: {}", crate::error::chain(&e)))?
                 {
                     if body.len() + chunk.len() > MAX_JWKS_BYTES {
                         return Err(format!(
@@ -245,22 +245,6 @@ fn read_ca(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> 
         anyhow::bail!("AULA_JWT_JWKS_CA: {} holds no CERTIFICATE", path.display());
     }
     Ok(certs)
-}
-
-/// An error and its causes on one line: reqwest's own message ("error sending request") hides
-/// why (an unknown CA, a refused connection), which is what an operator needs.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Parses a key set, keeping the signature keys this verifier can use and skipping (with a
