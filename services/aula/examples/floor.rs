@@ -164,8 +164,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    // Health too, and nothing else: `aula load` asks it before sending load (bench.sh's
+    // latency at half rate runs against the floor as well), and a call to it costs nothing
+    // on the measured paths.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CursosServiceServer<Floor>>().await;
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_service(health_service)
         .add_service(CursosServiceServer::new(floor));
     if args.plain_incoming {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
