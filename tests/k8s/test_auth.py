@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
+import kubernetes_validate.utils as kv
 import pytest
 
-from conftest import SERVICES, render
+from conftest import KUBE_VERSIONS, SERVICES, render, strip_meta
 
 JWKS = json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "k1"}]})
 BASE = {"issuer": "https://id.example.com/realms/aula", "audience": "aula"}
@@ -79,4 +80,75 @@ def test_a_provider_url_with_mtls():
 def test_what_cannot_work_fails_naming_what_to_set(auth, message):
     with pytest.raises(Exception) as e:
         render({"auth": {"enabled": True, **auth}})
+    assert message in str(e.value)
+
+
+# A CA certificate as `--set-file auth.jwksCa=ca.crt` passes it: several lines, final newline.
+CA_PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBfTCCASOgAwIBAgIUYXVsYS10ZXN0LWNhLW5vdC1yZWFsMAoGCCqGSM49BAMC\n"
+    "MBQxEjAQBgNVBAMMCWF1bGEgdGVzdDAeFw0yNjAxMDEwMDAwMDBaFw0zNjAxMDEw\n"
+    "-----END CERTIFICATE-----\n"
+)
+IN_CLUSTER = {
+    "enabled": True,
+    "jwksUrl": "https://keycloak.auth.svc:8443/realms/aula/protocol/openid-connect/certs",
+    "trustNetwork": True,
+    **BASE,
+}
+
+
+def test_a_private_ca_for_the_jwks_url_is_mounted_in_every_pod():
+    r = render({"auth": {**IN_CLUSTER, "jwksCa": CA_PEM}})
+    cm = r.get("ConfigMap", f"{r.release}-auth-jwks-ca")
+    assert cm["data"] == {"ca.crt": CA_PEM}, "the PEM byte for byte"
+    checksums = set()
+    for name, pod, c, env in envs(r):
+        assert env["AULA_JWT_JWKS"] == IN_CLUSTER["jwksUrl"], name
+        assert env["AULA_JWT_JWKS_CA"] == "/etc/aula/auth-ca/ca.crt", name
+        [mount] = [m for m in c["volumeMounts"] if m["name"] == "auth-jwks-ca"]
+        assert mount == {"name": "auth-jwks-ca", "mountPath": "/etc/aula/auth-ca", "readOnly": True}, name
+        [vol] = [v for v in pod["volumes"] if v["name"] == "auth-jwks-ca"]
+        assert vol["configMap"]["name"] == f"{r.release}-auth-jwks-ca", name
+        dep = r.get("Deployment", r.fullname(name))
+        checksums.add(dep["spec"]["template"]["metadata"]["annotations"]["checksum/auth-jwks-ca"])
+    # Read at start only: another CA changes the pod template, so the pods restart with it.
+    other = render({"auth": {**IN_CLUSTER, "jwksCa": CA_PEM.replace("MIIB", "MIIC")}})
+    dep = other.get("Deployment", other.fullname("cursos"))
+    assert len(checksums) == 1
+    assert dep["spec"]["template"]["metadata"]["annotations"]["checksum/auth-jwks-ca"] not in checksums
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_the_ca_objects_validate_strict(kube_version):
+    r = render({"auth": {**IN_CLUSTER, "jwksCa": CA_PEM}})
+    for obj in r.objects:
+        if obj["kind"] in ("ConfigMap", "Deployment"):
+            kv.validate(strip_meta(obj), kube_version, strict=True)
+
+
+def test_without_a_ca_the_public_roots_verify_the_jwks_url():
+    r = render({"auth": IN_CLUSTER})
+    assert r.get("ConfigMap", f"{r.release}-auth-jwks-ca") is None
+    for name, pod, c, env in envs(r):
+        assert "AULA_JWT_JWKS_CA" not in env, name
+        assert not [v for v in pod["volumes"] if v["name"] == "auth-jwks-ca"], name
+    # Off, a CA left in the values mounts nothing.
+    r = render({"auth": {"enabled": False, "jwksCa": CA_PEM}})
+    assert r.get("ConfigMap", f"{r.release}-auth-jwks-ca") is None
+
+
+@pytest.mark.parametrize(
+    "auth, message",
+    [
+        # An inline key set is fetched from nowhere: a CA for it means a misunderstanding.
+        ({"enabled": True, "jwks": JWKS, "trustNetwork": True, "jwksCa": CA_PEM, **BASE}, "auth.jwksCa"),
+        # Not a PEM certificate (a path, a key): refused by the schema at install.
+        ({**IN_CLUSTER, "jwksCa": "/etc/ssl/my-ca.crt"}, "jwksCa"),
+        ({**IN_CLUSTER, "jwksCa": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}, "jwksCa"),
+    ],
+)
+def test_a_ca_that_cannot_work_is_refused(auth, message):
+    with pytest.raises(Exception) as e:
+        render({"auth": auth})
     assert message in str(e.value)

@@ -11,7 +11,7 @@ import subprocess
 import kubernetes_validate.utils as kv
 import pytest
 
-from conftest import GRPC_SERVICES, KUBE_VERSIONS, NAMESPACE, SERVICES, render, strip_meta
+from conftest import GRPC_SERVICES, KUBE_VERSIONS, NAMESPACE, SERVICES, deep_merge, render, strip_meta
 
 TLS_DIR = "/var/run/secrets/aula/tls"
 ISSUER = {"name": "aula-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
@@ -192,3 +192,56 @@ def test_bad_tls_values_are_refused(values, message):
     with pytest.raises(Exception) as e:
         render(values)
     assert message in str(e.value)
+
+
+def pods_of(r) -> list[tuple[str, dict]]:
+    """(name, container) of every Deployment's and `helm test` Pod's first container."""
+    out = []
+    for o in r.of_kind("Deployment") + r.of_kind("Pod"):
+        spec = o["spec"]["template"]["spec"] if o["kind"] == "Deployment" else o["spec"]
+        out.append((o["metadata"]["name"], spec["containers"][0]))
+    return out
+
+
+def test_with_cert_manager_every_pod_checks_the_trust_domain_its_certificates_carry():
+    # The runtime takes a peer's identity from spiffe://<td>/ns/<ns>/sa/<name> only when <td> is
+    # AULA_TLS_TRUST_DOMAIN, and refuses to start on its own certificate outside it: the domain in
+    # the pods and the one cert-manager writes into the URI SANs must be the same value.
+    r = tls_render("cert-manager")
+    domains = {c["spec"]["uris"][0].removeprefix("spiffe://").split("/")[0] for c in r.of_kind("Certificate")}
+    assert domains == {"example.org"}
+    pods = pods_of(r)
+    assert len(pods) == 2 * len(SERVICES), "a Deployment and a helm test Pod per service"
+    for name, c in pods:
+        env = env_of(c)
+        if "AULA_TLS_CERT" in env:
+            assert env["AULA_TLS_TRUST_DOMAIN"] == "example.org", name
+        else:
+            assert name.endswith("-gateway-test"), f"{name}: not over mTLS"
+
+
+@pytest.mark.parametrize("mode", ["generated", "existing"])
+def test_without_cert_manager_no_trust_domain_is_imposed(mode):
+    # Generated certificates carry no SPIFFE URI (the identity is the first DNS name), existing
+    # ones are described by their owner (services.<name>.env).
+    r = tls_render(mode)
+    for name, c in pods_of(r):
+        assert "AULA_TLS_TRUST_DOMAIN" not in env_of(c), name
+    r = render(deep_merge(MODES[mode], {"services": {"cursos": {"env": {"AULA_TLS_TRUST_DOMAIN": "corp.example"}}}}))
+    assert env_of(r.get("Deployment", r.fullname("cursos"))["spec"]["template"]["spec"]["containers"][0])[
+        "AULA_TLS_TRUST_DOMAIN"
+    ] == "corp.example"
+
+
+def test_a_trust_domain_follows_the_spiffe_rules_the_runtime_applies():
+    # AULA_TLS_TRUST_DOMAIN accepts [a-z0-9._-]: the chart refuses anything else at install
+    # rather than at every pod's start.
+    for ok in ["cluster.local", "prod_eu-1.example.org"]:
+        r = render({"tls": {"enabled": True, "trustDomain": ok, "certManager": {"issuerRef": ISSUER}}})
+        assert env_of(r.get("Deployment", r.fullname("cursos"))["spec"]["template"]["spec"]["containers"][0])[
+            "AULA_TLS_TRUST_DOMAIN"
+        ] == ok
+    for bad in ["spiffe://cluster.local", "Cluster.local", "", "a/b"]:
+        with pytest.raises(Exception) as e:
+            render({"tls": {"enabled": True, "trustDomain": bad, "certManager": {"issuerRef": ISSUER}}})
+        assert "trustDomain" in str(e.value), bad

@@ -191,6 +191,19 @@ the names it is dialed by (peers: <fullname>-headless; helm test: <fullname>) an
 {{/* Where a pod finds its certificate. */}}
 {{- define "aula.tlsDir" -}}/var/run/secrets/aula/tls{{- end }}
 
+{{/* AULA_TLS_TRUST_DOMAIN of every pod: tls.trustDomain when cert-manager issues the certificates,
+since the chart then writes that domain into their SPIFFE URI SANs itself and the runtime's check
+(a peer's SPIFFE ID outside it names nobody; our own outside it stops the start) matches what is
+issued by construction. Empty otherwise: the generated certificates carry no SPIFFE URI (the
+identity is their first DNS name), and existing Secrets are the owner's to describe
+(services.<name>.env.AULA_TLS_TRUST_DOMAIN). */}}
+{{- define "aula.tlsTrustDomain" -}}
+{{- if and .Values.tls.enabled .Values.tls.certManager.issuerRef.name -}}{{ .Values.tls.trustDomain }}{{- end -}}
+{{- end }}
+
+{{/* Where the CA of an https auth.jwksUrl is mounted (AULA_JWT_JWKS_CA): a ConfigMap volume of its own. */}}
+{{- define "aula.jwksCaDir" -}}/etc/aula/auth-ca{{- end }}
+
 {{/* The fault flags ConfigMap (docs/FLAGS.md), mounted as a directory (not subPath, so an edit of
 the ConfigMap reaches running pods). */}}
 {{- define "aula.flagsName" -}}

@@ -35,6 +35,9 @@
 {{- if eq (empty .Values.auth.jwksUrl) (empty .Values.auth.jwks) -}}
 {{- fail "auth.enabled: set exactly one of auth.jwksUrl (the provider's https jwks_uri) and auth.jwks (the key set's JSON)" -}}
 {{- end -}}
+{{- if and .Values.auth.jwksCa (not .Values.auth.jwksUrl) -}}
+{{- fail "auth.jwksCa is the CA of the https server behind auth.jwksUrl: set auth.jwksUrl, or leave auth.jwksCa empty with an inline auth.jwks" -}}
+{{- end -}}
 {{- if not (or (and .Values.tls.enabled (eq .Values.tls.clientAuth "require")) .Values.auth.trustNetwork) -}}
 {{- fail "auth.enabled: services cannot prove who they are to each other; enable tls (clientAuth require), or set auth.trustNetwork=true to accept calls without a token from inside the cluster" -}}
 {{- end -}}
