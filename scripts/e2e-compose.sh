@@ -11,7 +11,11 @@
 #     (each replica's own /metrics, read through its address on the compose network);
 #   - mutual TLS (docker-compose.mtls.yml, certificates from `aula certs`): healthy again with the
 #     healthchecks over mTLS, the operator's certificate calls cursos (and cursos notificacoes),
-#     plaintext is refused, midia's certificate may not SendNotification, the gateway still works.
+#     plaintext is refused, midia's certificate may not SendNotification, the gateway still works;
+#   - end-user tokens (docker-compose.auth.yml, tokens from `aula token`): through the gateway a
+#     user's own data is 200, no token 401 with `WWW-Authenticate: Bearer realm="aula"`, another
+#     user's data 403, /livez 200 without a token; cursos called directly is UNAUTHENTICATED
+#     without a token and answers with one.
 #
 # Prints PASS/FAIL per check and a total; exits 1 if any check failed. Tears the stack down (with
 # its volumes) on every exit. Traffic goes only to 127.0.0.1 and to the containers it created.
@@ -297,6 +301,44 @@ else
   fail "mTLS: aula certs wrote the certificates"
 fi
 rm -rf "$certs"
+
+# ------------------------------------------------------------------ end-user tokens
+# The same stack recreated with docker-compose.auth.yml (without mTLS: the variant trusts the
+# compose network between services). `aula token --data-dir` generates the development key and
+# its key set, which the variant mounts from $AULA_AUTH_DIR into every container.
+authdir=$(mktemp -d)
+chmod 755 "$authdir"  # the key set is read by the containers' user 65532
+user1=$("$aula_bin" token --user 1 --data-dir "$authdir" 2>/dev/null)
+if [ -n "$user1" ] && [ -r "$authdir/auth/jwks.json" ]; then
+  export AULA_AUTH_DIR=$authdir/auth
+  if "${compose[@]}" -f "$root/docker-compose.auth.yml" up -d --no-build --wait --wait-timeout 120 \
+      >/tmp/e2e-compose-auth.log 2>&1; then
+    pass "auth: the stack is healthy with AULA_AUTH=jwt (health needs no token)"
+  else fail "auth: stack healthy"; tail -n 20 /tmp/e2e-compose-auth.log; fi
+  # http_status PATH [TOKEN]: the gateway's status code for GET PATH.
+  http_status() {
+    local h=()
+    [ -n "${2:-}" ] && h=(-H "authorization: Bearer $2")
+    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "${h[@]}" "http://127.0.0.1:8080$1" 2>&1
+  }
+  got=$(http_status /cursos/ver_inscricoes_do_usuario/1 "$user1")
+  check "auth: user 1's token reads user 1's courses through the gateway (200, got $got)" test "$got" = 200
+  challenge=$(curl -sS --max-time 10 -o /dev/null -D - http://127.0.0.1:8080/cursos/ver_inscricoes_do_usuario/1 2>&1 | tr -d '\r')
+  check "auth: no token is 401 with WWW-Authenticate: Bearer realm=\"aula\"" \
+    bash -c 'grep -q "^HTTP/[0-9.]* 401" <<<"$1" && grep -qix "www-authenticate: Bearer realm=\"aula\"" <<<"$1"' _ "$challenge"
+  got=$(http_status /cursos/ver_inscricoes_do_usuario/2 "$user1")
+  check "auth: user 1's token on user 2's courses is 403 (got $got)" test "$got" = 403
+  got=$(http_status /livez)
+  check "auth: /livez is 200 without a token (got $got)" test "$got" = 200
+  out=$(rpc 50051 services.CursosService/GetUserCourses '{"id_usuario":"1"}' 2>&1)
+  check "auth: cursos called directly without a token is UNAUTHENTICATED" contains "$out" 'Code: Unauthenticated'
+  out=$("$grpcurl" -plaintext -max-time 10 -H "authorization: Bearer $user1" -d '{"id_usuario":"1"}' \
+    127.0.0.1:50051 services.CursosService/GetUserCourses 2>&1)
+  check "auth: cursos called directly with user 1's token answers" contains "$out" '"cursosInscritos"'
+else
+  fail "auth: aula token wrote a token and its key set"
+fi
+rm -rf "$authdir"
 
 # ------------------------------------------------------------------ total
 total=$((passed + failed))
