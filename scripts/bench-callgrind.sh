@@ -3,7 +3,8 @@
 #
 #   scripts/bench.sh callgrind   cursos and the floor, each under valgrind --tool=callgrind on
 #                                core SERVER_CPU, h2load on core LOAD_CPU; GetStatus and
-#                                GetUserCourses (user "1").
+#                                GetUserCourses (user "1"), served and refused (cursos at its
+#                                in-flight limit: what one refusal costs).
 #
 # Timings on a shared machine measure the machine; instruction counts do not move with it. For
 # each server and RPC: BENCH_CG_WARMUP requests (connections, caches, prepared statements), then
@@ -13,7 +14,7 @@
 # idle rate (instructions per second with no requests: timers, the storage probe) is reported
 # next to it, so a reader can see it is small against a window.
 #
-# Knobs: BENCH_CG_REQUESTS (2000) N, BENCH_CG_WARMUP (500), BENCH_CG_CLIENTS (4) connections and
+# Knobs: BENCH_CG_REQUESTS (2000) N, BENCH_CG_WARMUP (500), BENCH_CG_FLOOR=0 (cursos only), BENCH_CG_CLIENTS (4) connections and
 # BENCH_CG_STREAMS (8) streams each (the same for both servers: how many requests share a write
 # changes the count). Output: target/bench/callgrind/summary.md, results.tsv, the dumps and
 # callgrind_annotate's top functions of each 2N window (logs/annotate-*.txt).
@@ -31,17 +32,20 @@ bench_callgrind() {
     uptime >"$OUT/machine.txt"
 
     # The floor copies its answers from a cursos running normally, so both send the same bytes.
-    start cursos "$SERVER_CPU" "$WORK/data" cursos-plain
-    local plain=$START_PID
-    wait_serving cursos
-    cg_spawn floor "$REL/examples/floor" --listen "127.0.0.1:$floor_port" --from "http://127.0.0.1:$cursos_port"
-    local floor=$CG_PID
-    cg_wait_port "$floor_port"
-    stop "$plain"
-    result cg.floor_responses "$(sed -n 's/^floor: serving on [^ ]* (\(.*\))$/\1/p' "$OUT/logs/callgrind-floor.log")"
-    cg_measure floor "$floor" "http://127.0.0.1:$floor_port" "$n" "$warm"
-    cg_idle floor "$floor"
-    stop "$floor"
+    # BENCH_CG_FLOOR=0 leaves it out (cursos before and after a change, without building aula).
+    if [ "${BENCH_CG_FLOOR:-1}" != 0 ]; then
+        start cursos "$SERVER_CPU" "$WORK/data" cursos-plain
+        local plain=$START_PID
+        wait_serving cursos
+        cg_spawn floor "$REL/examples/floor" --listen "127.0.0.1:$floor_port" --from "http://127.0.0.1:$cursos_port"
+        local floor=$CG_PID
+        cg_wait_port "$floor_port"
+        stop "$plain"
+        result cg.floor_responses "$(sed -n 's/^floor: serving on [^ ]* (\(.*\))$/\1/p' "$OUT/logs/callgrind-floor.log")"
+        cg_measure floor "$floor" "http://127.0.0.1:$floor_port" "$n" "$warm"
+        cg_idle floor "$floor"
+        stop "$floor"
+    fi
 
     # cursos as shipped: metrics on, tracing on (no exporter: every span unsampled), SQLite.
     # shellcheck disable=SC2046
@@ -54,6 +58,29 @@ bench_callgrind() {
     cg_measure cursos "$cursos" "http://127.0.0.1:$cursos_port" "$n" "$warm"
     cg_idle cursos "$cursos"
     stop "$cursos"
+
+    # What a refusal costs (#14): the same cursos at AULA_MAX_IN_FLIGHT=1 with its one place
+    # held by a call whose request body never ends (curl uploading from a pipe kept open), so
+    # that every GetStatus and GetUserCourses is answered RESOURCE_EXHAUSTED.
+    CG_ENV+=(AULA_MAX_IN_FLIGHT=1)
+    cg_spawn cursos-shed "$REL/cursos"
+    local shed=$CG_PID
+    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    mkfifo "$WORK/hold"
+    curl -s --http2-prior-knowledge -X POST -T - -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$cursos_port/services.CursosService/GetStatus" <"$WORK/hold" >/dev/null 2>&1 &
+    local holder=$!
+    PIDS+=("$holder")
+    exec 7>"$WORK/hold"
+    for i in $(seq 1 120); do
+        curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" | grep -q '^aula_in_flight_calls 1' && break
+        sleep 0.25
+    done
+    cg_measure cursos-shed "$shed" "http://127.0.0.1:$cursos_port" "$n" "$warm"
+    result cg.cursos-shed.refused "$(curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" | awk '/^aula_shed_total/ { print $NF }')"
+    exec 7>&-
+    stop "$holder"
+    stop "$shed"
     CG_ENV=()
 
     python3 - "$OUT/results.tsv" "$OUT/summary.md" "$n" <<'EOF'
@@ -70,6 +97,11 @@ for rpc, target in (("GetStatus", 1.3), ("GetUserCourses", None)):
     ratio = c / f if f else 0
     verdict = "" if target is None else (f"<= {target}x: " + ("met" if ratio <= target else "MISSED"))
     lines.append(f"| {rpc} | {f:,.0f} | {c:,.0f} | {ratio:.2f}x | {verdict} |")
+for rpc in ("GetStatus", "GetUserCourses"):
+    c, shed = num(f"cg.cursos.{rpc}.per_request"), num(f"cg.cursos-shed.{rpc}.per_request")
+    lines.append(f"| {rpc} refused (AULA_MAX_IN_FLIGHT reached) | | {shed:,.0f} | {shed / c if c else 0:.2f}x of served | |")
+lines.append("")
+lines.append(f"Refusals counted by that cursos (aula_shed_total, warm-up included): {num('cg.cursos-shed.refused'):,.0f}.")
 lines.append("")
 lines.append(f"Idle (no requests), instructions per second: floor {num('cg.floor.idle_per_s'):,.0f}, "
              f"cursos {num('cg.cursos.idle_per_s'):,.0f}.")

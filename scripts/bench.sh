@@ -26,7 +26,8 @@
 #   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
 #                               GetUserCourses (valgrind; noise-free, runs on a busy machine too;
 #                               scripts/bench-callgrind.sh)
-#   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health)
+#   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health;
+#                               h2load and a probe: scripts/bench-limits.sh says why)
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
 #   scripts/bench.sh mtls       GetUserCourses over TLS vs plaintext, same core, same run
 #                               (scripts/bench-mtls.sh)
@@ -153,9 +154,21 @@ if [ "$MODE" = callgrind ]; then
     REL=${BENCH_BIN_DIR:-$ROOT/target/profiling}
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
         log "building profiling binaries (cursos, the floor)"
-        cargo build --profile profiling -p cursos --bin cursos -p aula --example floor
+        if [ "${BENCH_CG_FLOOR:-1}" != 0 ]; then
+            cargo build --profile profiling -p cursos --bin cursos -p aula --example floor
+        else
+            cargo build --profile profiling -p cursos --bin cursos
+        fi
     fi
-    BINARIES=(cursos examples/floor)
+    BINARIES=(cursos)
+    [ "${BENCH_CG_FLOOR:-1}" != 0 ] && BINARIES+=(examples/floor)
+elif [ "$MODE" = overload ]; then
+    # cursos and the probe only (scripts/bench-limits.sh): h2load is the load generator.
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building release binaries (cursos, the overload probe)"
+        cargo build --release -p cursos --bin cursos -p aula-runtime --example overload_probe
+    fi
+    BINARIES=(cursos examples/overload_probe)
 else
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
         log "building release binaries"

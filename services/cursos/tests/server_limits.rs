@@ -129,6 +129,16 @@ async fn at_the_in_flight_limit_calls_are_shed_at_once() {
         metrics.contains("aula_shed_total{reason=\"in_flight\"} 1"),
         "{metrics}"
     );
+    // Refused before the observing layer, yet counted where error ratios look.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("grpc_server_handled_total{")
+                && l.contains("grpc_method=\"GetStatus\"")
+                && l.contains("grpc_code=\"ResourceExhausted\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
     svc.running.stop().await.unwrap();
 }
 

@@ -67,11 +67,18 @@ fn rewritten<R>(mut response: http::Response<R>) -> http::Response<R> {
     response
 }
 
-/// Rewrites a trailers-only INTERNAL of tonic's decoder to INVALID_ARGUMENT, in place.
+/// Rewrites a trailers-only answer of tonic's decoder, in place: INTERNAL for a body that is
+/// not the message to INVALID_ARGUMENT, OUT_OF_RANGE for an oversized one to
+/// RESOURCE_EXHAUSTED. The cheap test first: almost every answer is neither.
 fn rewrite(headers: &mut http::HeaderMap) {
-    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(&b"13"[..]) {
-        return;
+    match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"13") => not_the_message(headers),
+        Some(b"11") => oversized(headers),
+        _ => {}
     }
+}
+
+fn not_the_message(headers: &mut http::HeaderMap) {
     let Some(status) = tonic::Status::from_header_map(headers) else {
         return;
     };
@@ -91,6 +98,29 @@ fn rewrite(headers: &mut http::HeaderMap) {
         // Cannot happen for a status built from text; leave tonic's answer as it was.
         tracing::warn!("could not rewrite a decode error's status");
     }
+}
+
+/// tonic's OUT_OF_RANGE for a request over `AULA_MAX_MESSAGE_SIZE`, as RESOURCE_EXHAUSTED
+/// naming the sizes and the variable.
+fn oversized(headers: &mut http::HeaderMap) {
+    let Some(original) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    let Some(sizes) = original
+        .message()
+        .strip_prefix("Error, decoded message length too large: found ")
+    else {
+        return;
+    };
+    // "5242885 bytes, the limit is: 4194304 bytes"
+    let (found, limit) = sizes
+        .split_once(", the limit is: ")
+        .unwrap_or((sizes, "the limit"));
+    let status = tonic::Status::resource_exhausted(format!(
+        "request message is {found}, larger than {limit} (AULA_MAX_MESSAGE_SIZE)"
+    ));
+    // Replaces grpc-status and grpc-message (percent-encoded as gRPC wants).
+    let _ = status.add_header(headers);
 }
 
 #[cfg(test)]
@@ -128,5 +158,24 @@ mod tests {
             let after = tonic::Status::from_header_map(&h).unwrap();
             assert_eq!((after.code(), after.message()), (s.code(), s.message()));
         }
+    }
+
+    #[test]
+    fn an_oversized_request_is_resource_exhausted_naming_the_limit() {
+        let mut h = headers_of(tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5242885 bytes, the limit is: 4194304 bytes",
+        ));
+        rewrite(&mut h);
+        let back = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(back.code(), Code::ResourceExhausted);
+        assert_eq!(
+            back.message(),
+            "request message is 5242885 bytes, larger than 4194304 bytes (AULA_MAX_MESSAGE_SIZE)"
+        );
+        // Anything else passes untouched.
+        let mut h = headers_of(tonic::Status::out_of_range("page 9"));
+        rewrite(&mut h);
+        let back = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(back.code(), Code::OutOfRange);
     }
 }

@@ -103,6 +103,12 @@ impl ServerLayer {
         let table = MethodTable::new(&metrics, Side::Server, &known_methods(&[grpc_service]));
         Self { metrics, table }
     }
+
+    /// The per-method metrics, for a layer outside this one that answers calls itself (the
+    /// shedding layer counts its refusals in them).
+    pub fn methods(&self) -> MethodTable {
+        self.table.clone()
+    }
 }
 
 impl<S> tower_layer::Layer<S> for ServerLayer {
@@ -252,6 +258,16 @@ pin_project_lite::pin_project! {
             if let Some(state) = this.state.take() {
                 record(state, 1);
             }
+        }
+    }
+}
+
+/// An empty body observing nothing (what an outer layer answering by itself sends).
+impl<B: Default> Default for ObservedBody<B> {
+    fn default() -> Self {
+        Self {
+            inner: B::default(),
+            state: None,
         }
     }
 }

@@ -259,18 +259,19 @@ pub async fn start_on(
     // Streams per connection, resets, keepalive, connection age (limits.rs); long-lived
     // connections are closed now and then so clients rebalance onto new replicas.
     let limits = ctx.settings().limits.clone();
+    let observe = ServerLayer::new(metrics_registry.clone(), spec.grpc_service);
     let server = limits
         .server()
-        .layer(ServerLayer::new(
-            metrics_registry.clone(),
-            spec.grpc_service,
-        ))
-        // Beyond AULA_MAX_IN_FLIGHT calls, RESOURCE_EXHAUSTED at once (health never).
+        // Beyond AULA_MAX_IN_FLIGHT calls, RESOURCE_EXHAUSTED at once (health never). First,
+        // so that a refusal skips every other layer's work (shed.rs); it counts itself in the
+        // observing layer's metrics.
         .layer(crate::shed::ShedLayer::new(
             &metrics_registry,
             spec.name,
             limits.max_in_flight,
+            observe.methods(),
         ))
+        .layer(observe)
         // Who is calling (proved by mTLS) and whether they may call this RPC.
         .layer(authz)
         // Fault flags (docs/FLAGS.md): inside observe, so a drill is counted and traced.

@@ -9,17 +9,27 @@
 //!
 //! A call holds its place until its response has been sent in full (a streamed answer is work
 //! too), or its client went away; subscriptions, which live as long as their clients like and
-//! are bounded by limits of their own, hold it only until their headers. The same layer
-//! gives an oversized message gRPC's standard code: tonic reports it as OUT_OF_RANGE, the gRPC
-//! specification (and every other implementation) as RESOURCE_EXHAUSTED.
+//! are bounded by limits of their own, hold it only until their headers.
+//!
+//! A refusal must cost as little as it can: under overload most calls are refused, and every
+//! instruction a refusal takes is taken from the calls being served on the same cores. So this
+//! layer is the outermost of the server's own (before the observing layer's span, clock and
+//! per-call state, before authorization, routing and decoding), and a refusal does a semaphore
+//! try, two counters and one copy of an answer built at start (its header map: the only
+//! allocation). It is still counted in `grpc_server_started_total` and
+//! `grpc_server_handled_total{grpc_code="ResourceExhausted"}`, so error ratios and dashboards see
+//! shed calls as before, and in `aula_shed_total`. What hyper, h2 and tonic do for any stream
+//! (the frames, HPACK, a task, tonic's boxed service) happens before any layer of ours and is
+//! most of a refusal's cost: BENCHMARKS.md has the figures.
 
-use crate::metrics::Metrics;
+use crate::{metrics::Metrics, observe::MethodTable};
 use metrics::{Counter, Gauge, Label};
 use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
     task::{ready, Context, Poll},
+    time::Duration,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -38,24 +48,36 @@ pub struct ShedLayer {
 
 struct Inner {
     permits: Arc<Semaphore>,
-    limit: usize,
-    service: &'static str,
     shed: Counter,
     in_flight: Gauge,
+    /// The per-method gRPC metrics (the observing layer's), for counting refusals.
+    methods: MethodTable,
+    /// The refusal's headers (trailers-only: status, message, retry hint), built once.
+    refusal: http::HeaderMap,
 }
 
 impl ShedLayer {
-    pub fn new(metrics: &Metrics, service: &'static str, max_in_flight: usize) -> Self {
+    /// `methods`: the observing layer's table ([`crate::observe::ServerLayer::methods`]),
+    /// which this layer's refusals never reach.
+    pub fn new(
+        metrics: &Metrics,
+        service: &'static str,
+        max_in_flight: usize,
+        methods: MethodTable,
+    ) -> Self {
         metrics
             .gauge("aula_max_in_flight", vec![])
             .set(max_in_flight as f64);
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_in_flight)),
-                limit: max_in_flight,
-                service,
                 shed: metrics.counter("aula_shed_total", vec![Label::new("reason", "in_flight")]),
                 in_flight: metrics.gauge("aula_in_flight_calls", vec![]),
+                methods,
+                refusal: shed_response::<()>(service, max_in_flight)
+                    .into_parts()
+                    .0
+                    .headers,
             }),
         }
     }
@@ -100,15 +122,26 @@ where
                 until_headers: true,
             };
         }
-        let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
         let layer = &self.layer.inner;
-        let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
+        // At the limit, refused without touching the semaphore's reference count.
+        let permit = match layer.permits.available_permits() {
+            0 => None,
+            _ => layer.permits.clone().try_acquire_owned().ok(),
+        };
+        let Some(permit) = permit else {
             layer.shed.increment(1);
-            let response = shed_response(layer.service, layer.limit).map(HeldBody::free);
+            let method = layer.methods.get(path);
+            method.started();
+            // No time was spent on it: the handling histogram gets a zero, as it did when the
+            // observing layer timed a refusal.
+            method.handled(tonic::Code::ResourceExhausted as i32, Duration::ZERO);
+            let mut response = http::Response::new(HeldBody::free(ResBody::default()));
+            *response.headers_mut() = layer.refusal.clone();
             return ShedFuture::Shed {
                 response: Some(response),
             };
         };
+        let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
         layer.in_flight.increment(1.0);
         let place = Place {
             _permit: permit,
@@ -156,7 +189,7 @@ where
                 until_headers,
             } => {
                 // An error drops the place with the future.
-                let response = oversized_is_resource_exhausted(ready!(inner.poll(cx))?);
+                let response = ready!(inner.poll(cx))?;
                 let place = place.take();
                 Poll::Ready(Ok(if *until_headers {
                     drop(place);
@@ -252,61 +285,9 @@ fn shed_response<B: Default>(service: &str, limit: usize) -> http::Response<B> {
     status.into_http()
 }
 
-/// tonic answers a request over the message size limit with OUT_OF_RANGE ("Error, decoded
-/// message length too large: ..."); gRPC's code for it is RESOURCE_EXHAUSTED. Only a
-/// trailers-only answer (how tonic reports a failed decode of a unary request) is rewritten.
-fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
-    // The cheap test first: almost every answer is something else.
-    if response
-        .headers()
-        .get("grpc-status")
-        .is_none_or(|v| v != "11")
-    {
-        return response;
-    }
-    let Some(original) = tonic::Status::from_header_map(response.headers()) else {
-        return response;
-    };
-    let Some(sizes) = original
-        .message()
-        .strip_prefix("Error, decoded message length too large: found ")
-    else {
-        return response;
-    };
-    // "5242885 bytes, the limit is: 4194304 bytes"
-    let (found, limit) = sizes
-        .split_once(", the limit is: ")
-        .unwrap_or((sizes, "the limit"));
-    let status = tonic::Status::resource_exhausted(format!(
-        "request message is {found}, larger than {limit} (AULA_MAX_MESSAGE_SIZE)"
-    ));
-    // Replaces grpc-status and grpc-message (percent-encoded as gRPC wants).
-    let _ = status.add_header(response.headers_mut());
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_oversized_request_is_resource_exhausted_naming_the_limit() {
-        let status = tonic::Status::out_of_range(
-            "Error, decoded message length too large: found 5242885 bytes, the limit is: 4194304 bytes",
-        );
-        let response: http::Response<()> = oversized_is_resource_exhausted(status.into_http());
-        let back = tonic::Status::from_header_map(response.headers()).unwrap();
-        assert_eq!(back.code(), tonic::Code::ResourceExhausted);
-        assert_eq!(
-            back.message(),
-            "request message is 5242885 bytes, larger than 4194304 bytes (AULA_MAX_MESSAGE_SIZE)"
-        );
-        // Anything else passes untouched.
-        let other: http::Response<()> = tonic::Status::out_of_range("page 9").into_http();
-        let same = oversized_is_resource_exhausted(other);
-        let back = tonic::Status::from_header_map(same.headers()).unwrap();
-        assert_eq!(back.code(), tonic::Code::OutOfRange);
-    }
 
     /// A response body that ends at once, or never (a long streamed answer).
     #[derive(Default)]
@@ -342,7 +323,9 @@ mod tests {
             let endless = req.uri().path() != "/services.CursosService/GetStatus";
             Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless }))
         });
-        let svc = ShedLayer::new(&Metrics::new(), "chatbot", 1).layer(inner);
+        let metrics = Metrics::new();
+        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
+        let svc = ShedLayer::new(&metrics, "chatbot", 1, methods).layer(inner);
         let call = |path: &'static str| {
             let svc = svc.clone();
             async move {
