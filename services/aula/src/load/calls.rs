@@ -3,7 +3,8 @@
 //! Requests look like a real user's: random users 1000..1999 (a range of their own, so load
 //! never touches the demo users' data), courses 1..5, schedules in the future. The gateway's
 //! routes go over HTTP (reqwest, a pool of keep-alive connections), its answers mapped back to
-//! the gRPC code behind them so the report counts them alike.
+//! the gRPC code behind them so the report counts them alike. With `--token`, every gRPC call
+//! and every gateway request carries `authorization: Bearer <token>` ([`Bearer`]).
 
 use super::mix::{Route, Rpc, Target};
 use aula_api::{
@@ -18,7 +19,88 @@ use aula_runtime::tls::{
 };
 use rand::{rngs::StdRng, Rng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    metadata::AsciiMetadataValue,
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::{Channel, Endpoint},
+};
+
+/// The first load user: the mix acts on users 1000..1999 (a range of their own, so load never
+/// touches the demo users' data). With end-user auth on, only a staff token may do that.
+pub const FIRST_LOAD_USER: u32 = 1000;
+
+/// The user token of `--token`, as the `authorization` value of gRPC metadata and of HTTP;
+/// `None` sends none. Never printed: `Debug` says only whether there is one.
+#[derive(Clone, Default)]
+pub struct Bearer {
+    grpc: Option<AsciiMetadataValue>,
+    http: Option<reqwest::header::HeaderValue>,
+}
+
+impl Bearer {
+    /// From `--token` / `AULA_TOKEN`: the JWT itself (a leading `Bearer ` is accepted too, as
+    /// copied from a curl command). Errors name the option and never quote the value.
+    pub fn new(token: Option<&str>) -> Result<Self, String> {
+        let Some(token) = token else {
+            return Ok(Self::default());
+        };
+        // `$(aula token ...)` ends with a newline; a failed one leaves nothing.
+        let mut token = token.trim();
+        let (scheme, rest) = token.split_at(token.find(char::is_whitespace).unwrap_or(token.len()));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            token = rest.trim();
+        }
+        if token.is_empty() {
+            return Err("--token (or AULA_TOKEN) is empty: did the command making it fail?".into());
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("--token is not a token: a JWT is printable ASCII without spaces".into());
+        }
+        let value = format!("Bearer {token}");
+        let grpc = AsciiMetadataValue::try_from(value.as_str())
+            .map_err(|_| "--token cannot be sent as gRPC metadata".to_string())?;
+        let mut http = reqwest::header::HeaderValue::try_from(value)
+            .map_err(|_| "--token cannot be sent as an HTTP header".to_string())?;
+        // Kept out of HTTP/2 header compression tables and of reqwest's debug output.
+        http.set_sensitive(true);
+        Ok(Self {
+            grpc: Some(grpc),
+            http: Some(http),
+        })
+    }
+
+    pub fn is_some(&self) -> bool {
+        self.grpc.is_some()
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_some() {
+            "Bearer(<redacted>)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+/// Adds the token to every gRPC call, the streams' included.
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.grpc {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the [`Bearer`] token.
+type Grpc = InterceptedService<Channel, Bearer>;
 
 /// One connection to each service (and a client for the gateway).
 #[derive(Clone)]
@@ -28,22 +110,23 @@ pub struct Conn {
     gateway: String,
     /// The whole of a streaming call (the channels bound each unary call themselves).
     timeout: Duration,
-    cursos: CursosServiceClient<Channel>,
-    chatbot: ChatbotServiceClient<Channel>,
-    cpar: CparServiceClient<Channel>,
-    notificacoes: NotificacoesServiceClient<Channel>,
-    insights: InsightsServiceClient<Channel>,
-    midia: MidiaConteudoServiceClient<Channel>,
+    cursos: CursosServiceClient<Grpc>,
+    chatbot: ChatbotServiceClient<Grpc>,
+    cpar: CparServiceClient<Grpc>,
+    notificacoes: NotificacoesServiceClient<Grpc>,
+    insights: InsightsServiceClient<Grpc>,
+    midia: MidiaConteudoServiceClient<Grpc>,
 }
 
 impl Conn {
     /// Lazily connected channels (nothing connects until the first call) to where `addrs` says
     /// each service is (`http://host:port`, or `https://host:port` with `tls`: mutual TLS with
-    /// the certificate of `AULA_TLS_*`), each request bounded by `timeout`.
+    /// the certificate of `AULA_TLS_*`), each request bounded by `timeout` and carrying `bearer`.
     pub fn new(
         addrs: &dyn Fn(Target) -> String,
         timeout: Duration,
         tls: Option<&Tls>,
+        bearer: &Bearer,
     ) -> anyhow::Result<Self> {
         let channel = |t: Target| -> anyhow::Result<Channel> {
             let url = addrs(t);
@@ -71,7 +154,12 @@ impl Conn {
                 timeout: Duration::from_secs(3),
             }))
         };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = &bearer.http {
+            headers.insert(reqwest::header::AUTHORIZATION, value.clone());
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(3))
             .build()
@@ -80,12 +168,24 @@ impl Conn {
             http,
             gateway: addrs(Target::Gateway).trim_end_matches('/').to_string(),
             timeout,
-            cursos: CursosServiceClient::new(channel(Target::Cursos)?),
-            chatbot: ChatbotServiceClient::new(channel(Target::Chatbot)?),
-            cpar: CparServiceClient::new(channel(Target::Cpar)?),
-            notificacoes: NotificacoesServiceClient::new(channel(Target::Notificacoes)?),
-            insights: InsightsServiceClient::new(channel(Target::Insights)?),
-            midia: MidiaConteudoServiceClient::new(channel(Target::Midia)?),
+            cursos: CursosServiceClient::with_interceptor(channel(Target::Cursos)?, bearer.clone()),
+            chatbot: ChatbotServiceClient::with_interceptor(
+                channel(Target::Chatbot)?,
+                bearer.clone(),
+            ),
+            cpar: CparServiceClient::with_interceptor(channel(Target::Cpar)?, bearer.clone()),
+            notificacoes: NotificacoesServiceClient::with_interceptor(
+                channel(Target::Notificacoes)?,
+                bearer.clone(),
+            ),
+            insights: InsightsServiceClient::with_interceptor(
+                channel(Target::Insights)?,
+                bearer.clone(),
+            ),
+            midia: MidiaConteudoServiceClient::with_interceptor(
+                channel(Target::Midia)?,
+                bearer.clone(),
+            ),
         })
     }
 
@@ -223,6 +323,73 @@ impl Conn {
         }
     }
 
+    /// One call to `target` that needs what the mix will need from the token: an authenticated
+    /// user for every service, and with `on_users` (the mix acts on load users there) the right
+    /// to act on a load user's data. A read, so it changes nothing. The chatbot's only such RPC
+    /// is a question (Gemini's quota): it is asked for authentication alone.
+    pub async fn probe(&mut self, target: Target, on_users: bool) -> Result<(), tonic::Status> {
+        let id_usuario = FIRST_LOAD_USER.to_string();
+        match (target, on_users) {
+            (Target::Cursos, true) => self
+                .cursos
+                .get_user_courses(GetUserCoursesRequest { id_usuario })
+                .await
+                .map(drop),
+            (Target::Cpar, true) => self
+                .cpar
+                .list_schedules(ListSchedulesRequest {
+                    id_usuario,
+                    page_size: 1,
+                    page_token: String::new(),
+                })
+                .await
+                .map(drop),
+            (Target::Notificacoes, true) => self
+                .notificacoes
+                .list_notifications(ListNotificationsRequest {
+                    id_usuario,
+                    unread_only: false,
+                    page_size: 1,
+                    page_token: String::new(),
+                })
+                .await
+                .map(drop),
+            (Target::Gateway, on_users) => {
+                let path = if on_users {
+                    format!("/cursos/ver_inscricoes_do_usuario/{id_usuario}")
+                } else {
+                    "/cursos".to_string()
+                };
+                self.probe_gateway(&path).await
+            }
+            (t, _) => {
+                let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0);
+                self.call(Rpc::GetStatus(t), &mut rng).await
+            }
+        }
+    }
+
+    /// `GET path` on the gateway; a refusal carries the gateway's own message (`erro`), which
+    /// says which check failed, rather than only the HTTP status.
+    async fn probe_gateway(&self, path: &str) -> Result<(), tonic::Status> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.gateway))
+            .send()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("gateway GET {path}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = match body["erro"].as_str() {
+            Some(erro) => erro.to_string(),
+            None => format!("gateway GET {path}: HTTP {status}"),
+        };
+        Err(tonic::Status::new(grpc_code(status.as_u16()), message))
+    }
+
     /// Subscribes as a load user, sends that user a notification with a token of its own, and
     /// waits for it on the stream. The subscription is registered before the answer's headers
     /// come back, so the notification cannot slip by before it; others to the same user
@@ -325,7 +492,8 @@ fn grpc_code(status: u16) -> tonic::Code {
 
 /// A load user: 1000..1999.
 fn user(rng: &mut StdRng) -> String {
-    rng.random_range(1000..2000u32).to_string()
+    rng.random_range(FIRST_LOAD_USER..FIRST_LOAD_USER + 1000)
+        .to_string()
 }
 
 /// One of the demo courses, 1..5.
@@ -385,6 +553,44 @@ mod tests {
         }
         let q = question(&mut rng);
         assert!(!q.duvida.is_empty() && !q.aula_contexto.is_empty() && !q.id_usuario.is_empty());
+    }
+
+    #[test]
+    fn the_token_is_sent_as_a_bearer_and_never_quoted() {
+        let header = |b: &Bearer| b.grpc.as_ref().map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(header(&Bearer::new(None).unwrap()), None);
+        // As `$(aula token ...)` gives it, or copied with its scheme from a curl command.
+        for given in ["a.b.c\n", "Bearer a.b.c", "bearer  a.b.c "] {
+            let b = Bearer::new(Some(given)).unwrap();
+            assert_eq!(header(&b).as_deref(), Some("Bearer a.b.c"), "{given:?}");
+            assert_eq!(b.http.as_ref().unwrap(), "Bearer a.b.c");
+            assert!(b.http.as_ref().unwrap().is_sensitive());
+            assert_eq!(format!("{b:?}"), "Bearer(<redacted>)");
+        }
+        for (given, why) in [
+            ("", "is empty"),
+            ("\n", "is empty"),
+            ("Bearer ", "is empty"),
+            ("two words-secret", "not a token"),
+            ("caf\u{e9}-secret", "not a token"),
+        ] {
+            let e = Bearer::new(Some(given)).unwrap_err();
+            assert!(
+                e.starts_with("--token ") && e.contains(why),
+                "{given:?}: {e}"
+            );
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_grpc_call_carries_the_token() {
+        let mut b = Bearer::new(Some("a.b.c")).unwrap();
+        let req = b.call(tonic::Request::new(())).unwrap();
+        assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer a.b.c");
+        let mut none = Bearer::default();
+        let req = none.call(tonic::Request::new(())).unwrap();
+        assert!(req.metadata().get("authorization").is_none());
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! The default mix is gRPC, unary and streaming; `--gateway` adds the REST gateway's routes
 //! (HTTP, each one gRPC call behind it), which `--only gateway` (or a route's path) picks alone.
 
+use aula_runtime::{
+    auth::{Rule, RULES},
+    spec,
+};
 use std::fmt;
 
 /// The service an RPC is sent to.
@@ -80,6 +84,17 @@ pub enum Route {
 }
 
 impl Route {
+    /// The service and RPC the gateway calls for the route.
+    pub fn backend(self) -> (Target, &'static str) {
+        match self {
+            Route::CursosStatus => (Target::Cursos, "GetStatus"),
+            Route::UserCourses => (Target::Cursos, "GetUserCourses"),
+            Route::CourseMedia => (Target::Cursos, "GetCourseMedia"),
+            Route::Media => (Target::Midia, "GetMedia"),
+            Route::Question => (Target::Chatbot, "ResolveDuvida"),
+        }
+    }
+
     /// The route as the gateway's README lists it: its `--only` name and report label.
     pub fn label(self) -> &'static str {
         match self {
@@ -111,6 +126,21 @@ impl Rpc {
             Rpc::CreateSchedule | Rpc::ListSchedules | Rpc::NotifySchedule => Target::Cpar,
             Rpc::GetStatus(t) => t,
         }
+    }
+
+    /// Whether the call acts on a load user's data (users 1000..1999, or schedule 1 of a demo
+    /// user), so that with end-user auth on only a staff token may send it: its rule in
+    /// docs/AUTH.md's table ([`RULES`]) asks for more than an authenticated user. A route
+    /// has the rule of the RPC behind it.
+    pub fn acts_on_users(self) -> bool {
+        let (target, method) = match self {
+            Rpc::Http(route) => route.backend(),
+            _ => (self.target(), self.method()),
+        };
+        let service = spec::by_name(target.name()).map(|s| s.grpc_service);
+        RULES.iter().any(|&(s, m, rule)| {
+            Some(s) == service && m == method && !matches!(rule, Rule::Public | Rule::Authenticated)
+        })
     }
 
     /// The gRPC method name, as `--only` accepts it.
@@ -337,6 +367,47 @@ mod tests {
                 assert_eq!(c[rpc], *w, "{rpc} from {start}");
             }
         }
+    }
+
+    /// Each RPC of the mix (a route: the RPC behind it) has a rule in docs/AUTH.md's table, and
+    /// the ones naming a load user or a schedule are those only staff may send for anyone.
+    #[test]
+    fn the_rpcs_acting_on_users_follow_the_auth_table() {
+        for (rpc, _) in DEFAULT_WEIGHTS.iter().chain(GATEWAY_WEIGHTS) {
+            let (target, method) = match rpc {
+                Rpc::Http(route) => route.backend(),
+                _ => (rpc.target(), rpc.method()),
+            };
+            let service = spec::by_name(target.name()).unwrap().grpc_service;
+            assert!(
+                RULES.iter().any(|&(s, m, _)| s == service && m == method),
+                "{rpc}: {service}/{method} is not in the auth table"
+            );
+        }
+        let acting: Vec<String> = DEFAULT_WEIGHTS
+            .iter()
+            .chain(GATEWAY_WEIGHTS)
+            .filter(|(r, _)| r.acts_on_users())
+            .map(|(r, _)| r.to_string())
+            .collect();
+        assert_eq!(
+            acting,
+            [
+                "cursos.GetUserCourses",
+                "cursos.Enroll",
+                "cursos.Unenroll",
+                "cursos.AskQuestion",
+                "cursos.SendNotification",
+                "notificacoes.ListNotifications",
+                "cpar.CreateSchedule",
+                "cpar.ListSchedules",
+                "cpar.NotifySchedule",
+                "notificacoes.SubscribeNotifications",
+                "chatbot.ResolveDuvidaStream",
+                "gateway GET /cursos/ver_inscricoes_do_usuario/{id}",
+                "gateway POST /chatbot/duvida",
+            ]
+        );
     }
 
     #[test]

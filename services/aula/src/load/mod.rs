@@ -12,6 +12,10 @@
 //! services sustain). With `--rate`, requests fall due at fixed intervals and at most
 //! `--concurrency` are in flight; a request that waits for a free worker counts its wait as
 //! latency (see [`schedule`]).
+//!
+//! With end-user auth on (`AULA_AUTH=jwt`), `--token` is sent on every call. Before any load,
+//! each service is asked for health and then for one call the mix will need the token for
+//! ([`calls::Conn::probe`]), so a missing, invalid or too weak token is one line at once.
 
 pub mod calls;
 pub mod mix;
@@ -22,7 +26,7 @@ use aula_runtime::{
     config::{duration_arg, peer_addr},
     spec, Env,
 };
-use calls::Conn;
+use calls::{Bearer, Conn};
 use clap::Args;
 use mix::{Mix, Target};
 use rand::{rngs::StdRng, SeedableRng};
@@ -88,6 +92,27 @@ pub struct LoadArgs {
     /// The stack's ports are moved by this much (as `aula up --port-offset`)
     #[arg(long, env = "AULA_PORT_OFFSET", default_value_t = 0)]
     pub port_offset: u16,
+    /// A user token (JWT) sent as `authorization: Bearer <TOKEN>` on every gRPC call and
+    /// gateway request, for a platform with AULA_AUTH=jwt. The mix acts on users 1000-1999,
+    /// so it needs the staff role: --token "$(aula token --user 1 --role staff)"
+    #[arg(long, env = "AULA_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+}
+
+/// `--token`'s value, kept out of `Debug` output (tokens never appear in logs or errors).
+#[derive(Clone)]
+pub struct Token(pub String);
+
+impl From<String> for Token {
+    fn from(s: String) -> Self {
+        Token(s)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -132,6 +157,13 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             None => url,
         }
     };
+    let bearer = match Bearer::new(args.token.as_ref().map(|t| t.0.as_str())) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("aula load: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // With AULA_TLS_* set, the load comes over mutual TLS (an admin identity's certificate, as
     // the mix calls RPCs only users reach through the gateway).
     let tls = match aula_runtime::tls::Tls::from_env(&env) {
@@ -142,7 +174,7 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         }
     };
     let conns: Vec<Conn> = match (0..args.connections)
-        .map(|_| Conn::new(&addr, args.timeout, tls.as_ref()))
+        .map(|_| Conn::new(&addr, args.timeout, tls.as_ref(), &bearer))
         .collect::<anyhow::Result<_>>()
     {
         Ok(c) => c,
@@ -167,6 +199,10 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         targets.join(", ")
     );
     if let Err(e) = all_answer(&mix.targets(), &addr, tls.as_ref()).await {
+        eprintln!("aula load: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = token_suffices(&mix, &conns[0], bearer.is_some()).await {
         eprintln!("aula load: {e:#}");
         return ExitCode::FAILURE;
     }
@@ -281,6 +317,52 @@ async fn all_answer(
          <NAME>_ADDR / --host / --port-offset at it",
         down.join("; ")
     )
+}
+
+/// How to get a token that can drive the whole mix, for the messages below.
+const STAFF_TOKEN: &str = "--token \"$(aula token --user 1 --role staff)\"";
+
+/// Checks, after health (which needs no token), that the token does for every service what the
+/// mix will ask of it ([`Conn::probe`]): with auth on and no token, a bad one, or a student's
+/// token on a mix acting on the load users, every call would fail for the whole run. Other
+/// failures are left to the run, which counts them.
+async fn token_suffices(mix: &Mix, conn: &Conn, token: bool) -> anyhow::Result<()> {
+    let probes = mix.targets().into_iter().map(|t| {
+        let on_users = mix.rpcs().any(|r| r.target() == t && r.acts_on_users());
+        let mut conn = conn.clone();
+        async move { (t, conn.probe(t, on_users).await) }
+    });
+    let results = futures::future::join_all(probes).await;
+    let refused = |code: tonic::Code| {
+        let hits: Vec<_> = results
+            .iter()
+            .filter_map(|(t, r)| match r {
+                Err(s) if s.code() == code => Some((t.name(), s.message())),
+                _ => None,
+            })
+            .collect();
+        let names = hits.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+        hits.first().map(|(_, why)| (names, why.to_string()))
+    };
+    if let Some((names, why)) = refused(tonic::Code::Unauthenticated) {
+        if !token {
+            anyhow::bail!(
+                "{names} require a user token (the platform runs with AULA_AUTH=jwt: {why}); \
+                 pass one with --token or AULA_TOKEN, a staff token as the mix acts on other \
+                 users: {STAFF_TOKEN}"
+            );
+        }
+        anyhow::bail!("{names} refused the --token ({why}); pass a valid one, e.g. {STAFF_TOKEN}");
+    }
+    if let Some((names, why)) = refused(tonic::Code::PermissionDenied) {
+        anyhow::bail!(
+            "{names} refused the --token for the load's users {first}-{last} ({why}); the mix \
+             acts on users other than the token's, which needs the staff role: {STAFF_TOKEN}",
+            first = calls::FIRST_LOAD_USER,
+            last = calls::FIRST_LOAD_USER + 999,
+        );
+    }
+    Ok(())
 }
 
 /// Runs the warm-up and the measured phase; returns how long was measured (shorter than
@@ -476,6 +558,11 @@ mod tests {
         assert_eq!(a.warmup, Duration::from_millis(500));
         assert_eq!(a.only, ["GetUserCourses", "AskQuestion"]);
         assert_eq!(a.concurrency, 4);
+
+        // The token is taken as given (checked by `Bearer::new`) and never shown by Debug.
+        let a = Cli::parse_from(["x", "--token", "eyJh.secret-part.sig"]).load;
+        assert_eq!(a.token.as_ref().unwrap().0, "eyJh.secret-part.sig");
+        assert!(!format!("{a:?}").contains("secret-part"), "{a:?}");
 
         for bad in [
             &["x", "--rate", "0"][..],
