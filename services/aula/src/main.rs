@@ -73,17 +73,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Up(args) => rt.block_on(up::run(args)),
         Command::Serve { service, args } => {
+            let hosted =
+                services::by_name(&service).expect("clap accepts only the catalogue's names");
             let mut env = Env::from_process();
-            args.apply(&mut env);
-            if service == "gateway" {
-                // The gateway's own spelling of the listen address.
-                if let Some(listen) = &args.listen {
-                    env.set("GATEWAY_LISTEN", listen.clone());
-                }
-                return rt.block_on(gateway::cli::serve(env));
-            }
-            let def = services::by_name(&service).expect("clap accepts only the catalogue's names");
-            rt.block_on(aula_runtime::cli::serve(def, env))
+            args.apply(&mut env, hosted.listen_var());
+            rt.block_on(aula_runtime::cli::serve(hosted, env))
         }
         Command::Status(args) => rt.block_on(status::run(args)),
         Command::Token(args) => token::run(args),

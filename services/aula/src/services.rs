@@ -1,23 +1,32 @@
-//! The services `aula` runs: one `ServiceDef` per gRPC service of the catalogue (its crate's
-//! `service()`), and the gateway.
+//! The servers `aula` runs, each its crate's `service()`: one `ServiceDef` per gRPC service of
+//! the catalogue, and the gateway's `HttpDef`; the runtime starts either ([`Hosted`]).
 
-use aula_runtime::{spec, Env, ServiceDef};
+use aula_runtime::{host::Hosted, spec, Env, ServiceDef};
 
 macro_rules! definitions {
     ($($name:ident),*) => {
         /// Every gRPC service's definition, in catalogue order.
-        pub fn all() -> [ServiceDef; spec::ALL.len()] {
+        pub fn grpc() -> [ServiceDef; spec::ALL.len()] {
             [$($name::service()),*]
         }
     };
 }
 aula_runtime::with_services!(definitions);
 
+/// Every server of the catalogue, in its order: the gRPC services, then the gateway.
+pub fn all() -> Vec<Hosted> {
+    grpc()
+        .into_iter()
+        .map(Hosted::from)
+        .chain([Hosted::from(gateway::service())])
+        .collect()
+}
+
 /// Every name `aula up` and `aula serve` accept: the catalogue's.
 pub const NAMES: [&str; spec::NAMES.len()] = spec::NAMES;
 
-pub fn by_name(name: &str) -> Option<ServiceDef> {
-    all().into_iter().find(|d| d.spec.name == name)
+pub fn by_name(name: &str) -> Option<Hosted> {
+    all().into_iter().find(|h| h.name() == name)
 }
 
 /// clap's parser of a service name: an unknown one is a usage error (exit 2) listing the
@@ -60,7 +69,7 @@ mod tests {
     /// migrations. The two must agree (the chart and compose give storage by the catalogue).
     #[test]
     fn definitions_follow_the_catalogue() {
-        let defs = all();
+        let defs = grpc();
         for (def, spec) in defs.iter().zip(spec::ALL) {
             assert_eq!(
                 def.spec, spec,
@@ -80,6 +89,7 @@ mod tests {
                 }
             );
         }
-        assert!(NAMES.contains(&spec::GATEWAY.name));
+        let names: Vec<_> = all().iter().map(Hosted::name).collect();
+        assert_eq!(names, NAMES, "aula runs every server of the catalogue");
     }
 }

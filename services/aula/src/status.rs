@@ -109,7 +109,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         let start = Instant::now();
         let answer = tokio::time::timeout(
             args.timeout,
-            gateway::healthcheck::readyz_status(&addr, args.timeout),
+            aula_runtime::healthcheck::readyz_status(&addr, args.timeout),
         )
         .await
         .unwrap_or_else(|_| {

@@ -3,7 +3,7 @@
 //! on SIGTERM/SIGINT.
 
 use crate::services;
-use aula_runtime::{server, spec, telemetry::Telemetry, Env, Settings};
+use aula_runtime::{host::Hosted, http, server, spec, telemetry::Telemetry, Env, Settings};
 use clap::Args;
 use std::{process::ExitCode, time::Duration};
 
@@ -37,6 +37,28 @@ pub struct UpArgs {
     /// appointment and a welcome for user 1) [env: AULA_DEMO_DATA=0]
     #[arg(long)]
     pub no_demo_data: bool,
+}
+
+/// `hosted`'s environment in this stack: its ports (moved by `--port-offset`) on `--host`, and
+/// its own certificate with `--tls-dir`.
+fn own_env(args: &UpArgs, env: &Env, hosted: &Hosted) -> anyhow::Result<Env> {
+    let port = |p: u16| services::offset_port(p, args.port_offset);
+    let (listen, metrics) = hosted.ports();
+    let mut own = env.clone();
+    own.set(
+        hosted.listen_var(),
+        format!("{}:{}", args.host, port(listen)?),
+    );
+    if let Some(dir) = &args.tls_dir {
+        use_certs(&mut own, dir, hosted.name());
+    }
+    if env.get("AULA_METRICS_LISTEN") != Some("off") {
+        own.set(
+            "AULA_METRICS_LISTEN",
+            format!("{}:{}", args.host, port(metrics)?),
+        );
+    }
+    Ok(own)
 }
 
 /// Points `env` at `name`'s certificate in `dir` (as written by `aula certs`).
@@ -121,63 +143,36 @@ fn dev_auth(env: &mut Env, tls: bool) -> anyhow::Result<()> {
 }
 
 async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
-    let port = |p: u16| services::offset_port(p, args.port_offset);
     if args.tls_dir.is_none() && env.get("AULA_TLS_CERT").is_some() {
         anyhow::bail!(
             "AULA_TLS_CERT is set: every service in this process would prove the same identity; \
              use --tls-dir DIR (from `aula certs --out DIR`) to give each its own certificate"
         );
     }
-    let wanted = |name: &str| args.services.is_empty() || args.services.iter().any(|s| s == name);
-    let mut running = Vec::new();
-    for def in services::all().into_iter().filter(|d| wanted(d.spec.name)) {
-        let mut own = env.clone();
-        own.set(
-            "AULA_LISTEN",
-            format!("{}:{}", args.host, port(def.spec.port)?),
-        );
-        if let Some(dir) = &args.tls_dir {
-            use_certs(&mut own, dir, def.spec.name);
-        }
-        if env.get("AULA_METRICS_LISTEN") != Some("off") {
-            own.set(
-                "AULA_METRICS_LISTEN",
-                format!("{}:{}", args.host, port(def.spec.metrics_port)?),
-            );
-        }
-        let settings = Settings::load(def.spec, &own)?;
-        running.push(server::start(def, settings).await?);
-    }
-    let gateway = if !args.no_gateway && wanted(spec::GATEWAY.name) {
-        let mut own = env.clone();
-        if let Some(dir) = &args.tls_dir {
-            use_certs(&mut own, dir, spec::GATEWAY.name);
-        }
-        own.set(
-            "GATEWAY_LISTEN",
-            format!("{}:{}", args.host, port(spec::GATEWAY.port)?),
-        );
-        // The drain delay lets load balancers see /readyz fail before the listener closes;
-        // nothing balances in front of `aula up`, so Ctrl-C should not wait for it.
-        if env.get("GATEWAY_DRAIN_DELAY").is_none() {
-            own.set("GATEWAY_DRAIN_DELAY", "0s");
-        }
-        if env.get("AULA_METRICS_LISTEN") != Some("off") {
-            own.set(
-                "AULA_METRICS_LISTEN",
-                format!("{}:{}", args.host, port(spec::GATEWAY.metrics_port)?),
-            );
-        }
-        let config = gateway::GatewayConfig::from_env(&own)?;
-        let listener = aula_runtime::listen::bind(config.listen, "GATEWAY_LISTEN").await?;
-        let metrics = match config.metrics_listen {
-            Some(a) => Some(aula_runtime::metrics::bind(a).await?),
-            None => None,
-        };
-        Some(gateway::start(&own, listener, metrics).await?)
-    } else {
-        None
+    let wanted = |name: &str| {
+        (args.services.is_empty() || args.services.iter().any(|s| s == name))
+            && !(args.no_gateway && name == spec::GATEWAY.name)
     };
+    let mut running = Vec::new();
+    let mut gateway = None;
+    for hosted in services::all().into_iter().filter(|h| wanted(h.name())) {
+        let mut own = own_env(args, env, &hosted)?;
+        match hosted {
+            Hosted::Grpc(def) => {
+                let settings = Settings::load(def.spec, &own)?;
+                running.push(server::start(def, settings).await?);
+            }
+            Hosted::Http(def) => {
+                // The drain delay lets load balancers see /readyz fail before the listener
+                // closes; nothing balances in front of `aula up`, so Ctrl-C should not wait.
+                if env.get("GATEWAY_DRAIN_DELAY").is_none() {
+                    own.set("GATEWAY_DRAIN_DELAY", "0s");
+                }
+                let settings = def.settings(&own)?;
+                gateway = Some(http::start(def, settings, own).await?);
+            }
+        }
+    }
     for r in &running {
         println!(
             "{:<13} grpc {}  metrics {}",
@@ -187,7 +182,7 @@ async fn up(args: &UpArgs, env: &Env) -> anyhow::Result<()> {
         );
     }
     if let Some(g) = &gateway {
-        println!("{:<13} http {}", "gateway", g.addr());
+        println!("{:<13} http {}", g.spec.name, g.addr);
     }
     aula_runtime::cli::shutdown_signal().await;
     if let Some(g) = &gateway {

@@ -66,7 +66,7 @@ impl Recorder {
     /// Starts the worker delivering to `insights`; it stops when the service drains.
     pub fn start(ctx: &ServiceContext, insights: PeerChannel, metrics: ChatbotMetrics) -> Recorder {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let flush = FLUSH_MAX.min(ctx.settings().shutdown_grace / 2);
+        let flush = FLUSH_MAX.min(ctx.settings().server.shutdown_grace / 2);
         ctx.spawn(run(
             rx,
             InsightsServiceClient::new(insights),

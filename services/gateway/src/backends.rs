@@ -1,7 +1,6 @@
 //! The gRPC services behind the gateway (its callees in services/catalogue.toml): one [`PeerChannel`] each (DNS-discovered replicas,
 //! client-side balancing, deadlines, client metrics, trace propagation), and typed clients.
 
-use crate::config::GatewayConfig;
 use aula_api::{
     chatbot_service_client::ChatbotServiceClient, cpar_service_client::CparServiceClient,
     cursos_service_client::CursosServiceClient, insights_service_client::InsightsServiceClient,
@@ -9,7 +8,7 @@ use aula_api::{
     notificacoes_service_client::NotificacoesServiceClient,
 };
 use aula_runtime::{
-    config::{peer_addr, Env},
+    config::{peer_addr, Env, ServerSettings},
     metrics::Metrics,
     peers::PeerChannel,
     spec::{self, ServiceSpec},
@@ -25,7 +24,7 @@ pub struct Backends {
 impl Backends {
     /// Channels from `<NAME>_ADDR` (default `http://127.0.0.1:<port>`, `https://` with mTLS
     /// on: `AULA_TLS_*`, the gateway presenting its own certificate); nothing connects yet.
-    pub fn new(env: &Env, config: &GatewayConfig, metrics: &Metrics) -> anyhow::Result<Self> {
+    pub fn new(env: &Env, settings: &ServerSettings, metrics: &Metrics) -> anyhow::Result<Self> {
         let tls = Tls::from_env(env)?;
         if let Some(t) = &tls {
             t.watch(metrics);
@@ -35,8 +34,8 @@ impl Backends {
                 let ch = PeerChannel::with_tls(
                     spec,
                     &peer_addr(env, spec),
-                    config.peer_timeout,
-                    config.dns_refresh,
+                    settings.peer_timeout,
+                    settings.dns_refresh,
                     metrics,
                     tls.as_ref(),
                 )?;

@@ -15,7 +15,7 @@ pub async fn livez() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.draining.is_cancelled() {
+    if state.host.is_draining() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "draining" })),

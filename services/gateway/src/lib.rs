@@ -1,11 +1,13 @@
 //! The Aula REST compatibility gateway: the seed's original Flask REST API (`GET /cursos`,
 //! `POST /chatbot/duvida`, ...) with its JSON shapes, each request translated to one gRPC call
 //! on the six services over balanced, observed [`aula_runtime::peers::PeerChannel`]s. It owns
-//! no data: gRPC codes become HTTP statuses, `/healthz` aggregates the services' health.
+//! no data: gRPC codes become HTTP statuses, `/healthz` aggregates the services' health. The
+//! runtime hosts it like every service ([`service`]): the same start-up, flags, telemetry,
+//! `/metrics`, signals, drain and `healthcheck` subcommand.
 //!
 //! # Layout
+//! - [`server`]: the state and the app the runtime starts ([`service`], [`start`]).
 //! - [`auth`]: tokens at the edge (401 before any call; the token goes on to the services).
-//! - [`server`]: [`Gateway`] (the configured app), [`start`] and [`RunningGateway`] (drain, stop).
 //! - [`routes`]: the REST endpoints and their request checks.
 //! - [`extract`]: the path segment and query string, refused as JSON naming the field.
 //! - [`json`]: protobuf responses as the seed's JSON.
@@ -15,18 +17,15 @@
 //! - [`health`]: `/healthz`, `/livez`, `/readyz`.
 //! - [`observe`]: the `http.server` span and the `http_*` metrics of every request.
 //! - [`backends`]: the six services' channels and clients.
-//! - [`config`]: settings from the environment.
-//! - [`cli`]: the binary's `main` ([`main_entry`]) and [`healthcheck`] its subcommand.
+//! - [`config`]: the settings only the gateway reads.
 //! - [`state`]: what handlers share.
 
 pub mod auth;
 pub mod backends;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
-pub mod healthcheck;
 pub mod json;
 pub mod limits;
 pub mod observe;
@@ -35,7 +34,36 @@ pub mod serve;
 pub mod server;
 pub mod state;
 
-pub use cli::main_entry;
 pub use config::GatewayConfig;
 pub use error::ApiError;
-pub use server::{start, Gateway, RunningGateway};
+
+use aula_runtime::{config::Env, http::HttpDef, spec};
+
+/// A serving gateway: drain, wait, stop, its addresses.
+pub type RunningGateway = aula_runtime::host::Running<spec::HttpSpec>;
+
+/// The gateway, as the runtime hosts it: its binary, `aula serve gateway` and `aula up`.
+pub fn service() -> HttpDef {
+    HttpDef {
+        spec: spec::GATEWAY,
+        listen_var: "GATEWAY_LISTEN",
+        build: server::build,
+    }
+}
+
+/// Starts the gateway on listeners the caller bound (tests bind `127.0.0.1:0`).
+pub async fn start(
+    env: &Env,
+    listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<RunningGateway> {
+    let def = service();
+    aula_runtime::http::start_on(
+        def,
+        def.settings(env)?,
+        env.clone(),
+        listener,
+        metrics_listener,
+    )
+    .await
+}

@@ -1,3 +1,5 @@
-fn main() -> std::process::ExitCode {
-    gateway::main_entry()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    aula_runtime::cli::service_main(gateway::service())
 }

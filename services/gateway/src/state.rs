@@ -4,16 +4,15 @@ use crate::{
     backends::Backends,
     limits::{InFlight, RateLimit},
 };
-use aula_runtime::metrics::Metrics;
+use aula_runtime::{http::HttpContext, metrics::Metrics};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
     pub backends: Backends,
     pub metrics: Metrics,
-    /// Cancelled when the gateway starts draining: `/readyz` answers 503 from then on.
-    pub draining: CancellationToken,
+    /// The runtime hosting the gateway: once it drains, `/readyz` answers 503.
+    pub host: HttpContext,
     /// The deadline of each backend health check behind `/healthz`.
     pub health_timeout: Duration,
     /// Each client's request rate (`None`: not limited).

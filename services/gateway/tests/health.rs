@@ -57,7 +57,7 @@ async fn draining_turns_readyz_503_then_stops() {
     .await;
     let addr = app.base.clone();
     assert_eq!(
-        gateway::healthcheck::readyz_status(&addr, Duration::from_secs(5))
+        aula_runtime::healthcheck::readyz_status(&addr, Duration::from_secs(5))
             .await
             .unwrap(),
         200
@@ -68,7 +68,7 @@ async fn draining_turns_readyz_503_then_stops() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "draining");
     assert_eq!(
-        gateway::healthcheck::readyz_status(&addr, Duration::from_secs(5))
+        aula_runtime::healthcheck::readyz_status(&addr, Duration::from_secs(5))
             .await
             .unwrap(),
         503

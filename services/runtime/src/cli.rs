@@ -1,20 +1,22 @@
-//! `main` for every service binary: flags (each overriding an environment variable of
-//! docs/CONFIG.md), a multi-threaded runtime, telemetry, SIGTERM/SIGINT handling, and the
-//! `healthcheck` subcommand the images use. `--help` names the binary, its ports and every
-//! variable it reads; `--version` names the binary.
+//! `main` for every binary the runtime hosts, gRPC service or REST gateway ([`Hosted`]): flags
+//! (each overriding an environment variable of docs/CONFIG.md), a multi-threaded runtime,
+//! telemetry, SIGTERM/SIGINT handling, and the `healthcheck` subcommand the images use. `--help`
+//! names the binary, its ports and every variable it reads; `--version` names the binary.
 
 use crate::{
-    config::{Env, Settings},
-    server::{self, ServiceDef},
+    config::{ConfigError, Env, Settings},
+    host::{Hosted, Running},
+    http, server,
     telemetry::Telemetry,
 };
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use std::{process::ExitCode, time::Duration};
+use futures::future::LocalBoxFuture;
+use std::{future::Future, process::ExitCode, time::Duration};
 
 /// Flags shared by every server; each overrides the environment variable of the same meaning.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// gRPC listen address [env: AULA_LISTEN]
+    /// gRPC listen address [env: AULA_LISTEN] (the gateway's: HTTP, GATEWAY_LISTEN)
     #[arg(long)]
     pub listen: Option<String>,
     /// Metrics listen address, or "off" [env: AULA_METRICS_LISTEN]
@@ -32,10 +34,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Writes the flags that were given over the environment snapshot.
-    pub fn apply(&self, env: &mut Env) {
+    /// Writes the flags that were given over the environment snapshot; `--listen` sets
+    /// `listen_var` ([`Hosted::listen_var`]).
+    pub fn apply(&self, env: &mut Env, listen_var: &str) {
         let pairs = [
-            ("AULA_LISTEN", &self.listen),
+            (listen_var, &self.listen),
             ("AULA_METRICS_LISTEN", &self.metrics_listen),
             ("AULA_DATA_DIR", &self.data_dir),
             ("DATABASE_URL", &self.database_url),
@@ -111,26 +114,49 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// The command line of `def`'s binary: its name, version, ports and variables.
-fn command(def: &ServiceDef) -> clap::Command {
-    let s = def.spec;
+/// The command line of `hosted`'s binary: its name, version, ports and variables.
+fn command(hosted: &Hosted) -> clap::Command {
+    let name = hosted.name();
+    let (port, metrics_port) = hosted.ports();
+    let is_http = matches!(hosted, Hosted::Http(_));
     let binary = crate::help::Binary {
-        name: s.name,
-        port: s.port,
-        metrics_port: s.metrics_port,
-        stateful: s.stateful,
-        http: false,
+        name,
+        port,
+        metrics_port,
+        stateful: hosted.stateful(),
+        http: is_http,
     };
-    let stateless = !s.stateful;
+    let (about, listen) = match hosted {
+        Hosted::Grpc(d) => (
+            format!(
+                "{name}: {} (Aula). Serves {} over gRPC",
+                d.spec.summary, d.spec.grpc_service
+            ),
+            "gRPC listen address [env: AULA_LISTEN]".to_string(),
+        ),
+        Hosted::Http(d) => (
+            format!("{name}: {} (Aula). Serves HTTP", d.spec.summary),
+            format!("HTTP listen address [env: {}]", d.listen_var),
+        ),
+    };
+    let stateless = !hosted.stateful();
     Cli::command()
+        .mut_arg("listen", |a| a.help(listen))
         .mut_arg("data_dir", |a| a.hide(stateless))
         .mut_arg("database_url", |a| a.hide(stateless))
-        .name(s.name)
-        .bin_name(s.name)
+        .mut_subcommand("healthcheck", |c| {
+            let c = c.mut_arg("service", |a| a.hide(is_http));
+            if is_http {
+                c.about("Exits 0 when GET /readyz answers 200 (the image's HEALTHCHECK).")
+            } else {
+                c
+            }
+        })
+        .name(name)
+        .bin_name(name)
         .about(format!(
-            "{}: {} (Aula). Serves {} over gRPC on port {} and Prometheus metrics on port {} \
-             (/metrics). Run without a subcommand to serve.",
-            s.name, s.summary, s.grpc_service, s.port, s.metrics_port
+            "{about} on port {port} and Prometheus metrics on port {metrics_port} (/metrics). \
+             Run without a subcommand to serve."
         ))
         .after_help(crate::help::variables(&binary))
 }
@@ -168,35 +194,75 @@ fn variable_hint(mut e: clap::Error, binary: &str) -> clap::Error {
     e
 }
 
-/// The whole `main` of a service binary.
-pub fn service_main(def: ServiceDef) -> ExitCode {
+/// The whole `main` of a service's or the gateway's binary.
+pub fn service_main(hosted: impl Into<Hosted>) -> ExitCode {
+    let hosted = hosted.into();
     // Usage errors print clap's message (with a suggestion when one is close) and exit 2.
-    let matches = command(&def)
+    let matches = command(&hosted)
         .try_get_matches()
-        .unwrap_or_else(|e| variable_hint(e, def.spec.name).exit());
+        .unwrap_or_else(|e| variable_hint(e, hosted.name()).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let mut env = Env::from_process();
-    cli.serve.apply(&mut env);
+    cli.serve.apply(&mut env, hosted.listen_var());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{}: cannot start the runtime: {e}", def.spec.name);
+            eprintln!("{}: cannot start the runtime: {e}", hosted.name());
             return ExitCode::FAILURE;
         }
     };
     match cli.command {
-        Some(Command::Healthcheck(args)) => rt.block_on(healthcheck(&def, &env, args)),
-        None => rt.block_on(serve(def, env)),
+        Some(Command::Healthcheck(args)) => rt.block_on(healthcheck(&hosted, &env, args)),
+        None => rt.block_on(serve(hosted, env)),
     }
 }
 
-/// `<service> healthcheck`.
-pub async fn healthcheck(def: &ServiceDef, env: &Env, args: HealthcheckArgs) -> ExitCode {
+/// `<binary> healthcheck`: a gRPC health check, or the gateway's `GET /readyz`.
+pub async fn healthcheck(hosted: &Hosted, env: &Env, args: HealthcheckArgs) -> ExitCode {
+    let port = env
+        .get(hosted.listen_var())
+        .and_then(|l| l.rsplit(':').next()?.parse::<u16>().ok())
+        .unwrap_or(hosted.ports().0);
+    let verdict = match hosted {
+        Hosted::Grpc(def) => grpc_health(def, env, args, port).await,
+        Hosted::Http(_) if args.service.is_some() => {
+            eprintln!("--service names a gRPC service: the gateway has none");
+            return ExitCode::from(2);
+        }
+        Hosted::Http(_) => {
+            let addr = args
+                .addr
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+            crate::healthcheck::readyz_status(&addr, args.timeout)
+                .await
+                .map(|status| (status == 200, format!("{addr}/readyz: {status}")))
+        }
+    };
+    match verdict {
+        Ok((healthy, line)) => {
+            println!("{line}");
+            if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether `def`'s service answers SERVING, and the line saying what it answered.
+async fn grpc_health(
+    def: &server::ServiceDef,
+    env: &Env,
+    args: HealthcheckArgs,
+    port: u16,
+) -> anyhow::Result<(bool, String)> {
+    use tonic_health::pb::health_check_response::ServingStatus;
     let addr = args.addr.unwrap_or_else(|| {
-        let port = env
-            .get("AULA_LISTEN")
-            .and_then(|l| l.rsplit(':').next()?.parse::<u16>().ok())
-            .unwrap_or(def.spec.port);
         let scheme = if env.get("AULA_TLS_CERT").is_some() {
             "https"
         } else {
@@ -205,38 +271,25 @@ pub async fn healthcheck(def: &ServiceDef, env: &Env, args: HealthcheckArgs) -> 
         format!("{scheme}://127.0.0.1:{port}")
     });
     // With mTLS on, the check presents this process's own certificate, as a peer would.
-    let tls = match crate::tls::Tls::from_env(env) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let tls = crate::tls::Tls::from_env(env)?;
     let service = args
         .service
         .unwrap_or_else(|| def.spec.grpc_service.to_string());
-    match crate::healthcheck::check_with(&addr, &service, tls.as_ref(), args.timeout).await {
-        Ok(tonic_health::pb::health_check_response::ServingStatus::Serving) => {
-            println!("{addr} {service}: SERVING");
-            ExitCode::SUCCESS
-        }
-        Ok(status) => {
-            println!("{addr} {service}: {}", status.as_str_name());
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let status =
+        crate::healthcheck::check_with(&addr, &service, tls.as_ref(), args.timeout).await?;
+    Ok((
+        status == ServingStatus::Serving,
+        format!("{addr} {service}: {}", status.as_str_name()),
+    ))
 }
 
-/// Serves one service until SIGTERM/SIGINT, then drains and flushes telemetry. A setting
-/// that cannot be understood, or a start that fails, is one line on stderr and exit 1.
-pub async fn serve(def: ServiceDef, env: Env) -> ExitCode {
-    let name = def.spec.name;
-    let settings = match Settings::load(def.spec, &env) {
-        Ok(s) => s,
+/// Serves until SIGTERM/SIGINT, then drains and flushes telemetry. A setting that cannot be
+/// understood, or a start that fails, is one line on stderr and exit 1.
+pub async fn serve(hosted: impl Into<Hosted>, env: Env) -> ExitCode {
+    let hosted = hosted.into();
+    let name = hosted.name();
+    let (grace, life) = match prepare(hosted, &env) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("{name}: {e}");
             return ExitCode::FAILURE;
@@ -249,13 +302,7 @@ pub async fn serve(def: ServiceDef, env: Env) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let grace = settings.shutdown_grace;
-    let result = async {
-        let running = server::start(def, settings).await?;
-        shutdown_signal().await;
-        running.stop().await
-    }
-    .await;
+    let result = life.await;
     telemetry.shutdown(grace.min(Duration::from_secs(5)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -266,18 +313,82 @@ pub async fn serve(def: ServiceDef, env: Env) -> ExitCode {
     }
 }
 
+/// `hosted`'s settings, read before anything starts, and its whole life (not yet begun):
+/// start, serve until a signal, drain.
+fn prepare(
+    hosted: Hosted,
+    env: &Env,
+) -> Result<(Duration, LocalBoxFuture<'static, anyhow::Result<()>>), ConfigError> {
+    Ok(match hosted {
+        Hosted::Grpc(def) => {
+            let settings = Settings::load(def.spec, env)?;
+            let grace = settings.server.shutdown_grace;
+            (grace, Box::pin(until_signal(server::start(def, settings))))
+        }
+        Hosted::Http(def) => {
+            let settings = def.settings(env)?;
+            let grace = settings.shutdown_grace;
+            let start = http::start(def, settings, env.clone());
+            (grace, Box::pin(until_signal(start)))
+        }
+    })
+}
+
+async fn until_signal<S>(
+    start: impl Future<Output = anyhow::Result<Running<S>>>,
+) -> anyhow::Result<()> {
+    let running = start.await?;
+    shutdown_signal().await;
+    running.stop().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{help::VARIABLES, spec};
 
-    fn def(spec: spec::ServiceSpec) -> ServiceDef {
-        ServiceDef {
+    fn def(spec: spec::ServiceSpec) -> Hosted {
+        Hosted::Grpc(server::ServiceDef {
             spec,
             migrations: None,
             demo: None,
             build: |_| Box::pin(async { anyhow::bail!("not built in this test") }),
+        })
+    }
+
+    fn gateway() -> Hosted {
+        Hosted::Http(http::HttpDef {
+            spec: spec::GATEWAY,
+            listen_var: "GATEWAY_LISTEN",
+            build: |_, _| Box::pin(async { anyhow::bail!("not built in this test") }),
+        })
+    }
+
+    #[test]
+    fn the_gateways_help_names_its_ports_and_variables() {
+        let mut cmd = command(&gateway());
+        let help = cmd.render_long_help().to_string();
+        for needle in [
+            "8080",
+            "9080",
+            "GATEWAY_LISTEN",
+            "GATEWAY_DRAIN_DELAY",
+            "AULA_PEER_TIMEOUT",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
+        assert!(!help.contains("DATABASE_URL"), "{help}");
+        assert_eq!(cmd.render_version().trim(), "gateway 0.1.0");
+        let mut env = Env::default();
+        let cli = Cli::from_arg_matches(
+            &command(&gateway())
+                .try_get_matches_from(["gateway", "--listen", "127.0.0.1:1"])
+                .unwrap(),
+        )
+        .unwrap();
+        cli.serve.apply(&mut env, gateway().listen_var());
+        assert_eq!(env.get("GATEWAY_LISTEN"), Some("127.0.0.1:1"));
+        assert_eq!(env.get("AULA_LISTEN"), None);
     }
 
     #[test]

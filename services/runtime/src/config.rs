@@ -128,21 +128,68 @@ pub enum Database {
     Postgres(String),
 }
 
+/// What every server the runtime hosts reads alike, gRPC service or HTTP gateway: each of
+/// these variables is parsed here only (the gateway once had copies that could drift).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The variable naming the listen address: `AULA_LISTEN` for the gRPC services, the
+    /// gateway's own `GATEWAY_LISTEN` (CONFIG.md: one spelling per setting, and the two
+    /// listen on different protocols).
+    pub listen_var: &'static str,
+    pub listen: SocketAddr,
+    /// `None` when metrics are switched off (`AULA_METRICS_LISTEN=off`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `AULA_PEER_TIMEOUT`: the deadline of a call to another service.
+    pub peer_timeout: Duration,
+    /// `AULA_DNS_REFRESH`: how often peers' names are resolved again.
+    pub dns_refresh: Duration,
+    /// `AULA_SHUTDOWN_GRACE`: how long the whole drain may take, from the signal to the stop.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerSettings {
+    /// Reads them for a server listening by default on `port` and `metrics_port`.
+    pub fn load(
+        env: &Env,
+        listen_var: &'static str,
+        port: u16,
+        metrics_port: u16,
+    ) -> Result<Self, ConfigError> {
+        let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
+        let metrics_listen = match env.get("AULA_METRICS_LISTEN") {
+            Some("off") => None,
+            _ => Some(env.addr("AULA_METRICS_LISTEN", any(metrics_port))?),
+        };
+        let dns_refresh = env.duration("AULA_DNS_REFRESH", Duration::from_secs(10))?;
+        if dns_refresh > Duration::from_secs(30) || dns_refresh.is_zero() {
+            return Err(bad(
+                "AULA_DNS_REFRESH",
+                env.get("AULA_DNS_REFRESH").unwrap_or(""),
+                "must be between 1ms and 30s",
+            ));
+        }
+        Ok(Self {
+            listen_var,
+            listen: env.addr(listen_var, any(port))?,
+            metrics_listen,
+            peer_timeout: env.duration("AULA_PEER_TIMEOUT", Duration::from_secs(5))?,
+            dns_refresh,
+            shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
+        })
+    }
+}
+
 /// Everything the runtime needs to run one service.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub spec: ServiceSpec,
-    pub listen: SocketAddr,
-    /// `None` when metrics are switched off (`AULA_METRICS_LISTEN=off`).
-    pub metrics_listen: Option<SocketAddr>,
+    /// Listen addresses, peers' deadline and discovery, the drain's grace.
+    pub server: ServerSettings,
     pub database: Database,
     /// The PostgreSQL schema holding this service's tables (`AULA_DB_SCHEMA`, default its name).
     pub db_schema: String,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
-    pub peer_timeout: Duration,
-    pub dns_refresh: Duration,
-    pub shutdown_grace: Duration,
     /// Message sizes, HTTP/2 streams, keepalive, calls in flight, reflection (`limits.rs`).
     pub limits: crate::limits::Limits,
     /// Mutual TLS (`AULA_TLS_*`); `None` serves and calls in plaintext.
@@ -159,12 +206,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn load(spec: ServiceSpec, env: &Env) -> Result<Self, ConfigError> {
-        let any = |port: u16| SocketAddr::from(([0, 0, 0, 0], port));
-        let listen = env.addr("AULA_LISTEN", any(spec.port))?;
-        let metrics_listen = match env.get("AULA_METRICS_LISTEN") {
-            Some("off") => None,
-            _ => Some(env.addr("AULA_METRICS_LISTEN", any(spec.metrics_port))?),
-        };
+        let server = ServerSettings::load(env, "AULA_LISTEN", spec.port, spec.metrics_port)?;
         let own_var = format!("{}_DATABASE_URL", spec.env_prefix());
         let chosen = [own_var.as_str(), "DATABASE_URL"]
             .into_iter()
@@ -199,22 +241,13 @@ impl Settings {
                 Database::Sqlite(dir.join(format!("{}.db", spec.name)))
             }
         };
-        let dns_refresh = env.duration("AULA_DNS_REFRESH", Duration::from_secs(10))?;
-        if dns_refresh > Duration::from_secs(30) || dns_refresh.is_zero() {
-            return Err(bad(
-                "AULA_DNS_REFRESH",
-                env.get("AULA_DNS_REFRESH").unwrap_or(""),
-                "must be between 1ms and 30s",
-            ));
-        }
         let db_max_connections = env.parse("AULA_DB_MAX_CONNECTIONS", 10u32)?;
         if db_max_connections == 0 {
             return Err(bad("AULA_DB_MAX_CONNECTIONS", "0", "must be at least 1"));
         }
         Ok(Self {
             spec,
-            listen,
-            metrics_listen,
+            server,
             database,
             db_schema: match env.get("AULA_DB_SCHEMA") {
                 None => spec.name.to_string(),
@@ -225,9 +258,6 @@ impl Settings {
             },
             db_max_connections,
             db_acquire_timeout: env.duration("AULA_DB_ACQUIRE_TIMEOUT", Duration::from_secs(5))?,
-            peer_timeout: env.duration("AULA_PEER_TIMEOUT", Duration::from_secs(5))?,
-            dns_refresh,
-            shutdown_grace: env.duration("AULA_SHUTDOWN_GRACE", Duration::from_secs(10))?,
             limits: crate::limits::Limits::load(env)?,
             tls: crate::tls::TlsSettings::from_env(env)?,
             flags_file: env.get("AULA_FLAGS_FILE").map(PathBuf::from),
@@ -288,8 +318,9 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let s = Settings::load(CURSOS, &Env::default()).unwrap();
-        assert_eq!(s.listen.port(), 50051);
-        assert_eq!(s.metrics_listen.unwrap().port(), 9051);
+        assert_eq!(s.server.listen.port(), 50051);
+        assert_eq!(s.server.metrics_listen.unwrap().port(), 9051);
+        assert_eq!(s.server.shutdown_grace, Duration::from_secs(10));
         assert_eq!(
             s.database,
             Database::Sqlite(PathBuf::from("./data/cursos.db"))
@@ -307,7 +338,7 @@ mod tests {
         let s = Settings::load(CURSOS, &env).unwrap();
         assert_eq!(s.peer_addr(&MIDIA), "http://midia:50056");
         assert!(matches!(s.database, Database::Postgres(_)));
-        assert!(s.metrics_listen.is_none());
+        assert!(s.server.metrics_listen.is_none());
 
         let own = Env::from_pairs([
             ("DATABASE_URL", "postgres://x/y"),

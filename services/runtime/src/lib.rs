@@ -5,7 +5,11 @@
 //! - [`spec`]: the catalogue of services (generated from `services/catalogue.toml`).
 //! - [`config`]: settings from the environment (a parameter, for tests).
 //! - [`server`]: [`server::ServiceDef`], [`server::ServiceContext`] and [`server::start`].
-//! - [`cli`]: `main` for a service binary (flags, runtime, signals, `healthcheck`).
+//! - [`http`]: [`http::HttpDef`], the same for an HTTP server (the REST gateway).
+//! - [`host`]: what both share: the metrics listener, background work, the drain and its grace;
+//!   [`host::Hosted`] is either.
+//! - [`cli`]: `main` for a service's or the gateway's binary (flags, runtime, signals,
+//!   `healthcheck`).
 //! - [`peers`]: DNS-discovered, balanced, observed channels to other services; [`peers::PeerError`].
 //! - [`limits`]: the explicit limits of every server (message sizes, HTTP/2 streams, keepalive,
 //!   calls in flight, reflection); [`shed`]: calls beyond the in-flight limit refused at once;
@@ -32,7 +36,7 @@
 //! - [`paging`]: page sizes and opaque page tokens.
 //! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`health`]: the gRPC health service; watch streams end when the drain starts.
-//! - [`healthcheck`]: the images' own health probe.
+//! - [`healthcheck`]: the images' own health probe (gRPC health, or the gateway's `/readyz`).
 //! - `testing` (cargo feature `testing`, for tests only): services in-process on ephemeral
 //!   ports, and the assertions the services' tests share.
 
@@ -58,6 +62,8 @@ pub mod flags;
 pub mod health;
 pub mod healthcheck;
 pub mod help;
+pub mod host;
+pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod limits;

@@ -160,7 +160,7 @@ impl Outbox {
                 peer: notificacoes,
                 wake: tokio::sync::Notify::new(),
                 origem: settings.spec.name,
-                attempt_timeout: settings.peer_timeout,
+                attempt_timeout: settings.server.peer_timeout,
                 max_attempts,
                 metrics: OutboxMetrics::register(ctx.metrics()),
             }),

@@ -1,10 +1,12 @@
-//! Starting one service: storage, the service's routes, health, reflection, metrics, the
-//! observing layer, and a graceful drain. Every service starts through [`start`]; a service
-//! crate only says what it is ([`ServiceDef`]) and how to build its routes.
+//! Starting one gRPC service: storage, the service's routes, health, reflection, the observing
+//! layer; its metrics listener and drain are [`crate::host`]'s, as for the gateway. Every service
+//! starts through [`start`]; a service crate only says what it is ([`ServiceDef`]) and how to
+//! build its routes.
 
 use crate::{
     config::Settings,
     db::{Db, Migrations},
+    host::Lifecycle,
     metrics::{self, Metrics},
     observe::ServerLayer,
     peers::PeerChannel,
@@ -13,13 +15,14 @@ use crate::{
 };
 use anyhow::Context as _;
 use futures::future::BoxFuture;
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use std::{future::Future, sync::Arc, time::Duration};
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 /// What a service's `build` returns: its routes, once its background work has started.
 pub type BuildFuture = BoxFuture<'static, anyhow::Result<Routes>>;
+
+pub use crate::host::Running;
 
 /// What a service crate provides.
 #[derive(Clone, Copy)]
@@ -42,10 +45,9 @@ pub struct ServiceContext {
 
 struct ContextInner {
     settings: Settings,
-    metrics: Metrics,
     db: Option<Db>,
-    drain: CancellationToken,
-    tasks: TaskTracker,
+    /// The registry, the drain signal and the background work.
+    life: Lifecycle,
     /// The live certificates when TLS is on (servers and peer clients use them).
     tls: Option<Tls>,
     /// Fault flags (`AULA_FLAGS_FILE`), for faults a service injects itself (Gemini's outage).
@@ -58,7 +60,7 @@ impl ServiceContext {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+        self.inner.life.metrics()
     }
 
     /// The service's live fault flags (docs/FLAGS.md).
@@ -80,9 +82,9 @@ impl ServiceContext {
         Ok(PeerChannel::with_tls(
             peer,
             &s.peer_addr(peer),
-            s.peer_timeout,
-            s.dns_refresh,
-            &self.inner.metrics,
+            s.server.peer_timeout,
+            s.server.dns_refresh,
+            self.inner.life.metrics(),
             self.inner.tls.as_ref(),
         )?
         .calling_as(s.spec.name))
@@ -91,52 +93,23 @@ impl ServiceContext {
     /// Runs background work; it is awaited (within the grace period) when the service stops,
     /// so it should watch [`Self::draining`].
     pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        self.inner.tasks.spawn(fut);
+        self.inner.life.spawn(fut);
     }
 
     /// Resolves when the service starts draining.
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.drain.clone().cancelled_owned()
+        self.inner.life.draining()
     }
 
     pub fn is_draining(&self) -> bool {
-        self.inner.drain.is_cancelled()
-    }
-}
-
-/// A started service.
-pub struct Running {
-    pub spec: ServiceSpec,
-    pub addr: SocketAddr,
-    pub metrics_addr: Option<SocketAddr>,
-    pub metrics: Metrics,
-    drain: CancellationToken,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    /// Starts draining: health turns NOT_SERVING, no new connections are accepted, in-flight
-    /// calls get the grace period to finish.
-    pub fn drain(&self) {
-        self.drain.cancel();
-    }
-
-    /// Waits until the service has stopped.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.done.await.context("the server task panicked")?
-    }
-
-    /// Drains and waits.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.drain();
-        self.wait().await
+        self.inner.life.is_draining()
     }
 }
 
 /// Binds the configured addresses and starts the service.
 pub async fn start(def: ServiceDef, settings: Settings) -> anyhow::Result<Running> {
-    let listener = crate::listen::bind(settings.listen, "AULA_LISTEN").await?;
-    let metrics_listener = match settings.metrics_listen {
+    let listener = crate::listen::bind(settings.server.listen, settings.server.listen_var).await?;
+    let metrics_listener = match settings.server.metrics_listen {
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
@@ -152,7 +125,8 @@ pub async fn start_on(
 ) -> anyhow::Result<Running> {
     let spec = def.spec;
     let addr = listener.local_addr()?;
-    let metrics_registry = Metrics::new();
+    let life = Lifecycle::new(spec.name, settings.server.shutdown_grace);
+    let metrics_registry = life.metrics().clone();
     let db = match def.migrations {
         Some(m) => Some(Db::connect(&settings, m, &metrics_registry).await?),
         None => None,
@@ -171,30 +145,27 @@ pub async fn start_on(
     }
     let authz = crate::authz::AuthzLayer::new(spec, settings.tls.as_ref(), &metrics_registry);
     let auth = crate::auth::AuthLayer::start(settings.auth.as_ref(), &metrics_registry).await?;
-    let drain = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    let grace = settings.shutdown_grace;
+    let grace = settings.server.shutdown_grace;
     let flags_file = settings.flags_file.clone();
     let flags = crate::flags::load(spec.name, flags_file.as_deref());
     let ctx = ServiceContext {
         inner: Arc::new(ContextInner {
             settings,
-            metrics: metrics_registry.clone(),
             db: db.clone(),
-            drain: drain.clone(),
-            tasks: tasks.clone(),
+            life: life.clone(),
             tls: tls.clone(),
             flags: flags.clone(),
         }),
     };
     if let Some(db) = db {
-        let tick_drain = drain.clone();
+        let draining = life.draining();
         ctx.spawn(async move {
+            tokio::pin!(draining);
             let mut tick = tokio::time::interval(Duration::from_secs(2));
             loop {
                 tokio::select! {
                     _ = tick.tick() => db.record_pool_metrics(),
-                    _ = tick_drain.cancelled() => return,
+                    _ = &mut draining => return,
                 }
             }
         });
@@ -204,7 +175,7 @@ pub async fn start_on(
         .with_context(|| format!("starting {}", spec.name))?;
 
     let reporter = tonic_health::server::HealthReporter::new();
-    let health = crate::health::server(&reporter, drain.clone());
+    let health = crate::health::server(&reporter, life.drain_token());
     reporter
         .set_service_status(spec.grpc_service, ServingStatus::Serving)
         .await;
@@ -214,7 +185,7 @@ pub async fn start_on(
             &metrics_registry,
             reporter.clone(),
             spec.grpc_service,
-            drain.clone(),
+            life.drain_token(),
         );
         ctx.spawn(probe);
     }
@@ -224,7 +195,7 @@ pub async fn start_on(
             path,
             reporter.clone(),
             spec.grpc_service,
-            drain.clone(),
+            life.drain_token(),
         );
         ctx.spawn(watch);
     }
@@ -239,22 +210,6 @@ pub async fn start_on(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let metrics_addr = match metrics_listener {
-        Some(l) => {
-            let a = l.local_addr()?;
-            let stop = drain.clone();
-            let m = metrics_registry.clone();
-            // Metrics stay up through the drain so the last scrape sees it.
-            tokio::spawn(async move {
-                if let Err(e) = metrics::serve(m, l, async move { stop.cancelled().await }).await {
-                    tracing::error!(error = %e, "metrics server failed");
-                }
-            });
-            Some(a)
-        }
-        None => None,
-    };
 
     // Streams per connection, resets, keepalive, connection age (limits.rs); long-lived
     // connections are closed now and then so clients rebalance onto new replicas.
@@ -292,16 +247,15 @@ pub async fn start_on(
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
-    let signal = drain.clone();
-    let drain_reporter = reporter.clone();
+    let draining = life.draining();
     let metrics_tls = metrics_registry.clone();
-    let done = tokio::spawn(async move {
+    let serve = async move {
         let shutdown = async move {
-            signal.cancelled().await;
-            drain_reporter
+            draining.await;
+            reporter
                 .set_service_status(spec.grpc_service, ServingStatus::NotServing)
                 .await;
-            drain_reporter
+            reporter
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
             tracing::info!(service = spec.name, grace = ?grace, "draining");
@@ -309,49 +263,28 @@ pub async fn start_on(
         // At most AULA_MAX_CONNECTIONS, each starting HTTP/2 in time and closed at the end
         // of its age's grace (connections.rs).
         let bounds = crate::connections::Bounds::of(&limits);
-        let serve = match &tls {
+        let result = match &tls {
             Some(tls) => {
                 let incoming = crate::tls::accept::incoming(incoming, tls.clone(), &metrics_tls);
-                futures::future::Either::Left(server.serve_with_incoming_shutdown(
-                    crate::connections::guard(incoming, bounds, &metrics_tls),
-                    shutdown,
-                ))
+                server
+                    .serve_with_incoming_shutdown(
+                        crate::connections::guard(incoming, bounds, &metrics_tls),
+                        shutdown,
+                    )
+                    .await
             }
-            None => futures::future::Either::Right(server.serve_with_incoming_shutdown(
-                crate::connections::guard(incoming, bounds, &metrics_tls),
-                shutdown,
-            )),
-        };
-        tokio::pin!(serve);
-        let drain_started = drain.clone();
-        let result = tokio::select! {
-            r = &mut serve => r.map_err(anyhow::Error::from),
-            _ = async { drain_started.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(service = spec.name, "calls still running after the grace period; stopping anyway");
-                Ok(())
+            None => {
+                server
+                    .serve_with_incoming_shutdown(
+                        crate::connections::guard(incoming, bounds, &metrics_tls),
+                        shutdown,
+                    )
+                    .await
             }
         };
-        tasks.close();
-        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
-            tracing::warn!(
-                service = spec.name,
-                "background work did not stop within the grace period"
-            );
-        }
-        drop(reporter);
-        tracing::info!(service = spec.name, "stopped");
-        result
-    });
-    let metrics_at = metrics_addr.map_or("off".to_string(), |a| a.to_string());
-    tracing::info!(service = spec.name, %addr, metrics = %metrics_at, "serving");
-    Ok(Running {
-        spec,
-        addr,
-        metrics_addr,
-        metrics: metrics_registry,
-        drain: ctx.inner.drain.clone(),
-        done,
-    })
+        result.map_err(anyhow::Error::from)
+    };
+    life.run(spec, addr, metrics_listener, serve)
 }
 
 /// Maps a domain error that a service did not expect to an opaque INTERNAL status, logging

@@ -287,14 +287,12 @@ async fn all_answer(
                 Some(spec) => {
                     aula_runtime::healthcheck::check_with(&url, spec.grpc_service, tls, wait).await
                 }
-                None => {
-                    gateway::healthcheck::readyz_status(&url, wait)
-                        .await
-                        .map(|code| match code {
-                            200 => ServingStatus::Serving,
-                            _ => ServingStatus::NotServing,
-                        })
-                }
+                None => aula_runtime::healthcheck::readyz_status(&url, wait)
+                    .await
+                    .map(|code| match code {
+                        200 => ServingStatus::Serving,
+                        _ => ServingStatus::NotServing,
+                    }),
             };
             (t.name(), url, answer)
         }
