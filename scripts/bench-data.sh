@@ -7,10 +7,13 @@
 #                              PostgreSQL on core LOAD_CPU (the other core, as in a deployment)
 #                              with h2load; BENCH_ROUNDS rounds flat out, then the p99 at half
 #                              that rate (aula load --rate, open loop).
-#   scripts/bench.sh gateway   GET /cursos/ver_inscricoes_do_usuario/1 through the gateway
-#                              (gateway and cursos on core SERVER_CPU, h2load on LOAD_CPU):
-#                              throughput, p50/p99 at half of it, and the gateway's added p50
-#                              over the same call made directly in gRPC at the same rate.
+#   scripts/bench.sh gateway   GET /cursos/ver_inscricoes_do_usuario/1 through the gateway:
+#                              throughput (gateway and cursos on core SERVER_CPU, h2load on
+#                              LOAD_CPU), p50/p99 at half of it, and the gateway's added p50
+#                              over the same call made directly in gRPC at the same rate, with
+#                              cursos on the gateway's core (as runs before 2026-12-04 17:00
+#                              measured it) and on the other core (as in a deployment; the
+#                              figure held to #16's target). See bench_gateway for why.
 #   scripts/bench.sh data      p50 of GetUserCourses, Enroll, SendNotification,
 #                              ListNotifications (first page) and GetStatus on the demo data,
 #                              then with scripts/seed.sh's 1,000,000 enrolments and 2,000,000
@@ -150,10 +153,28 @@ bench_gateway() {
     half=$(($(median_of rps.gateway.GetUserCourses | cut -d. -f1) / 2))
     result gateway.half_rate "$half"
     if [ "$half" -gt 0 ]; then
+        # Placement. Throughput above keeps the gateway and cursos on one core, as every
+        # earlier run did: the two processes' work per request added on one core is what it
+        # measures, comparable across runs. Latency is measured twice:
+        # - "shared": cursos on the gateway's core, as earlier runs measured it. Every request
+        #   then waits for the gateway to go idle before cursos can run, and back: the two take
+        #   turns on one core, which no deployment does (a gateway and the service it calls
+        #   never share a core; on Kubernetes they are separate pods, usually on separate nodes).
+        # - "apart": cursos moved to the other core (with h2load, which at half rate leaves it
+        #   mostly idle, as PostgreSQL shares it in the postgres mode), the gateway alone on its
+        #   core: each hop crosses cores as it would cross machines. This is the figure #16's
+        #   target (the gateway adds at most 150 us at p50) is held to.
+        # The direct call is measured with cursos on SERVER_CPU and h2load on LOAD_CPU in both
+        # cases, as before: the client is never on the server's core.
         open_loop gateway.half "$rest" "$half"
+        taskset -a -p -c "$LOAD_CPU" "$cursos_pid" >/dev/null
+        open_loop gateway.apart "$rest" "$half"
+        taskset -a -p -c "$SERVER_CPU" "$cursos_pid" >/dev/null
         # The same call directly in gRPC, at the same rate, same method: what the gateway adds.
         open_loop gateway.direct "$grpc" "$half" -d "$WORK/user1.bin" -H 'content-type: application/grpc' -H 'te: trailers'
         result gateway.added_p50_us "$(awk -F'\t' '$1 == "gateway.half.p50_ms" { g = $2 } $1 == "gateway.direct.p50_ms" { d = $2 }
+            END { printf "%.0f", (g - d) * 1000 }' "$OUT/results.tsv")"
+        result gateway.apart.added_p50_us "$(awk -F'\t' '$1 == "gateway.apart.p50_ms" { g = $2 } $1 == "gateway.direct.p50_ms" { d = $2 }
             END { printf "%.0f", (g - d) * 1000 }' "$OUT/results.tsv")"
     fi
     stop "$gw_pid"
@@ -253,13 +274,16 @@ if pg:
             f"p50 {r.get('pg.half.p50_ms')} ms, p99 {r.get('pg.half.p99_ms')} ms\n"]
 gw = rounds("rps.gateway.GetUserCourses")
 if gw:
-    added = num("gateway.added_p50_us")
+    added, apart = num("gateway.added_p50_us"), num("gateway.apart.added_p50_us")
     out += ["## GET /cursos/ver_inscricoes_do_usuario/1 through the gateway\n",
-            f"{med(gw):,.0f} req/s (rounds {' '.join(f'{x:,.0f}' for x in gw)}); at half that rate "
-            f"({r.get('gateway.half_rate')} req/s, open loop, achieved {r.get('gateway.half.rate')}): "
-            f"p50 {r.get('gateway.half.p50_ms')} ms, p99 {r.get('gateway.half.p99_ms')} ms. "
+            f"{med(gw):,.0f} req/s, gateway and cursos on one core (rounds {' '.join(f'{x:,.0f}' for x in gw)}); "
+            f"at half that rate ({r.get('gateway.half_rate')} req/s, open loop): "
+            f"cursos on the gateway's core (achieved {r.get('gateway.half.rate')}) p50 {r.get('gateway.half.p50_ms')} ms, "
+            f"p99 {r.get('gateway.half.p99_ms')} ms; cursos on the other core, as in a deployment "
+            f"(achieved {r.get('gateway.apart.rate')}) p50 {r.get('gateway.apart.p50_ms')} ms, p99 {r.get('gateway.apart.p99_ms')} ms. "
             f"The same call in gRPC directly at that rate: p50 {r.get('gateway.direct.p50_ms')} ms; "
-            f"**the gateway adds {added:.0f} us at p50** (target <= 150 us: {'met' if added <= 150 else 'MISSED'})\n"]
+            f"the gateway adds {added:.0f} us at p50 sharing cursos' core, "
+            f"**{apart:.0f} us on its own core** (target <= 150 us: {'met' if apart <= 150 else 'MISSED'})\n"]
 for backend in ("sqlite", "postgres"):
     demo = {k.split(".", 3)[3][:-len(".p50_ms")]: float(v) for k, v in r.items()
             if k.startswith(f"data.{backend}.demo.") and k.endswith(".p50_ms")}
