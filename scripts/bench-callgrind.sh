@@ -72,10 +72,13 @@ bench_callgrind() {
     local holder=$!
     PIDS+=("$holder")
     exec 7>"$WORK/hold"
+    local held=
     for i in $(seq 1 120); do
-        curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" | grep -q '^aula_in_flight_calls 1' && break
+        curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" | grep -q '^aula_in_flight_calls 1' && { held=1; break; }
         sleep 0.25
     done
+    # Without the held call every request would be served, and counted as a refusal's cost.
+    [ -n "$held" ] || { echo "bench: the call meant to hold cursos' one place never arrived (curl)" >&2; exit 1; }
     cg_measure cursos-shed "$shed" "http://127.0.0.1:$cursos_port" "$n" "$warm"
     result cg.cursos-shed.refused "$(curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" | awk '/^aula_shed_total/ { print $NF }')"
     exec 7>&-
