@@ -89,11 +89,9 @@ impl ServiceError for AnswerError {
     }
 }
 
-/// The status of an [`AnswerError`], through the runtime's one mapping. Display texts never
-/// carry the API key.
-pub fn status_of(e: &AnswerError) -> Status {
-    aula_runtime::error::status(e)
-}
+// The status of an [`AnswerError`], through the runtime's one mapping. Display texts never
+// carry the API key.
+aula_runtime::status_from!(AnswerError);
 
 /// The caller's deadline, from the `grpc-timeout` header, brought forward by a margin so the
 /// error travels back before the caller (and tonic's own timeout, which answers CANCELLED) gives
@@ -251,7 +249,7 @@ impl Stream for AnswerStream {
             }
             Some(Err(e)) => {
                 this.done = true;
-                let status = status_of(&e);
+                let status = Status::from(e.clone());
                 (Some(Err(e)), Some(Err(status)))
             }
             None if this.outcome.is_none() => {
@@ -263,7 +261,7 @@ impl Stream for AnswerStream {
                 let e = AnswerError::Unavailable {
                     detail: "the answer ended without a final chunk".into(),
                 };
-                let status = status_of(&e);
+                let status = Status::from(e.clone());
                 (Some(Err(e)), Some(Err(status)))
             }
         };
@@ -310,7 +308,7 @@ impl ChatbotService for ChatbotGrpc {
         let id = outcome.id.clone();
         if let Err(e) = outcome.asker.check() {
             outcome.settle(Err(&e));
-            return Err(status_of(&e));
+            return Err(e.into());
         }
         match self.engine.answer(&question, deadline).await {
             Ok(answer) => {
@@ -319,7 +317,7 @@ impl ChatbotService for ChatbotGrpc {
             }
             Err(e) => {
                 outcome.settle(Err(&e));
-                Err(status_of(&e))
+                Err(e.into())
             }
         }
     }
@@ -336,7 +334,7 @@ impl ChatbotService for ChatbotGrpc {
         let outcome = self.outcome(asker);
         if let Err(e) = outcome.asker.check() {
             outcome.settle(Err(&e));
-            return Err(status_of(&e));
+            return Err(e.into());
         }
         let stream = AnswerStream {
             id: outcome.id.clone(),
@@ -446,7 +444,7 @@ mod tests {
             ),
         ];
         for (e, code, needle) in cases {
-            let s = status_of(&e);
+            let s = Status::from(e.clone());
             assert_eq!(s.code(), code, "{e:?}");
             assert!(s.message().contains(needle), "{s:?}");
         }

@@ -10,10 +10,9 @@
 use std::time::{Duration, Instant};
 
 use aula_api::{insights_service_client::InsightsServiceClient, RecordInteractionRequest};
-use aula_runtime::{peers::PeerChannel, ServiceContext};
+use aula_runtime::{backoff::Backoff, peers::PeerChannel, ServiceContext};
 
 use crate::metrics::ChatbotMetrics;
-use rand::Rng;
 use tokio::sync::mpsc;
 
 /// Interactions waiting for insights. At a few hundred bytes each, a full queue is well under a
@@ -22,8 +21,7 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// Attempts per record while the service runs (the first included): with the backoff below, a
 /// record waits out an insights outage of 3 to 6 seconds (a restart) before it counts as failed.
 const MAX_ATTEMPTS: u32 = 6;
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(3);
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
 /// Longest the final flush may take (also bounded by half the shutdown grace).
 const FLUSH_MAX: Duration = Duration::from_secs(2);
 
@@ -144,7 +142,6 @@ async fn deliver_with_retries(
     i: &Interaction,
     draining: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> bool {
-    let mut backoff = BACKOFF_BASE;
     for attempt in 1..=MAX_ATTEMPTS {
         let mut client = client.clone();
         let result = tokio::select! {
@@ -172,13 +169,11 @@ async fn deliver_with_retries(
                     error = %status.message(),
                     "recording the interaction failed; retrying"
                 );
-                let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
                 tokio::select! {
                     biased;
                     _ = &mut *draining => return false,
-                    _ = tokio::time::sleep(jittered) => {}
+                    _ = tokio::time::sleep(RETRY.delay(attempt - 1)) => {}
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use aula_runtime::backoff::Backoff;
 use futures::Future;
-use rand::Rng;
 use tracing::{field, Instrument, Span};
 
 use super::client::GeminiClient;
@@ -84,14 +84,11 @@ impl GeminiClient {
         unreachable!("the loop returns on its last attempt")
     }
 
-    /// Exponential backoff with "equal jitter", or Retry-After when the upstream gave one.
+    /// The runtime's backoff before `attempt` (2 for the first retry), or Retry-After when the
+    /// upstream gave a longer one.
     fn delay_before(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let config = &self.inner.config;
-        let exp = config
-            .backoff_base
-            .saturating_mul(1 << (attempt - 2).min(16))
-            .min(config.backoff_max);
-        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
+        let jittered = Backoff::new(config.backoff_base, config.backoff_max).delay(attempt - 2);
         match retry_after {
             Some(ra) => ra.max(jittered),
             None => jittered,
