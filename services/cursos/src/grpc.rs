@@ -49,9 +49,11 @@ pub struct CursosGrpc {
     pub outbox: Outbox,
     pub midia: MidiaConteudoServiceClient<PeerChannel>,
     pub chatbot: ChatbotServiceClient<PeerChannel>,
-    /// The counts GetStatus reports, at most [`STATUS_TTL`] old: monitors poll it far more
-    /// often than courses and enrolments change.
-    pub status: Recent<(Counts, i64)>,
+    /// GetStatus' answer, its counts at most [`STATUS_TTL`] old: monitors poll it far more
+    /// often than courses and enrolments change. The whole message is kept, not only the
+    /// counts, so that a call copies it (as the bare-tonic floor does) instead of formatting
+    /// the text and hashing a new map on every call.
+    pub status: Recent<StatusResponse>,
     pub metrics: crate::metrics::CursosMetrics,
 }
 
@@ -72,6 +74,24 @@ fn material(media: GetCourseMediaResponse) -> Vec<MaterialItem> {
             tipo: fields::clip(&i.tipo, limits::MEDIA_KIND_CHARS).to_string(),
         })
         .collect()
+}
+
+/// GetStatus' answer for these counts.
+fn status_response(counts: Counts, pendentes: i64) -> StatusResponse {
+    StatusResponse {
+        message: format!(
+            "Serviço de cursos ativo: {} cursos, {} inscrições",
+            counts.cursos, counts.inscricoes
+        ),
+        servico: "cursos".into(),
+        versao: env!("CARGO_PKG_VERSION").into(),
+        contagens: HashMap::from([
+            ("cursos".to_string(), counts.cursos),
+            ("inscricoes".to_string(), counts.inscricoes),
+            ("outbox_pendentes".to_string(), pendentes),
+        ]),
+        modo: String::new(),
+    }
 }
 
 fn to_proto(c: Course) -> aula_api::Course {
@@ -102,27 +122,14 @@ impl CursosGrpc {
 #[tonic::async_trait]
 impl CursosService for CursosGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
-        let (counts, pendentes) = self
+        let status = self
             .status
             .get(|| async {
                 let counts = self.store.counts().await?;
-                Ok::<_, CursosError>((counts, self.outbox.pending().await?))
+                Ok::<_, CursosError>(status_response(counts, self.outbox.pending().await?))
             })
             .await?;
-        Ok(Response::new(StatusResponse {
-            message: format!(
-                "Serviço de cursos ativo: {} cursos, {} inscrições",
-                counts.cursos, counts.inscricoes
-            ),
-            servico: "cursos".into(),
-            versao: env!("CARGO_PKG_VERSION").into(),
-            contagens: HashMap::from([
-                ("cursos".to_string(), counts.cursos),
-                ("inscricoes".to_string(), counts.inscricoes),
-                ("outbox_pendentes".to_string(), pendentes),
-            ]),
-            modo: String::new(),
-        }))
+        Ok(Response::new(status))
     }
 
     async fn get_user_courses(

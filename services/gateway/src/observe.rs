@@ -43,19 +43,29 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or(UNMATCHED, |p| p.as_str())
         .to_string();
-    let span = tracing::info_span!(
-        "http.server",
-        otel.name = %format!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = method,
-        http.route = %route,
-        url.path = %req.uri().path(),
-        http.response.status_code = Empty,
-        otel.status_code = Empty,
-        trace_id = Empty,
-        span_id = Empty,
-    );
-    telemetry::set_parent_from(&span, req.headers());
+    // As for the services' gRPC calls (aula_runtime::observe): with no exporter and request
+    // spans hidden from the log, a span here is built, sampled and dropped with nothing ever
+    // reading it, and its context would make every service called build a server span of its
+    // own for nobody either. A caller's `traceparent` still gets its child span, so a trace
+    // that started outside goes on through the services.
+    let span = if telemetry::wants_span(req.headers()) {
+        let span = tracing::info_span!(
+            "http.server",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            http.request.method = method,
+            http.route = %route,
+            url.path = %req.uri().path(),
+            http.response.status_code = Empty,
+            otel.status_code = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        telemetry::set_parent_from(&span, req.headers());
+        span
+    } else {
+        tracing::Span::none()
+    };
     let start = Instant::now();
     // The handler, and so every gRPC call it makes, runs inside the span: PeerChannel's client
     // spans are its children and carry its trace id to the services.
