@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{spawn_app, spawn_app_with};
+use aula_runtime::testing::closed_within;
+use common::{assert_erro_names, spawn_app, spawn_app_with};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,17 +21,9 @@ async fn a_body_over_the_limit_is_413() {
         )
         .await;
     assert_eq!(status, 413, "{body}");
-    assert!(
-        body["erro"].as_str().unwrap().contains("GATEWAY_MAX_BODY"),
-        "{body}"
-    );
+    assert_erro_names(&body, "GATEWAY_MAX_BODY");
     // Within the limit, as usual.
-    let (status, body) = app
-        .post(
-            "/chatbot/duvida",
-            r#"{"aula_contexto": "aula 2", "duvida": "e REST?"}"#,
-        )
-        .await;
+    let (status, body) = app.post("/chatbot/duvida", common::QUESTION).await;
     assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
@@ -71,13 +64,7 @@ async fn a_client_over_its_rate_is_429_with_retry_after_and_health_still_answers
         .unwrap();
     assert!((1..=2).contains(&retry), "Retry-After: {retry}");
     let body: serde_json::Value = refused.json().await.unwrap();
-    assert!(
-        body["erro"]
-            .as_str()
-            .unwrap()
-            .contains("GATEWAY_RATE_LIMIT"),
-        "{body}"
-    );
+    assert_erro_names(&body, "GATEWAY_RATE_LIMIT");
     // Another client is not held back by the first.
     assert_eq!(get("203.0.113.2").await.unwrap().status(), 200);
     // Probes are never limited.
@@ -96,11 +83,8 @@ async fn a_client_over_its_rate_is_429_with_retry_after_and_health_still_answers
 async fn a_service_that_sheds_the_call_is_429_with_retry_after() {
     let app = spawn_app(&[]).await;
     let r = app
-        .http
-        .get(format!("{}/cursos/ver_inscricoes_do_usuario/888", app.base))
-        .send()
-        .await
-        .unwrap();
+        .get_response("/cursos/ver_inscricoes_do_usuario/888")
+        .await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
     let body: serde_json::Value = r.json().await.unwrap();
@@ -129,18 +113,9 @@ async fn connections_that_send_half_a_header_are_closed() {
     let (status, _) = app.get("/cursos").await;
     assert_eq!(status, 200);
     for mut tcp in held {
-        let mut buf = [0u8; 1024];
         // Closed: EOF or a reset (hyper may answer 408 first); never still open after 5 s.
-        let closed = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "a half-sent request is still held open");
+        let closed = closed_within(&mut tcp, Duration::from_secs(5)).await;
+        assert!(closed, "a half-sent request is still held open");
     }
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
@@ -212,13 +187,8 @@ async fn the_three_state_changing_routes_accept_post() {
 
     let (status, body) = app.post("/cursos/enviar_notificacao/42", "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["message"],
-        format!(
-            "Notificação enviada: {}",
-            gateway::routes::DEFAULT_NOTIFICATION
-        )
-    );
+    let default = gateway::routes::DEFAULT_NOTIFICATION;
+    assert_eq!(body["message"], common::notice_sent(default));
 
     let (status, body) = app.post("/cpar/notificar_agendamento/5", "{}").await;
     assert_eq!(status, 200, "{body}");
@@ -262,23 +232,12 @@ async fn at_its_in_flight_limit_the_gateway_answers_503_at_once() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let r = app
-        .http
-        .get(format!("{}/chatbot", app.base))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get_response("/chatbot").await;
     assert_eq!(r.status(), 503);
     assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(r.headers()["retry-after"], "1");
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(
-        body["erro"]
-            .as_str()
-            .unwrap()
-            .contains("GATEWAY_MAX_IN_FLIGHT"),
-        "{body}"
-    );
+    assert_erro_names(&body, "GATEWAY_MAX_IN_FLIGHT");
     let (status, _) = app.get("/livez").await;
     assert_eq!(status, 200);
     // The held request ends (504 at the peer timeout); then requests are served again.

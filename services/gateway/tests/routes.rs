@@ -79,13 +79,8 @@ async fn cursos_routes_keep_the_seed_shapes() {
 
     let (status, body) = app.get("/cursos/enviar_notificacao/42").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["message"],
-        format!(
-            "Notificação enviada: {}",
-            gateway::routes::DEFAULT_NOTIFICATION
-        )
-    );
+    let default = gateway::routes::DEFAULT_NOTIFICATION;
+    assert_eq!(body["message"], common::notice_sent(default));
     assert_eq!(
         body["notificacao_servico"]["message"],
         "Notificação recebida"
@@ -104,12 +99,7 @@ async fn cursos_routes_keep_the_seed_shapes() {
 async fn chatbot_cpar_and_midia_routes_keep_the_seed_shapes() {
     let app = spawn_app(&[]).await;
 
-    let (status, body) = app
-        .post(
-            "/chatbot/duvida",
-            r#"{"aula_contexto": "aula 2", "duvida": "e REST?"}"#,
-        )
-        .await;
+    let (status, body) = app.post("/chatbot/duvida", common::QUESTION).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["resposta"], "Sobre aula 2: e REST?");
     assert_eq!(body["id_interacao"], "int-2");
@@ -209,12 +199,8 @@ async fn grpc_codes_become_http_statuses() {
     assert_eq!(status, 404, "{body}");
     assert!(body["erro"].as_str().unwrap().len() < 200, "{body}");
 
-    let r = app
-        .http
-        .delete(format!("{}/cursos", app.base))
-        .send()
-        .await
-        .unwrap();
+    let delete = app.http.delete(format!("{}/cursos", app.base));
+    let r = delete.send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     app.stop().await;
 }
@@ -224,7 +210,7 @@ async fn a_service_that_is_down_is_503_naming_it() {
     let app = spawn_app(&["midia"]).await;
     let (status, body) = app.get("/midia_conteudo/1").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["erro"].as_str().unwrap().contains("midia"), "{body}");
+    common::assert_erro_names(&body, "midia");
     assert_eq!(body["servico"], "midia");
     assert_eq!(body["codigo"], "UNAVAILABLE");
     // The others still answer.

@@ -145,6 +145,21 @@ pub fn closed_url() -> String {
     format!("http://{}", l.local_addr().expect("a bound address"))
 }
 
+/// Whether the server closes `tcp` (EOF or a reset) within `within`, whatever it sends first:
+/// for tests holding a server to its timeouts.
+pub async fn closed_within(tcp: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let closed = async {
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(within, closed).await.is_ok()
+}
+
 pub fn channel(url: &str) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_shared(url.to_string())
         .expect("a valid URL")

@@ -83,6 +83,11 @@ fn check_id(field: &str, id: &str, what: &str) -> Result<(), Status> {
     }
 }
 
+/// What the fake cursos answers when it has sent `message`.
+pub fn notice_sent(message: &str) -> String {
+    format!("Notificação enviada: {message}")
+}
+
 fn course() -> Course {
     Course {
         id: 1,
@@ -166,7 +171,7 @@ impl CursosService for Fake {
         self.0.record("cursos.SendNotification", &r);
         check_id("id_usuario", &r.get_ref().id_usuario, "user")?;
         Ok(Response::new(SendNotificationResponse {
-            message: format!("Notificação enviada: {}", r.get_ref().message),
+            message: notice_sent(&r.get_ref().message),
             notificacao_servico: Some(status("notificacoes", "Notificação recebida")),
             pendente: false,
             id_notificacao: "n-1".into(),
@@ -414,6 +419,17 @@ async fn serve_fake(name: &str, seen: &Seen) -> (String, Backend) {
     (url, Backend { stop, done })
 }
 
+/// A question as the seed's clients post it to `/chatbot/duvida`.
+pub const QUESTION: &str = r#"{"aula_contexto": "aula 2", "duvida": "e REST?"}"#;
+
+/// Asserts an error body's `erro` names `what` (the field, setting or service to look at).
+pub fn assert_erro_names(body: &serde_json::Value, what: &str) {
+    let erro = body["erro"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no erro: {body}"));
+    assert!(erro.contains(what), "the error names {what}: {body}");
+}
+
 /// An address where nothing listens (a service that is down): a socket bound but never
 /// listening refuses connections, and holding it keeps the port from being reused by another
 /// test's server.
@@ -436,14 +452,10 @@ pub struct App {
     _refusing: Vec<tokio::net::TcpSocket>,
 }
 
-pub const ALL: [&str; 6] = [
-    "cursos",
-    "chatbot",
-    "cpar",
-    "notificacoes",
-    "insights",
-    "midia",
-];
+/// The six services' names, in the catalogue's order.
+pub fn all() -> impl Iterator<Item = &'static str> {
+    spec::ALL.iter().map(|s| s.name)
+}
 
 /// Starts fakes of every service except those in `down` (which point at closed ports), and
 /// the gateway on ephemeral ports.
@@ -451,6 +463,8 @@ pub async fn spawn_app(down: &[&str]) -> App {
     spawn_app_with(down, &[]).await
 }
 
+/// [`spawn_app`] with `extra` settings; a service whose address `extra` sets (`CURSOS_ADDR`,
+/// a real or a stalled one) gets no fake.
 pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
     let seen = Seen::default();
     let mut env = Env::from_pairs([
@@ -461,7 +475,11 @@ pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
     ]);
     let mut backends = Vec::new();
     let mut refusing = Vec::new();
-    for name in ALL {
+    for name in all() {
+        let var = format!("{}_ADDR", name.to_uppercase());
+        if extra.iter().any(|(k, _)| *k == var) {
+            continue;
+        }
         let url = if down.contains(&name) {
             let (url, socket) = refusing_port();
             refusing.push(socket);
@@ -471,7 +489,7 @@ pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
             backends.push(backend);
             url
         };
-        env.set(format!("{}_ADDR", name.to_uppercase()), url);
+        env.set(var, url);
     }
     for (k, v) in extra {
         env.set(*k, *v);
@@ -491,13 +509,15 @@ pub async fn spawn_app_with(down: &[&str], extra: &[(&str, &str)]) -> App {
 }
 
 impl App {
+    /// `GET path`: the whole response (its headers too).
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        let get = self.http.get(format!("{}{path}", self.base));
+        get.send().await.unwrap()
+    }
+
+    /// `GET path`: the status and the JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let r = self.get_response(path).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
