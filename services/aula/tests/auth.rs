@@ -502,15 +502,10 @@ async fn schedules_are_their_owners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rest_route_taking_a_user_checks_it_too() {
     let (p, keys, env) = platform().await;
-    let mut genv = aula_runtime::config::Env::from_pairs(env);
-    genv.set("GATEWAY_DRAIN_DELAY", "0s");
-    genv.set("AULA_PEER_TIMEOUT", "20s");
-    for s in p.all() {
-        let (k, v) = s.addr_var();
-        genv.set(k, v);
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway::start(&genv, listener, None).await.unwrap();
+    let gateway = [("GATEWAY_DRAIN_DELAY", "0s"), ("AULA_PEER_TIMEOUT", "20s")];
+    let gw = p
+        .start_gateway(&[env, common::pairs(&gateway)].concat(), None)
+        .await;
     let base = format!("http://{}", gw.addr());
     let http = reqwest::Client::new();
     let a = keys.student(A);
@@ -535,53 +530,35 @@ async fn every_rest_route_taking_a_user_checks_it_too() {
         .into_inner()
         .id_agendamento;
 
-    // (route, method, path for user `u`, JSON body for user `u`)
-    type Route = (
-        &'static str,
-        fn(&str, &str) -> (reqwest::Method, String, Option<Value>),
-    );
-    let routes: Vec<Route> = vec![
-        ("GET /cursos/ver_inscricoes_do_usuario/{id}", |u, _| {
-            (
-                reqwest::Method::GET,
-                format!("/cursos/ver_inscricoes_do_usuario/{u}"),
-                None,
-            )
-        }),
-        ("POST /cursos/tirar_duvida/{id}", |u, _| {
-            (
-                reqwest::Method::POST,
-                "/cursos/tirar_duvida/1".into(),
-                Some(
-                    json!({"aula_contexto": "Rust", "duvida": "O que é ownership?", "id_usuario": u}),
-                ),
-            )
-        }),
-        ("GET /cursos/enviar_notificacao/{id}", |u, _| {
-            (
-                reqwest::Method::GET,
-                format!("/cursos/enviar_notificacao/{u}"),
-                None,
-            )
-        }),
-        ("POST /chatbot/duvida", |u, _| {
-            (
-                reqwest::Method::POST,
-                "/chatbot/duvida".into(),
-                Some(
-                    json!({"aula_contexto": "Rust", "duvida": "O que é ownership?", "id_usuario": u}),
-                ),
-            )
-        }),
+    // (route, its path for user `{u}`); a POST carries a question asked by `u`.
+    let routes = [
+        (
+            "GET /cursos/ver_inscricoes_do_usuario/{id}",
+            "/cursos/ver_inscricoes_do_usuario/{u}",
+        ),
+        ("POST /cursos/tirar_duvida/{id}", "/cursos/tirar_duvida/1"),
+        (
+            "GET /cursos/enviar_notificacao/{id}",
+            "/cursos/enviar_notificacao/{u}",
+        ),
+        ("POST /chatbot/duvida", "/chatbot/duvida"),
         // The schedule is B's: "acting on B" is asking for it.
-        ("GET /cpar/notificar_agendamento/{id}", |_, schedule| {
-            (
-                reqwest::Method::GET,
-                format!("/cpar/notificar_agendamento/{schedule}"),
-                None,
-            )
-        }),
+        (
+            "GET /cpar/notificar_agendamento/{id}",
+            "/cpar/notificar_agendamento/{schedule}",
+        ),
     ];
+    // (method, path, JSON body) of `name` at `path` acting on user `u`.
+    let route = |name: &str, path: &str, u: &str| {
+        let path = path.replace("{u}", u).replace("{schedule}", &schedule);
+        if name.starts_with("POST") {
+            let question =
+                json!({"aula_contexto": "Rust", "duvida": "O que é ownership?", "id_usuario": u});
+            (reqwest::Method::POST, path, Some(question))
+        } else {
+            (reqwest::Method::GET, path, None)
+        }
+    };
     let send = |route: &(reqwest::Method, String, Option<Value>), token: Option<&str>| {
         let (method, path, body) = route.clone();
         let mut r = http.request(method, format!("{base}{path}"));
@@ -601,18 +578,18 @@ async fn every_rest_route_taking_a_user_checks_it_too() {
             (status, www, resp.text().await.unwrap())
         }
     };
-    for (name, route) in &routes {
-        let for_b = route(B, &schedule);
+    for (name, path) in routes {
+        let for_b = route(name, path, B);
         let (status, _, body) = send(&for_b, Some(&a)).await;
         assert_eq!(status, 403, "{name}: A asking for B: {body}");
         let (status, _, body) = send(&for_b, Some(&staff)).await;
         assert_eq!(status, 200, "{name}: staff for B: {body}");
         if !name.contains("agendamento") {
-            let (status, _, body) = send(&route(A, &schedule), Some(&a)).await;
+            let (status, _, body) = send(&route(name, path, A), Some(&a)).await;
             assert_eq!(status, 200, "{name}: A's own: {body}");
         }
         for (bad, token) in keys.bad() {
-            let (status, www, body) = send(&route(A, &schedule), token.as_deref()).await;
+            let (status, www, body) = send(&route(name, path, A), token.as_deref()).await;
             assert_eq!(status, 401, "{name}: {bad}: {body}");
             // RFC 6750: no error code without a token (section 3.1), invalid_token with one.
             let www = www.unwrap_or_default();

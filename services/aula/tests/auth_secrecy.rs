@@ -67,14 +67,8 @@ async fn tokens_never_reach_logs_spans_or_messages() {
     }
 
     // The gateway: accepted, denied, refused.
-    let mut genv = aula_runtime::config::Env::from_pairs(env);
-    genv.set("GATEWAY_DRAIN_DELAY", "0s");
-    for s in p.all() {
-        let (k, v) = s.addr_var();
-        genv.set(k, v);
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = gateway::start(&genv, listener, None).await.unwrap();
+    let no_drain_delay = common::pairs(&[("GATEWAY_DRAIN_DELAY", "0s")]);
+    let gw = p.start_gateway(&[env, no_drain_delay].concat(), None).await;
     let http = reqwest::Client::new();
     for token in tokens {
         for user in ["7", "8"] {

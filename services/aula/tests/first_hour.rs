@@ -25,6 +25,16 @@ fn aula(args: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
     (out, start.elapsed())
 }
 
+/// `aula serve cursos` on an ephemeral port, metrics off.
+const SERVE_CURSOS: &[&str] = &[
+    "serve",
+    "cursos",
+    "--listen",
+    "127.0.0.1:0",
+    "--metrics-listen",
+    "off",
+];
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -53,17 +63,7 @@ fn a_bad_setting_is_one_line_naming_the_variable() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4317"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
     ] {
-        let (out, took) = aula(
-            &[
-                "serve",
-                "cursos",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "off",
-            ],
-            &[(var, value)],
-        );
+        let (out, took) = aula(SERVE_CURSOS, &[(var, value)]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
         assert_eq!(err.lines().count(), 1, "{var}={value}: {err}");
@@ -84,14 +84,7 @@ fn a_database_url_with_nothing_listening_fails_in_seconds_naming_the_host() {
         .port();
     let url = format!("postgres://aula:secret@127.0.0.1:{port}/aula");
     let (out, took) = aula(
-        &[
-            "serve",
-            "cursos",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-        ],
+        SERVE_CURSOS,
         &[("DATABASE_URL", &url), ("AULA_DB_ACQUIRE_TIMEOUT", "2s")],
     );
     let err = stderr(&out);
@@ -180,18 +173,9 @@ async fn status_lists_the_gateway_and_speaks_json() {
     assert_eq!(v["all_serving"], false);
     let rows = v["services"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "cursos",
-            "chatbot",
-            "cpar",
-            "notificacoes",
-            "insights",
-            "midia",
-            "gateway"
-        ]
-    );
+    // The catalogue's order, the gateway last.
+    let catalogue = aula_runtime::spec::ALL.iter().map(|s| s.name);
+    assert_eq!(names, catalogue.chain(["gateway"]).collect::<Vec<_>>());
     for r in rows {
         let expected = if r["name"] == "midia" {
             "SERVING"

@@ -13,28 +13,10 @@
 mod common;
 
 use aula_api::*;
-use proptest::{
-    collection::vec,
-    prelude::*,
-    test_runner::{Config, TestCaseError, TestRunner},
-};
+use common::attacker_text;
+use proptest::{collection::vec, prelude::*, test_runner::TestCaseError};
 use std::time::Duration;
 use tonic::{Code, Request, Status};
-
-/// A text field as an attacker or a broken client fills it.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[0-9]{1,25}",
-        "-?[0-9]{1,6}",
-        Just(String::new()),
-        Just("0".to_string()),
-        "\\PC{0,40}",
-        "[\\x00-\\x1f\\x7f]{1,8}",
-        "[A-Za-z0-9_=+/-]{0,80}",
-        (150usize..2600).prop_map(|n| "é".repeat(n)),
-        "(javascript|data|file|http|https)://[a-z0-9./%-]{0,40}",
-    ]
-}
 
 #[derive(Debug, Clone)]
 struct Input {
@@ -50,10 +32,15 @@ struct Input {
 
 fn input() -> impl Strategy<Value = Input> {
     (
-        (text(), text(), text(), text()),
+        (
+            attacker_text(),
+            attacker_text(),
+            attacker_text(),
+            attacker_text(),
+        ),
         any::<i32>(),
         any::<i64>(),
-        vec(text(), 0..6),
+        vec(attacker_text(), 0..6),
         any::<bool>(),
     )
         .prop_map(|((a, b, c, d), n, big, list, flag)| Input {
@@ -384,31 +371,9 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
 
 #[test]
 fn no_request_gets_internal_or_breaks_a_service() {
-    let cases = std::env::var("AULA_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let platform = rt.block_on(common::spawn_platform());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        // Shrinking re-runs whole cases against live services: a few steps say enough.
-        max_shrink_iters: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&input(), |i| rt.block_on(every_rpc(&platform, i)));
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    rt.block_on(async {
-        for svc in platform.all() {
-            svc.assert_serving().await;
-        }
-    });
+    let cases = common::run_cases(&rt, input(), 24, 64, |i| every_rpc(&platform, i));
+    rt.block_on(platform.assert_serving());
     eprintln!("{cases} cases, every RPC of the six services each; all answered as they should");
 }

@@ -19,11 +19,8 @@
 
 mod common;
 
-use proptest::{
-    collection::vec,
-    prelude::*,
-    test_runner::{Config, TestCaseError, TestRunner},
-};
+use common::attacker_text;
+use proptest::{collection::vec, prelude::*, test_runner::TestCaseError};
 use serde_json::{Map, Value};
 use std::{net::SocketAddr, time::Duration};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,14 +56,30 @@ struct Route {
     query: bool,
 }
 
-const fn route(
-    method: &'static str,
+/// A GET route (whatever body is sent is not read).
+const fn get(path: &'static str, id_field: Option<&'static str>) -> Route {
+    Route {
+        method: "GET",
+        path,
+        id_field,
+        body: BodyRule::Ignored,
+        query: false,
+    }
+}
+
+/// The POST form of one of the seed's GET routes: an empty body is `{}`; `optional` fields.
+const fn post_form(
     path: &'static str,
     id_field: Option<&'static str>,
-    body: BodyRule,
+    optional: &'static [&'static str],
 ) -> Route {
+    post(path, id_field, BodyRule::Optional(optional))
+}
+
+/// A POST route reading its body as `body` says.
+const fn post(path: &'static str, id_field: Option<&'static str>, body: BodyRule) -> Route {
     Route {
-        method,
+        method: "POST",
         path,
         id_field,
         body,
@@ -76,85 +89,48 @@ const fn route(
 
 /// Every route the gateway serves, and a few it does not.
 static ROUTES: &[Route] = &[
-    route("GET", "/cursos", None, BodyRule::Ignored),
-    route(
-        "GET",
-        "/cursos/ver_inscricoes_do_usuario/{}",
-        Some("id_usuario"),
-        BodyRule::Ignored,
-    ),
-    route(
-        "GET",
-        "/cursos/consumir_midia_curso/{}",
-        Some("id_curso"),
-        BodyRule::Ignored,
-    ),
-    route(
-        "POST",
+    get("/cursos", None),
+    get("/cursos/ver_inscricoes_do_usuario/{}", Some("id_usuario")),
+    get("/cursos/consumir_midia_curso/{}", Some("id_curso")),
+    post(
         "/cursos/tirar_duvida/{}",
         Some("id_curso"),
         BodyRule::Required(&["aula_contexto", "duvida"], &["id_usuario"]),
     ),
     Route {
-        method: "GET",
-        path: "/cursos/enviar_notificacao/{}",
-        id_field: Some("id_usuario"),
-        body: BodyRule::Ignored,
         query: true,
+        ..get("/cursos/enviar_notificacao/{}", Some("id_usuario"))
     },
-    route(
-        "POST",
+    post_form(
         "/cursos/enviar_notificacao/{}",
         Some("id_usuario"),
-        BodyRule::Optional(&["message"]),
+        &["message"],
     ),
-    route("GET", "/chatbot", None, BodyRule::Ignored),
-    route(
-        "POST",
+    get("/chatbot", None),
+    post(
         "/chatbot/duvida",
         None,
         BodyRule::Required(&["aula_contexto", "duvida"], &["id_curso", "id_usuario"]),
     ),
-    route(
-        "GET",
-        "/chatbot/registrar_metricas/{}",
-        Some("id_interacao"),
-        BodyRule::Ignored,
-    ),
-    route(
-        "POST",
-        "/chatbot/registrar_metricas/{}",
-        Some("id_interacao"),
-        BodyRule::Optional(&[]),
-    ),
-    route("GET", "/cpar", None, BodyRule::Ignored),
-    route(
-        "GET",
+    get("/chatbot/registrar_metricas/{}", Some("id_interacao")),
+    post_form("/chatbot/registrar_metricas/{}", Some("id_interacao"), &[]),
+    get("/cpar", None),
+    get("/cpar/notificar_agendamento/{}", Some("id_agendamento")),
+    post_form(
         "/cpar/notificar_agendamento/{}",
         Some("id_agendamento"),
-        BodyRule::Ignored,
+        &[],
     ),
-    route(
-        "POST",
-        "/cpar/notificar_agendamento/{}",
-        Some("id_agendamento"),
-        BodyRule::Optional(&[]),
-    ),
-    route("GET", "/notificacoes", None, BodyRule::Ignored),
-    route("GET", "/insights", None, BodyRule::Ignored),
-    route("GET", "/midia_conteudo", None, BodyRule::Ignored),
-    route(
-        "GET",
-        "/midia_conteudo/{}",
-        Some("id_curso"),
-        BodyRule::Ignored,
-    ),
-    route("GET", "/healthz", None, BodyRule::Ignored),
-    route("GET", "/livez", None, BodyRule::Ignored),
-    route("GET", "/readyz", None, BodyRule::Ignored),
+    get("/notificacoes", None),
+    get("/insights", None),
+    get("/midia_conteudo", None),
+    get("/midia_conteudo/{}", Some("id_curso")),
+    get("/healthz", None),
+    get("/livez", None),
+    get("/readyz", None),
     // Not routes: 404, whatever follows.
-    route("GET", "/cursos/nao_existe/{}", None, BodyRule::Ignored),
-    route("POST", "/{}", None, BodyRule::Ignored),
+    get("/cursos/nao_existe/{}", None),
+    post("/{}", None, BodyRule::Ignored),
 ];
 
 /// The field names any body may carry (known ones and strangers).
@@ -169,24 +145,10 @@ const FIELDS: &[&str] = &[
     "ÿ",
 ];
 
-/// Text as an attacker or a broken client types it.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[0-9]{1,25}",
-        "-?[0-9]{1,6}",
-        Just(String::new()),
-        Just(" \t\n".to_string()),
-        "\\PC{0,40}",
-        "[\\x00-\\x1f\\x7f]{1,8}",
-        (150usize..4000).prop_map(|n| "é".repeat(n)),
-        "(javascript|data|http)://[a-z0-9./%-]{0,40}",
-    ]
-}
-
 /// A JSON value of any type, text most often.
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
-        4 => text().prop_map(Value::String),
+        4 => attacker_text().prop_map(Value::String),
         1 => Just(Value::Null),
         1 => any::<bool>().prop_map(Value::Bool),
         1 => any::<i64>().prop_map(Value::from),
@@ -196,7 +158,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..4).prop_map(Value::Array),
-            vec((text(), inner), 0..4)
+            vec((attacker_text(), inner), 0..4)
                 .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
         ]
     })
@@ -260,7 +222,7 @@ struct Fuzzed {
 fn segment() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         3 => "[0-9]{1,3}".prop_map(String::into_bytes),
-        2 => text().prop_map(String::into_bytes),
+        2 => attacker_text().prop_map(String::into_bytes),
         2 => vec(any::<u8>(), 0..40),
         1 => Just(b"\0".to_vec()),
         1 => Just(b"..".to_vec()),
@@ -285,7 +247,10 @@ fn fuzzed() -> impl Strategy<Value = Fuzzed> {
         vec(
             (
                 prop_oneof![Just("message".to_string()), "[a-z%=&]{0,8}"],
-                prop_oneof![text().prop_map(String::into_bytes), vec(any::<u8>(), 0..30)],
+                prop_oneof![
+                    attacker_text().prop_map(String::into_bytes),
+                    vec(any::<u8>(), 0..30)
+                ],
             ),
             0..3,
         ),
@@ -600,41 +565,20 @@ async fn one(addr: SocketAddr, f: Fuzzed) -> Result<(), TestCaseError> {
 
 #[test]
 fn no_request_gets_a_5xx_or_breaks_the_gateway() {
-    let cases = std::env::var("AULA_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let (platform, gw) = rt.block_on(async {
         let platform = common::spawn_platform().await;
-        let mut env = aula_runtime::Env::from_pairs(platform.all().iter().map(|s| s.addr_var()));
-        for (k, v) in [
+        let settings = common::pairs(&[
             ("GATEWAY_DRAIN_DELAY", "0s"),
             ("GATEWAY_RATE_LIMIT", "off"),
             ("GATEWAY_MAX_BODY", "64KiB"),
             ("AULA_METRICS_LISTEN", "off"),
-        ] {
-            env.set(k, v);
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gw = gateway::start(&env, listener, None).await.unwrap();
+        ]);
+        let gw = platform.start_gateway(&settings, None).await;
         (platform, gw)
     });
     let addr = gw.addr();
-    let mut runner = TestRunner::new(Config {
-        cases,
-        max_shrink_iters: 256,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&fuzzed(), |f| rt.block_on(one(addr, f)));
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    let cases = common::run_cases(&rt, fuzzed(), 200, 256, |f| one(addr, f));
     // Still up, and still answering through to the services.
     rt.block_on(async {
         for path in ["/livez", "/cursos", "/cursos/ver_inscricoes_do_usuario/1"] {
@@ -652,9 +596,7 @@ fn no_request_gets_a_5xx_or_breaks_the_gateway() {
                 String::from_utf8_lossy(&answer.body)
             );
         }
-        for svc in platform.all() {
-            svc.assert_serving().await;
-        }
+        platform.assert_serving().await;
         gw.stop().await.unwrap();
     });
     eprintln!("{cases} requests to the gateway; every one answered as it should");

@@ -18,11 +18,7 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use proptest::{
-    collection::vec,
-    prelude::*,
-    test_runner::{Config, TestCaseError, TestRunner},
-};
+use proptest::{collection::vec, prelude::*, test_runner::TestCaseError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::{transport::Channel, Code};
@@ -80,18 +76,23 @@ const RPCS: [&[&str]; 6] = [
 /// Every call is answered within this (debug build, a busy 2-core machine).
 const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
-/// One protobuf field as bytes: a key (any field number, any wire type, valid or not) and a
-/// payload that may or may not fit it.
-fn field() -> impl Strategy<Value = Vec<u8>> {
-    let varint = |mut v: u64, out: &mut Vec<u8>| loop {
+/// Appends `v` as a protobuf varint: 7 bits a byte, low bits first, the top bit set on every
+/// byte but the last.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
         let b = (v & 0x7f) as u8;
         v >>= 7;
         if v == 0 {
             out.push(b);
-            break;
+            return;
         }
         out.push(b | 0x80);
-    };
+    }
+}
+
+/// One protobuf field as bytes: a key (any field number, any wire type, valid or not) and a
+/// payload that may or may not fit it.
+fn field() -> impl Strategy<Value = Vec<u8>> {
     (
         prop_oneof![1u32..12, any::<u32>().prop_map(|n| n >> 3)],
         0u8..8,
@@ -106,7 +107,7 @@ fn field() -> impl Strategy<Value = Vec<u8>> {
         any::<u64>(),
         prop::option::weighted(0.1, any::<u64>()),
     )
-        .prop_map(move |(number, wire, payload, value, lie)| {
+        .prop_map(|(number, wire, payload, value, lie)| {
             let mut out = Vec::new();
             varint((u64::from(number) << 3) | u64::from(wire), &mut out);
             match wire {
@@ -146,16 +147,7 @@ fn frame() -> impl Strategy<Value = Frame> {
             let mut m = Vec::new();
             for _ in 0..depth {
                 let mut outer = vec![0x0a];
-                let mut n = m.len();
-                loop {
-                    let b = (n & 0x7f) as u8;
-                    n >>= 7;
-                    if n == 0 {
-                        outer.push(b);
-                        break;
-                    }
-                    outer.push(b | 0x80);
-                }
+                varint(m.len() as u64, &mut outer);
                 outer.extend_from_slice(&m);
                 m = outer;
             }
@@ -306,31 +298,10 @@ async fn one(p: &common::Platform, c: Case) -> Result<(), TestCaseError> {
 
 #[test]
 fn no_body_or_connection_gets_internal_or_breaks_a_service() {
-    let cases = std::env::var("AULA_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let platform = rt.block_on(common::spawn_platform());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        max_shrink_iters: 128,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&case(), |c| rt.block_on(one(&platform, c)));
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    rt.block_on(async {
-        for svc in platform.all() {
-            svc.assert_serving().await;
-        }
-    });
+    let cases = common::run_cases(&rt, case(), 64, 128, |c| one(&platform, c));
+    rt.block_on(platform.assert_serving());
     eprintln!(
         "{cases} cases: 6 raw calls and a garbage connection each; all answered as they should"
     );

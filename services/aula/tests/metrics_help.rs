@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::spawn_platform;
+use common::{http_get, output_within, spawn_platform};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Names with a `# TYPE` line and no `# HELP` line.
 fn unexplained(page: &str) -> Vec<String> {
@@ -22,59 +21,38 @@ fn unexplained(page: &str) -> Vec<String> {
         .collect()
 }
 
-/// The status line of `GET path` on `host:port`.
-async fn status_of(host: &str, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.lines().next().unwrap_or_default().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_has_help_and_only_metrics_answers() {
     let p = spawn_platform().await;
-    let mut gateway_env = aula_runtime::Env::from_pairs(p.all().iter().map(|s| s.addr_var()));
-    gateway_env.set("AULA_METRICS_LISTEN", "127.0.0.1:0");
     let metrics = aula_runtime::metrics::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = gateway::start(&gateway_env, listener, Some(metrics))
-        .await
-        .unwrap();
-    let gateway_metrics = gateway.metrics_addr().unwrap().to_string();
-    let api = gateway.addr().to_string();
+    let settings = common::pairs(&[("AULA_METRICS_LISTEN", "127.0.0.1:0")]);
+    let gateway = p.start_gateway(&settings, Some(metrics)).await;
+    let gateway_metrics = gateway.metrics_addr().unwrap();
 
     // Every RPC of the mix, through real clients.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
-        .args([
-            "load",
-            "--rate",
-            "100",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-        ])
-        .args(["--max-error-ratio", "1"])
-        .envs(p.all().iter().map(|s| s.addr_var()))
-        .env_remove("GEMINI_API_KEY")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .unwrap()
-        .unwrap();
+    let mut load = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"));
+    load.args([
+        "load",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ])
+    .args(["--max-error-ratio", "1"])
+    .envs(p.all().iter().map(|s| s.addr_var()))
+    .env_remove("GEMINI_API_KEY");
+    let out = output_within(&mut load, Duration::from_secs(60), "aula load finishes").await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     for path in ["/healthz", "/readyz", "/cursos"] {
-        status_of(&api, path).await;
+        http_get(gateway.addr(), path).await;
     }
 
     for s in p.all() {
@@ -83,23 +61,14 @@ async fn every_metric_has_help_and_only_metrics_answers() {
         let missing = unexplained(&page);
         assert!(missing.is_empty(), "{}: no # HELP for {missing:?}", s.url);
     }
-    let page = status_of(&gateway_metrics, "/metrics").await;
-    assert!(page.contains("200"), "{page}");
-    let gateway_page = {
-        let mut s = tokio::net::TcpStream::connect(&gateway_metrics)
-            .await
-            .unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    };
+    let (code, gateway_page) = http_get(gateway_metrics, "/metrics").await;
+    assert_eq!(code, 200, "{gateway_page}");
     let missing = unexplained(&gateway_page);
     assert!(missing.is_empty(), "gateway: no # HELP for {missing:?}");
 
     for path in ["/", "/metricz", "/metrics/x"] {
-        let status = status_of(&gateway_metrics, path).await;
-        assert!(status.contains("404"), "{path}: {status}");
+        let (code, page) = http_get(gateway_metrics, path).await;
+        assert_eq!(code, 404, "{path}: {page}");
     }
     gateway.stop().await.unwrap();
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use aula_api::{
-    cursos_service_client::CursosServiceClient,
     notificacoes_service_client::NotificacoesServiceClient, ListNotificationsRequest,
     SendNotificationRequest,
 };
@@ -17,15 +16,43 @@ use aula_runtime::{
     tls::{certs, Tls},
     Env,
 };
+use common::{eventually, http_get, output_within, WAIT};
 use std::{path::Path, time::Duration};
 use tonic::Code;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tonic_health::pb::health_check_response::ServingStatus;
 
 fn tls(dir: &Path, name: &str) -> Tls {
     Tls::from_env(&Env::from_pairs(aula_runtime::tls::cert_env(dir, name)))
         .unwrap()
         .unwrap()
+}
+
+/// Writes a development CA and a certificate for each of `identities` to a new directory, as
+/// `aula certs` does.
+fn write_certs(identities: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    certs::write_dir(&certs::WriteOptions {
+        out: dir.path(),
+        trust_domain: "aula.test",
+        namespace: "aula",
+        identities,
+        validity: Duration::from_secs(86_400),
+        key_mode: 0o600,
+    })
+    .unwrap();
+    dir
+}
+
+/// The six services' names and `more`.
+fn services_and<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = spec::ALL.iter().map(|s| s.name).collect();
+    ids.extend(more);
+    ids
+}
+
+/// A peer address where nothing listens, for a service that speaks TLS.
+fn closed_https() -> String {
+    closed_url().replace("http:", "https:")
 }
 
 /// A channel to `service` presenting `identity`'s certificate.
@@ -46,35 +73,11 @@ fn as_identity(
     .unwrap()
 }
 
-/// `GET path` on the gateway over plain HTTP/1.0; the status code and body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, out)
-}
-
 #[tokio::test]
 async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_does() {
     let data = tempfile::tempdir().unwrap();
-    let certs_dir = tempfile::tempdir().unwrap();
+    let certs_dir = write_certs(&services_and(&["gateway", "operator"]));
     let c = certs_dir.path();
-    let mut ids: Vec<&str> = spec::ALL.iter().map(|s| s.name).collect();
-    ids.extend(["gateway", "operator"]);
-    certs::write_dir(&certs::WriteOptions {
-        out: c,
-        trust_domain: "aula.test",
-        namespace: "aula",
-        identities: &ids,
-        validity: Duration::from_secs(86_400),
-        key_mode: 0o600,
-    })
-    .unwrap();
     let p = data.path();
     let with = |name: &str, more: Vec<(String, String)>| {
         let mut e = aula_runtime::tls::cert_env(c, name);
@@ -87,10 +90,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
     let midia = spawn(midia::service(), p, &with("midia", vec![]))
         .await
         .unwrap();
-    let chatbot_addr = (
-        "CHATBOT_ADDR".to_string(),
-        closed_url().replace("http:", "https:"),
-    );
+    let chatbot_addr = ("CHATBOT_ADDR".to_string(), closed_https());
     let cursos = spawn(
         cursos::service(),
         p,
@@ -105,29 +105,22 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
 
     // The operator (an admin identity) asks cursos to notify a user: cursos -> notificacoes
     // as `cursos`, allowed by the catalogue.
-    let sent = CursosServiceClient::new(as_identity(c, "operator", &spec::CURSOS, &cursos))
-        .send_notification(SendNotificationRequest {
-            id_usuario: "7".into(),
-            message: "over mTLS".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let operator = common::tls_channel(&cursos.url, &tls(c, "operator"));
+    let sent = common::send_notification(operator, "7", "over mTLS").await;
     assert!(!sent.pendente, "delivered, not queued: {sent:?}");
-    let inbox = NotificacoesServiceClient::new(as_identity(
-        c,
-        "operator",
-        &spec::NOTIFICACOES,
-        &notificacoes,
-    ))
-    .list_notifications(ListNotificationsRequest {
-        id_usuario: "7".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner();
+    // User 7's inbox, asked of notificacoes by `identity`.
+    let inbox_as = |identity: &str| {
+        let notificacoes = as_identity(c, identity, &spec::NOTIFICACOES, &notificacoes);
+        let user = ListNotificationsRequest {
+            id_usuario: "7".into(),
+            ..Default::default()
+        };
+        async move {
+            let mut client = NotificacoesServiceClient::new(notificacoes);
+            client.list_notifications(user).await
+        }
+    };
+    let inbox = inbox_as("operator").await.unwrap().into_inner();
     assert!(
         format!("{inbox:?}").contains("over mTLS"),
         "the notification arrived: {inbox:?}"
@@ -152,18 +145,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
         "{}",
         denied.message()
     );
-    let denied = NotificacoesServiceClient::new(as_identity(
-        c,
-        "cursos",
-        &spec::NOTIFICACOES,
-        &notificacoes,
-    ))
-    .list_notifications(ListNotificationsRequest {
-        id_usuario: "7".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap_err();
+    let denied = inbox_as("cursos").await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
 
     // A plaintext client is refused; the health check passes with a certificate.
@@ -174,19 +156,12 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
     )
     .await;
     assert!(plain.is_err(), "{plain:?}");
+    let midia_certificate = tls(c, "midia");
     for s in [&notificacoes, &midia, &cursos] {
-        let status = healthcheck::check_with(
-            &s.url,
-            s.running.spec.grpc_service,
-            Some(&tls(c, "midia")),
-            Duration::from_secs(3),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            status,
-            tonic_health::pb::health_check_response::ServingStatus::Serving
-        );
+        let service = s.running.spec.grpc_service;
+        let timeout = Duration::from_secs(3);
+        let check = healthcheck::check_with(&s.url, service, Some(&midia_certificate), timeout);
+        assert_eq!(check.await.unwrap(), ServingStatus::Serving, "{service}");
     }
 
     // The gateway calls cursos and midia over mTLS as `gateway`.
@@ -197,7 +172,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
     genv.set("GATEWAY_DRAIN_DELAY", "0s");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = gateway::start(&genv, listener, None).await.unwrap();
-    let (code, body) = common::eventually(WAIT, "the gateway answers over mTLS", || async {
+    let (code, body) = eventually(WAIT, "the gateway answers over mTLS", || async {
         let r = http_get(gw.addr(), "/cursos/ver_inscricoes_do_usuario/1").await;
         (r.0 == 200).then_some(r)
     })
@@ -219,133 +194,25 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
 /// every call the services make (a missing entry would refuse it in production).
 #[tokio::test]
 async fn every_chain_between_the_services_works_over_mtls() {
-    use aula_api::{
-        cpar_service_client::CparServiceClient, insights_service_client::InsightsServiceClient,
-        AskQuestionRequest, GetCourseInsightsRequest, GetScheduleRequest, NotifyScheduleRequest,
-    };
-    let data = tempfile::tempdir().unwrap();
-    let certs_dir = tempfile::tempdir().unwrap();
+    let certs_dir = write_certs(&services_and(&["operator"]));
     let c = certs_dir.path();
-    let mut ids: Vec<&str> = spec::ALL.iter().map(|s| s.name).collect();
-    ids.push("operator");
-    certs::write_dir(&certs::WriteOptions {
-        out: c,
-        trust_domain: "aula.test",
-        namespace: "aula",
-        identities: &ids,
-        validity: Duration::from_secs(86_400),
-        key_mode: 0o600,
-    })
-    .unwrap();
-    let p = data.path();
-    let with = |name: &str, peers: &[&TestService]| {
-        let mut e = aula_runtime::tls::cert_env(c, name);
-        e.extend(peers.iter().map(|s| s.addr_var()));
-        e
-    };
-    let notificacoes = spawn(notificacoes::service(), p, &with("notificacoes", &[]))
-        .await
-        .unwrap();
-    let insights = spawn(insights::service(), p, &with("insights", &[]))
-        .await
-        .unwrap();
-    let midia = spawn(midia::service(), p, &with("midia", &[]))
-        .await
-        .unwrap();
-    let chatbot = spawn(chatbot::service(), p, &with("chatbot", &[&insights]))
-        .await
-        .unwrap();
-    let cpar = spawn(cpar::service(), p, &with("cpar", &[&notificacoes]))
-        .await
-        .unwrap();
-    let cursos = spawn(
-        cursos::service(),
-        p,
-        &with("cursos", &[&midia, &chatbot, &notificacoes]),
-    )
-    .await
-    .unwrap();
-    let op = |spec: &ServiceSpec, s: &TestService| as_identity(c, "operator", spec, s);
+    let own_certificate = |name: &str| aula_runtime::tls::cert_env(c, name);
+    let data = tempfile::tempdir().unwrap();
+    let p = common::spawn_each(data, own_certificate, Some(tls(c, "operator"))).await;
+    assert!(p.cursos.url.starts_with("https://"), "{}", p.cursos.url);
 
     // cursos -> midia
-    let media = CursosServiceClient::new(op(&spec::CURSOS, &cursos))
-        .get_course_media(aula_api::GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let media = p.course_media("1").await;
     assert!(!media.itens.is_empty(), "{media:?}");
 
-    // cursos -> chatbot -> insights
-    let mut insights_client = InsightsServiceClient::new(op(&spec::INSIGHTS, &insights));
-    let before = insights_client
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = CursosServiceClient::new(op(&spec::CURSOS, &cursos))
-        .ask_question(AskQuestionRequest {
-            id_curso: "1".into(),
-            aula_contexto: "Aula 1".into(),
-            duvida: "O que é uma variável?".into(),
-            id_usuario: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!answer.resposta.is_empty(), "{answer:?}");
-    common::eventually(WAIT, "the question to reach insights over mTLS", || {
-        let mut insights = insights_client.clone();
-        async move {
-            let now = insights
-                .get_course_insights(GetCourseInsightsRequest {
-                    id_curso: "1".into(),
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (now.total_perguntas > before.total_perguntas).then_some(())
-        }
-    })
-    .await;
+    p.a_question_reaches_insights().await;
 
-    // cpar -> notificacoes
-    let mut cpar_client = CparServiceClient::new(op(&spec::CPAR, &cpar));
-    let schedule = cpar_client
-        .get_schedule(GetScheduleRequest {
-            id_agendamento: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let notified = cpar_client
-        .notify_schedule(NotifyScheduleRequest {
-            id_agendamento: "1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let notified = p.an_appointment_notice_arrives().await;
     assert!(
         !notified.pendente,
         "delivered over mTLS, not queued: {notified:?}"
     );
-    let inbox = NotificacoesServiceClient::new(op(&spec::NOTIFICACOES, &notificacoes))
-        .list_notifications(ListNotificationsRequest {
-            id_usuario: schedule.id_usuario.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!inbox.notificacoes.is_empty(), "{inbox:?}");
-
-    for s in [cursos, cpar, chatbot, midia, insights, notificacoes] {
-        s.running.stop().await.unwrap();
-    }
+    p.stop().await;
 }
 
 /// `aula load` against a stack that speaks only mutual TLS: with the operator's `AULA_TLS_*` it
@@ -354,25 +221,16 @@ async fn every_chain_between_the_services_works_over_mtls() {
 #[tokio::test]
 async fn aula_load_drives_a_stack_over_mtls() {
     let data = tempfile::tempdir().unwrap();
-    let certs_dir = tempfile::tempdir().unwrap();
+    let certs_dir = write_certs(&["cursos", "operator"]);
     let c = certs_dir.path();
-    certs::write_dir(&certs::WriteOptions {
-        out: c,
-        trust_domain: "aula.test",
-        namespace: "aula",
-        identities: &["cursos", "operator"],
-        validity: Duration::from_secs(86_400),
-        key_mode: 0o600,
-    })
-    .unwrap();
     let mut env = aula_runtime::tls::cert_env(c, "cursos");
     for peer in ["MIDIA_ADDR", "CHATBOT_ADDR", "NOTIFICACOES_ADDR"] {
-        env.push((peer.into(), closed_url().replace("http:", "https:")));
+        env.push((peer.into(), closed_https()));
     }
     let cursos = spawn(cursos::service(), data.path(), &env).await.unwrap();
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"))
-        .args(["load", "--only", "GetUserCourses", "--rate", "100"])
+    let mut load = tokio::process::Command::new(env!("CARGO_BIN_EXE_aula"));
+    load.args(["load", "--only", "GetUserCourses", "--rate", "100"])
         .args([
             "--duration",
             "1s",
@@ -383,13 +241,8 @@ async fn aula_load_drives_a_stack_over_mtls() {
         ])
         .args(["--json", "-"])
         .envs(aula_runtime::tls::cert_env(c, "operator"))
-        .env("CURSOS_ADDR", &cursos.url)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("aula load finishes")
-        .expect("aula load runs");
+        .env("CURSOS_ADDR", &cursos.url);
+    let out = output_within(&mut load, Duration::from_secs(60), "aula load finishes").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "aula load failed:\n{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

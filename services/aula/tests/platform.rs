@@ -4,46 +4,25 @@
 mod common;
 
 use aula_api::*;
-use common::{eventually, spawn_in, spawn_platform};
+use common::{eventually, spawn_in, spawn_platform, WAIT};
 use std::time::Duration;
 use tonic::Code;
 use tonic_health::pb::{
     health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 
-const WAIT: Duration = Duration::from_secs(20);
-
 #[tokio::test]
 async fn the_seed_api_works_across_the_platform() {
     let p = spawn_platform().await;
 
     for s in p.all() {
-        let mut health = HealthClient::new(s.channel());
-        let r = health
-            .check(HealthCheckRequest {
-                service: s.running.spec.grpc_service.into(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            r.into_inner().status(),
-            ServingStatus::Serving,
-            "{}",
-            s.running.spec.name
-        );
+        s.assert_serving().await;
     }
     let status = p.cursos().get_status(Empty {}).await.unwrap().into_inner();
     assert!(!status.message.is_empty());
 
     // GetUserCourses reads real enrolments: the demo user is in at least two courses.
-    let courses = p
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let courses = p.user_courses("1").await;
     assert!(courses.cursos_inscritos.len() >= 2, "{courses:?}");
     assert!(courses
         .cursos_inscritos
@@ -51,146 +30,35 @@ async fn the_seed_api_works_across_the_platform() {
         .all(|c| c.id > 0 && !c.nome.is_empty()));
 
     // cursos -> midia
-    let media = p
-        .cursos()
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let media = p.course_media("1").await;
     assert!(
         !media.midia_curso.is_empty() && !media.itens.is_empty(),
         "{media:?}"
     );
-    let direct = p
-        .midia()
-        .get_media(GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(direct.itens, media.itens);
+    assert_eq!(p.media("1").await.itens, media.itens);
 
-    // cursos -> chatbot -> insights
-    let before = p
-        .insights()
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = p
-        .cursos()
-        .ask_question(AskQuestionRequest {
-            id_curso: "1".into(),
-            aula_contexto: "Aula 1".into(),
-            duvida: "O que é uma variável?".into(),
-            id_usuario: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        !answer.resposta.is_empty() && !answer.id_interacao.is_empty(),
-        "{answer:?}"
-    );
-    eventually(WAIT, "the question to reach insights", || {
-        let mut insights = p.insights();
-        async move {
-            let now = insights
-                .get_course_insights(GetCourseInsightsRequest {
-                    id_curso: "1".into(),
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (now.total_perguntas > before.total_perguntas).then_some(())
-        }
-    })
-    .await;
+    let answer = p.a_question_reaches_insights().await;
 
     // cursos -> notificacoes
-    let sent = p
-        .cursos()
-        .send_notification(SendNotificationRequest {
-            id_usuario: "77".into(),
-            message: "Bem-vindo à plataforma".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sent = p.send_notification("77", "Bem-vindo à plataforma").await;
     assert!(!sent.pendente, "{sent:?}");
     assert!(sent.notificacao_servico.is_some());
-    let inbox = p
-        .notificacoes()
-        .list_notifications(ListNotificationsRequest {
-            id_usuario: "77".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let inbox = p.inbox("77").await;
     assert_eq!(inbox.notificacoes.len(), 1);
     assert_eq!(inbox.notificacoes[0].message, "Bem-vindo à plataforma");
 
-    // cpar -> notificacoes: the appointment's own user is notified.
-    let schedule = p
-        .cpar()
-        .get_schedule(GetScheduleRequest {
-            id_agendamento: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let notified = p
-        .cpar()
-        .notify_schedule(NotifyScheduleRequest {
-            id_agendamento: "1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(notified.id_agendamento, "1");
+    let notified = p.an_appointment_notice_arrives().await;
     assert!(
         notified.notificacao_servico.is_some() || notified.pendente,
         "{notified:?}"
     );
-    eventually(WAIT, "the appointment notice", || {
-        let mut n = p.notificacoes();
-        let user = schedule.id_usuario.clone();
-        let title = schedule.titulo.clone();
-        async move {
-            let inbox = n
-                .list_notifications(ListNotificationsRequest {
-                    id_usuario: user,
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            inbox
-                .notificacoes
-                .iter()
-                .any(|x| x.message.contains(&title))
-                .then_some(())
-        }
-    })
-    .await;
 
     // chatbot -> insights (the seed's RegisterMetrics)
-    let registered = p
-        .chatbot()
-        .register_metrics(RegisterMetricsRequest {
-            id_interacao: answer.id_interacao.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let interaction = RegisterMetricsRequest {
+        id_interacao: answer.id_interacao.clone(),
+    };
+    let registered = p.chatbot().register_metrics(interaction).await;
+    let registered = registered.unwrap().into_inner();
     assert_eq!(registered.id_interacao, answer.id_interacao);
     assert!(registered.insights_servico.is_some());
 }
@@ -199,22 +67,9 @@ async fn the_seed_api_works_across_the_platform() {
 async fn enrolling_notifies_the_student_once() {
     let p = spawn_platform().await;
     for _ in 0..3 {
-        p.cursos()
-            .enroll(EnrollRequest {
-                id_usuario: "500".into(),
-                id_curso: "4".into(),
-            })
-            .await
-            .unwrap();
+        p.enroll("500", "4").await;
     }
-    let courses = p
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: "500".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let courses = p.user_courses("500").await;
     assert_eq!(
         courses
             .cursos_inscritos
@@ -223,32 +78,14 @@ async fn enrolling_notifies_the_student_once() {
             .collect::<Vec<_>>(),
         vec![4]
     );
-    let inbox = eventually(WAIT, "the enrolment notice", || {
-        let mut n = p.notificacoes();
-        async move {
-            let inbox = n
-                .list_notifications(ListNotificationsRequest {
-                    id_usuario: "500".into(),
-                    ..Default::default()
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (!inbox.notificacoes.is_empty()).then_some(inbox)
-        }
+    let inbox = eventually(WAIT, "the enrolment notice", || async {
+        let inbox = p.try_inbox("500").await.ok()?;
+        (!inbox.notificacoes.is_empty()).then_some(inbox)
     })
     .await;
     // Give a duplicate the chance to show up before asserting there is none.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let again = p
-        .notificacoes()
-        .list_notifications(ListNotificationsRequest {
-            id_usuario: "500".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = p.inbox("500").await;
     assert_eq!(again.notificacoes.len(), 1, "{inbox:?}");
 }
 
@@ -265,12 +102,16 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
                 v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
             ),
         };
-        let mut stream = alpha
-            .server_reflection_info(tokio_stream::iter(vec![req]))
+        let listed = alpha
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await;
+        let msg = listed
+            .unwrap()
+            .into_inner()
+            .message()
             .await
             .unwrap()
-            .into_inner();
-        let msg = stream.message().await.unwrap().unwrap();
+            .unwrap();
         let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
             msg.message_response
         else {
@@ -299,12 +140,14 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
                 v1::server_reflection_request::MessageRequest::FileContainingSymbol(want.clone()),
             ),
         };
-        let mut stream = v1c
-            .server_reflection_info(tokio_stream::iter(vec![req]))
+        let found = v1c.server_reflection_info(tokio_stream::iter([req])).await;
+        let msg = found
+            .unwrap()
+            .into_inner()
+            .message()
             .await
             .unwrap()
-            .into_inner();
-        let msg = stream.message().await.unwrap().unwrap();
+            .unwrap();
         assert!(matches!(
             msg.message_response,
             Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
@@ -317,22 +160,16 @@ async fn health_turns_not_serving_when_a_service_drains() {
     let p = spawn_platform().await;
     let mut health = HealthClient::new(p.midia.channel());
     for name in ["", "services.MidiaConteudoService"] {
-        let r = health
-            .check(HealthCheckRequest {
-                service: name.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let check = HealthCheckRequest {
+            service: name.into(),
+        };
+        let r = health.check(check).await.unwrap().into_inner();
         assert_eq!(r.status(), ServingStatus::Serving);
     }
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: "services.MidiaConteudoService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let watch = HealthCheckRequest {
+        service: "services.MidiaConteudoService".into(),
+    };
+    let mut watch = health.watch(watch).await.unwrap().into_inner();
     assert_eq!(
         watch.message().await.unwrap().unwrap().status(),
         ServingStatus::Serving
@@ -349,21 +186,8 @@ async fn health_turns_not_serving_when_a_service_drains() {
 #[tokio::test]
 async fn data_survives_a_restart() {
     let p = spawn_platform().await;
-    p.cursos()
-        .enroll(EnrollRequest {
-            id_usuario: "901".into(),
-            id_curso: "3".into(),
-        })
-        .await
-        .unwrap();
-    p.cursos()
-        .send_notification(SendNotificationRequest {
-            id_usuario: "901".into(),
-            message: "guardada".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    p.enroll("901", "3").await;
+    p.send_notification("901", "guardada").await;
     let item = p
         .midia()
         .add_media(AddMediaRequest {
@@ -381,36 +205,14 @@ async fn data_survives_a_restart() {
     let dir = p.stop().await;
 
     let p = spawn_in(dir).await;
-    let courses = p
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: "901".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let courses = p.user_courses("901").await;
     assert!(courses.cursos_inscritos.iter().any(|c| c.id == 3));
-    let inbox = p
-        .notificacoes()
-        .list_notifications(ListNotificationsRequest {
-            id_usuario: "901".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let inbox = p.inbox("901").await;
     assert!(
         inbox.notificacoes.iter().any(|n| n.message == "guardada"),
         "{inbox:?}"
     );
-    let media = p
-        .midia()
-        .get_media(GetCourseMediaRequest {
-            id_curso: "3".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let media = p.media("3").await;
     assert!(media
         .itens
         .iter()
@@ -421,12 +223,7 @@ async fn data_survives_a_restart() {
 async fn a_dependency_down_degrades_one_feature_not_the_service() {
     let p = spawn_platform().await;
     // Warm the connection first, so the outage is a real one and not a never-connected peer.
-    p.cursos()
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "2".into(),
-        })
-        .await
-        .unwrap();
+    p.course_media("2").await;
     let mut client = p.cursos();
     let common::Platform {
         dir: _dir,
@@ -445,59 +242,32 @@ async fn a_dependency_down_degrades_one_feature_not_the_service() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains("midia"), "{err:?}");
     // cursos still serves its own data and stays SERVING.
-    client
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: "1".into(),
-        })
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(cursos.channel());
-    let r = health
-        .check(HealthCheckRequest {
-            service: "services.CursosService".into(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(r.into_inner().status(), ServingStatus::Serving);
+    let own = GetUserCoursesRequest {
+        id_usuario: "1".into(),
+    };
+    client.get_user_courses(own).await.unwrap();
+    cursos.assert_serving().await;
 }
 
 #[tokio::test]
 async fn bad_input_names_the_field() {
     let p = spawn_platform().await;
-    let err = p
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let err = p.try_user_courses("").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("id_usuario"), "{err:?}");
-    let err = p
-        .cursos()
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "999".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = p.try_course_media("999").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    let err = p
-        .cpar()
-        .notify_schedule(NotifyScheduleRequest {
-            id_agendamento: "424242".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let notify = NotifyScheduleRequest {
+        id_agendamento: "424242".into(),
+        ..Default::default()
+    };
+    let err = p.cpar().notify_schedule(notify).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    let err = p
-        .chatbot()
-        .resolve_duvida(ChatbotDuvidaRequest {
-            duvida: String::new(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let duvida = ChatbotDuvidaRequest {
+        duvida: String::new(),
+        ..Default::default()
+    };
+    let err = p.chatbot().resolve_duvida(duvida).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("duvida"), "{err:?}");
 }
@@ -505,18 +275,8 @@ async fn bad_input_names_the_field() {
 #[tokio::test]
 async fn metrics_show_server_and_client_sides() {
     let p = spawn_platform().await;
-    p.cursos()
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap();
-    let _ = p
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest {
-            id_usuario: String::new(),
-        })
-        .await;
+    p.course_media("1").await;
+    let _ = p.try_user_courses("").await;
     let text = p.cursos.metrics_text().await;
     assert!(text.contains(r#"grpc_server_handled_total{grpc_type="unary",grpc_service="services.CursosService",grpc_method="GetCourseMedia",grpc_code="OK"}"#), "{text}");
     assert!(
@@ -553,16 +313,13 @@ async fn questions_outside_a_course_are_recorded_too() {
             .into_inner(),
     );
     // The seed's ResolveDuvida, called directly: no course, only a context and a question.
-    let answer = p
-        .chatbot()
-        .resolve_duvida(ChatbotDuvidaRequest {
-            aula_contexto: "Listas em Python guardam vários valores em ordem.".into(),
-            duvida: "Como guardo vários valores?".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let question = ChatbotDuvidaRequest {
+        aula_contexto: "Listas em Python guardam vários valores em ordem.".into(),
+        duvida: "Como guardo vários valores?".into(),
+        ..Default::default()
+    };
+    let answer = p.chatbot().resolve_duvida(question).await;
+    let answer = answer.unwrap().into_inner();
     assert!(!answer.resposta.is_empty());
     eventually(WAIT, "insights to hold the interaction", || {
         let mut insights = p.insights();

@@ -3,8 +3,9 @@
 
 mod common;
 
-use aula_api::{cursos_service_client::CursosServiceClient, SendNotificationRequest};
-use common::{closed_port, spawn_platform};
+use aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient;
+use aula_runtime::testing::channel;
+use common::{closed_port, send_notification, spawn_platform};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         trace_service_server::{TraceService, TraceServiceServer},
@@ -151,6 +152,20 @@ fn terminate(mut p: Proc) -> std::process::ExitStatus {
     }
 }
 
+/// One `GetMedia` of course 1 answered by the midia process, then SIGTERM: how it exited.
+async fn get_media_then_terminate(midia: Proc) -> std::process::ExitStatus {
+    let course = aula_api::GetCourseMediaRequest {
+        id_curso: "1".into(),
+    };
+    MidiaConteudoServiceClient::new(channel(&midia.addr))
+        .get_media(course)
+        .await
+        .expect("GetMedia answers");
+    tokio::task::spawn_blocking(move || terminate(midia))
+        .await
+        .unwrap()
+}
+
 // Multi-threaded: the in-test collector must keep answering while the test waits on processes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_is_one_trace_across_two_processes_and_both_exit_cleanly() {
@@ -180,20 +195,8 @@ async fn one_request_is_one_trace_across_two_processes_and_both_exit_cleanly() {
     ));
     let cursos = serve("cursos", data.path(), &env);
 
-    let mut client = CursosServiceClient::connect(cursos.addr.clone())
-        .await
-        .unwrap();
-    let sent = client
-        .send_notification(SendNotificationRequest {
-            id_usuario: "31".into(),
-            message: "rastreada".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sent = send_notification(channel(&cursos.addr), "31", "rastreada").await;
     assert!(!sent.pendente, "{sent:?}");
-    drop(client);
 
     // Shutdown flushes the spans; both exit 0.
     let (c, n) = tokio::task::spawn_blocking(move || (terminate(cursos), terminate(notificacoes)))
@@ -249,10 +252,8 @@ async fn status_exits_non_zero_unless_every_service_serves() {
     );
 
     let p = spawn_platform().await;
-    let mut gateway_env = aula_runtime::Env::from_pairs(p.all().iter().map(|s| s.addr_var()));
-    gateway_env.set("AULA_METRICS_LISTEN", "off");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = gateway::start(&gateway_env, listener, None).await.unwrap();
+    let metrics_off = common::pairs(&[("AULA_METRICS_LISTEN", "off")]);
+    let gateway = p.start_gateway(&metrics_off, None).await;
     let mut up = tokio::process::Command::new(AULA);
     up.arg("status")
         .arg("--gateway")
@@ -349,21 +350,7 @@ async fn spans_export_over_otlp_http_protobuf_to_the_per_signal_endpoint() {
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
         ],
     );
-    let mut client = aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient::connect(
-        midia.addr.clone(),
-    )
-    .await
-    .unwrap();
-    client
-        .get_media(aula_api::GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap();
-    drop(client);
-    let status = tokio::task::spawn_blocking(move || terminate(midia))
-        .await
-        .unwrap();
+    let status = get_media_then_terminate(midia).await;
     assert!(status.success());
     let got = received.lock().unwrap().clone();
     assert!(
@@ -383,22 +370,8 @@ async fn log_lines_inside_a_request_carry_its_trace_without_an_exporter() {
         data.path(),
         &[("RUST_LOG", "info,sqlx=debug".to_string())],
     );
-    let mut client = aula_api::midia_conteudo_service_client::MidiaConteudoServiceClient::connect(
-        midia.addr.clone(),
-    )
-    .await
-    .unwrap();
-    client
-        .get_media(aula_api::GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap();
-    drop(client);
     let lines = midia.lines.clone();
-    let status = tokio::task::spawn_blocking(move || terminate(midia))
-        .await
-        .unwrap();
+    let status = get_media_then_terminate(midia).await;
     assert!(status.success());
     let lines = lines.lock().unwrap().clone();
     let in_request: Vec<serde_json::Value> = lines
