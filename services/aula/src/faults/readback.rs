@@ -37,83 +37,133 @@ where
 
 const PARALLEL: usize = 8;
 
-/// The catalogue, every page.
-pub async fn courses(c: &Clients) -> anyhow::Result<Vec<(i64, String)>> {
+/// Every page of a paged list: `read(token)` asks for one page ([`retry`]ing it), `split`
+/// takes its items and the next page's token (empty after the last page).
+async fn every_page<P, T, F, Fut>(
+    what: &str,
+    mut read: F,
+    split: impl Fn(P) -> (Vec<T>, String),
+) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<P>, tonic::Status>>,
+{
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
-        let page = retry("the catalogue", || {
-            let (mut cl, page_token) = (c.cursos.clone(), token.clone());
-            async move {
-                cl.list_courses(ListCoursesRequest {
-                    page_size: 100,
-                    page_token,
-                })
-                .await
-            }
-        })
-        .await?;
-        out.extend(page.cursos.into_iter().map(|c| (i64::from(c.id), c.nome)));
-        if page.next_page_token.is_empty() {
+        let (items, next) = split(retry(what, || read(token.clone())).await?);
+        out.extend(items);
+        if next.is_empty() {
             return Ok(out);
         }
-        token = page.next_page_token;
+        token = next;
     }
+}
+
+/// `read(key)` for every key, [`PARALLEL`] at a time.
+async fn read_each<K, V, F, Fut>(
+    keys: impl IntoIterator<Item = K>,
+    read: F,
+) -> anyhow::Result<HashMap<K, V>>
+where
+    K: Clone + Eq + std::hash::Hash,
+    F: Fn(K) -> Fut,
+    Fut: Future<Output = anyhow::Result<V>>,
+{
+    stream::iter(keys)
+        .map(|key| {
+            let value = read(key.clone());
+            async move { Ok::<_, anyhow::Error>((key, value.await?)) }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect()
+        .await
+}
+
+/// The catalogue, every page.
+pub async fn courses(c: &Clients) -> anyhow::Result<Vec<(i64, String)>> {
+    let read = |page_token| {
+        let mut cl = c.cursos.clone();
+        let page = ListCoursesRequest {
+            page_size: 100,
+            page_token,
+        };
+        async move { cl.list_courses(page).await }
+    };
+    every_page("the catalogue", read, |page| {
+        let courses = page.cursos.into_iter();
+        let courses = courses.map(|c| (i64::from(c.id), c.nome)).collect();
+        (courses, page.next_page_token)
+    })
+    .await
 }
 
 async fn notifications(c: &Clients, user: i64) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = retry(&format!("user {user}'s notifications"), || {
-            let (mut cl, page_token) = (c.notificacoes.clone(), token.clone());
-            async move {
-                cl.list_notifications(ListNotificationsRequest {
-                    id_usuario: user.to_string(),
-                    unread_only: false,
-                    page_size: 100,
-                    page_token,
-                })
-                .await
-            }
-        })
-        .await?;
-        out.extend(page.notificacoes.into_iter().map(|n| (n.id, n.message)));
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = page.next_page_token;
-    }
+    let read = |page_token| {
+        let mut cl = c.notificacoes.clone();
+        let page = ListNotificationsRequest {
+            id_usuario: user.to_string(),
+            unread_only: false,
+            page_size: 100,
+            page_token,
+        };
+        async move { cl.list_notifications(page).await }
+    };
+    every_page(&format!("user {user}'s notifications"), read, |page| {
+        let notices = page.notificacoes.into_iter().map(|n| (n.id, n.message));
+        (notices.collect(), page.next_page_token)
+    })
+    .await
 }
 
 async fn schedules(c: &Clients, user: i64) -> anyhow::Result<Vec<SeenSchedule>> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = retry(&format!("user {user}'s appointments"), || {
-            let (mut cl, page_token) = (c.cpar.clone(), token.clone());
-            async move {
-                cl.list_schedules(ListSchedulesRequest {
-                    id_usuario: user.to_string(),
-                    page_size: 100,
-                    page_token,
-                })
-                .await
-            }
+    let read = |page_token| {
+        let mut cl = c.cpar.clone();
+        let page = ListSchedulesRequest {
+            id_usuario: user.to_string(),
+            page_size: 100,
+            page_token,
+        };
+        async move { cl.list_schedules(page).await }
+    };
+    let what = format!("user {user}'s appointments");
+    let schedules = every_page(&what, read, |page| {
+        (page.agendamentos, page.next_page_token)
+    });
+    let seen = |s: Schedule| {
+        Ok(SeenSchedule {
+            id: s.id_agendamento.parse().context("a schedule id")?,
+            titulo: s.titulo,
+            estado: s.estado,
         })
-        .await?;
-        for s in page.agendamentos {
-            out.push(SeenSchedule {
-                id: s.id_agendamento.parse().context("a schedule id")?,
-                titulo: s.titulo,
-                estado: s.estado,
-            });
-        }
-        if page.next_page_token.is_empty() {
-            return Ok(out);
-        }
-        token = page.next_page_token;
-    }
+    };
+    schedules.await?.into_iter().map(seen).collect()
+}
+
+/// The courses `user` is enrolled in.
+async fn enrolments(c: &Clients, user: i64) -> anyhow::Result<BTreeSet<i64>> {
+    let r = retry(&format!("user {user}'s courses"), || {
+        let mut cl = c.cursos.clone();
+        let user = GetUserCoursesRequest {
+            id_usuario: user.to_string(),
+        };
+        async move { cl.get_user_courses(user).await }
+    })
+    .await?;
+    Ok(r.cursos_inscritos.iter().map(|c| i64::from(c.id)).collect())
+}
+
+/// A course's media items: (id, title).
+async fn media(c: &Clients, course: i64) -> anyhow::Result<Vec<(i64, String)>> {
+    let r = retry(&format!("course {course}'s media"), || {
+        let mut cl = c.midia.clone();
+        let course = GetCourseMediaRequest {
+            id_curso: course.to_string(),
+        };
+        async move { cl.get_media(course).await }
+    })
+    .await?;
+    Ok(r.itens.into_iter().map(|i| (i.id, i.titulo)).collect())
 }
 
 /// Waits until cursos' and cpar's outboxes are empty; returns what is still pending when
@@ -198,24 +248,7 @@ pub async fn read(
     };
 
     let enrol_users: BTreeSet<i64> = history.enrolments.iter().map(|e| e.user).collect();
-    seen.enrolments = stream::iter(enrol_users.iter().copied())
-        .map(|user| async move {
-            let r = retry(&format!("user {user}'s courses"), || {
-                let mut cl = c.cursos.clone();
-                async move {
-                    cl.get_user_courses(GetUserCoursesRequest {
-                        id_usuario: user.to_string(),
-                    })
-                    .await
-                }
-            })
-            .await?;
-            let ids: BTreeSet<i64> = r.cursos_inscritos.iter().map(|c| i64::from(c.id)).collect();
-            Ok::<_, anyhow::Error>((user, ids))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect::<HashMap<_, _>>()
-        .await?;
+    seen.enrolments = read_each(enrol_users.iter().copied(), |user| enrolments(c, user)).await?;
 
     let notice_users: BTreeSet<i64> = enrol_users
         .iter()
@@ -223,38 +256,13 @@ pub async fn read(
         .chain(history.notices.iter().map(|n| n.user))
         .chain(history.appointments.iter().map(|a| a.user))
         .collect();
-    seen.notifications = stream::iter(notice_users)
-        .map(|user| async move { Ok::<_, anyhow::Error>((user, notifications(c, user).await?)) })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+    seen.notifications = read_each(notice_users, |user| notifications(c, user)).await?;
 
     let schedule_users: BTreeSet<i64> = history.appointments.iter().map(|a| a.user).collect();
-    seen.schedules = stream::iter(schedule_users)
-        .map(|user| async move { Ok::<_, anyhow::Error>((user, schedules(c, user).await?)) })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+    seen.schedules = read_each(schedule_users, |user| schedules(c, user)).await?;
 
     let media_courses: BTreeSet<i64> = history.media.iter().map(|m| m.course).collect();
-    seen.media = stream::iter(media_courses)
-        .map(|course| async move {
-            let r = retry(&format!("course {course}'s media"), || {
-                let mut cl = c.midia.clone();
-                async move {
-                    cl.get_media(GetCourseMediaRequest {
-                        id_curso: course.to_string(),
-                    })
-                    .await
-                }
-            })
-            .await?;
-            let items = r.itens.into_iter().map(|i| (i.id, i.titulo)).collect();
-            Ok::<_, anyhow::Error>((course, items))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
+    seen.media = read_each(media_courses, |course| media(c, course)).await?;
 
     // insights has no read by id: recording an id again answers `registrada = false` when it
     // was already there. (This writes the missing ones: the read comes last.)
@@ -272,18 +280,16 @@ pub async fn read(
     seen.interactions = stream::iter(probes)
         .map(|(id, course)| async move {
             let r = retry(&format!("interaction {id}"), || {
-                let (mut cl, id_interacao) = (c.insights.clone(), id.clone());
-                async move {
-                    cl.record_interaction(RecordInteractionRequest {
-                        id_interacao,
-                        id_curso: course.to_string(),
-                        id_usuario: String::new(),
-                        latencia_ms: 0,
-                        modelo: "faults-probe".into(),
-                        sucesso: false,
-                    })
-                    .await
-                }
+                let mut cl = c.insights.clone();
+                let probe = RecordInteractionRequest {
+                    id_interacao: id.clone(),
+                    id_curso: course.to_string(),
+                    id_usuario: String::new(),
+                    latencia_ms: 0,
+                    modelo: "faults-probe".into(),
+                    sucesso: false,
+                };
+                async move { cl.record_interaction(probe).await }
             })
             .await?;
             Ok::<_, anyhow::Error>((id, !r.registrada))

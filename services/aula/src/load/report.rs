@@ -304,6 +304,17 @@ mod tests {
     use super::*;
     use crate::load::mix::Target;
 
+    /// The summary of `r` as a closed-loop run of 4 workers for 2 s, no warm-up.
+    fn closed_run_of_two_seconds(r: &Recorder) -> Summary {
+        Summary::new(
+            None,
+            4,
+            Duration::ZERO,
+            Duration::from_secs(2),
+            &r.snapshot(),
+        )
+    }
+
     fn recorded() -> Recorder {
         let r = Recorder::new([Rpc::GetUserCourses, Rpc::GetStatus(Target::Cursos)]);
         for us in 1..=100u64 {
@@ -380,14 +391,7 @@ mod tests {
     #[test]
     fn table_has_a_line_per_rpc_a_total_and_the_failures() {
         let r = recorded();
-        let table = Summary::new(
-            None,
-            4,
-            Duration::ZERO,
-            Duration::from_secs(2),
-            &r.snapshot(),
-        )
-        .table();
+        let table = closed_run_of_two_seconds(&r).table();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 5, "{table}");
         let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -424,13 +428,7 @@ mod tests {
     #[test]
     fn json_has_percentiles_per_rpc() {
         let r = recorded();
-        let s = Summary::new(
-            None,
-            4,
-            Duration::ZERO,
-            Duration::from_secs(2),
-            &r.snapshot(),
-        );
+        let s = closed_run_of_two_seconds(&r);
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(v["mode"], "closed");
         assert_eq!(v["rpcs"][0]["rpc"], "cursos.GetUserCourses");
