@@ -1,8 +1,9 @@
 # One Dockerfile for every Aula image: the six services, the REST gateway and the `aula` CLI.
 #
-#   SERVICE       binary to package: cursos chatbot cpar notificacoes insights midia gateway aula
+#   SERVICE       binary to package: a service of services/catalogue.toml, or aula (the CLI);
+#                 each has its image-<SERVICE> stage at the end (tests/k8s/test_catalogue.py)
 #   GRPC_PORT, METRICS_PORT
-#                 ports to EXPOSE (docs/CONFIG.md; scripts/build-images.sh reads them from there).
+#                 ports to EXPOSE (services/catalogue.toml; scripts/build-images.sh reads them there).
 #                 Each may hold several space-separated ports (the `aula` image exposes all).
 #   BINARY        where the binary comes from:
 #                   source   (default) compile it here in a pinned Rust image: needs a registry;
@@ -114,7 +115,8 @@ LABEL org.opencontainers.image.title="aula-${SERVICE}" \
 
 # ENTRYPOINT and HEALTHCHECK take no build-time variables in exec form (and a scratch image has
 # no shell to expand them), so each binary gets its own three-line stage; `FROM image-${SERVICE}`
-# below picks one and BuildKit skips the rest.
+# below picks one and BuildKit skips the rest. One stage per service of services/catalogue.toml,
+# in its order, then the CLI's: tests/k8s/test_catalogue.py prints the stage a new service needs.
 FROM base AS image-cursos
 ENTRYPOINT ["/cursos"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["/cursos", "healthcheck"]

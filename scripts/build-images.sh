@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Aula images without pulling anything: aula/<name>:$AULA_TAG (default dev) for the six
-# services, the gateway and the `aula` CLI.
+# Builds the Aula images without pulling anything: aula/<name>:$AULA_TAG (default dev) for every
+# service of services/catalogue.toml (the gRPC services and the gateway) and the `aula` CLI.
 #
 #   1. one cargo invocation builds every binary, static, in release mode, in target/;
 #   2. the binaries, the host's CA bundle and an empty data/ are staged in a small context
@@ -9,20 +9,19 @@
 #      BuildKit builds only the stages the target needs, so `FROM rust` is never touched;
 #   4. prints each image's size and fails if a service image exceeds 20 MB (the CLI: 30 MB: it also carries `aula certs` (rcgen), `aula token` and the fault harness).
 #
-# Usage: scripts/build-images.sh [NAME...]        (default: all eight)
+# Usage: scripts/build-images.sh [NAME...]        (default: every image)
+#        scripts/build-images.sh --list            the images, their gRPC and metrics ports; builds nothing
 # Environment:
 #   AULA_TAG          image tag (default dev)
 #   AULA_SKIP_CARGO=1 use the binaries already in $AULA_BIN_DIR instead of running cargo
 #   AULA_BIN_DIR      where the static binaries are (default target/x86_64-unknown-linux-gnu/release)
-# Ports come from docs/CONFIG.md's table, the single source.
+# The images and their ports come from services/catalogue.toml, the one list of services (plus the
+# `aula` CLI, which exposes every port); tests/k8s/test_catalogue.py checks `--list` against it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-ALL=(cursos chatbot cpar notificacoes insights midia gateway aula)
-names=("$@")
-[ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 tag=${AULA_TAG:-dev}
 triple=x86_64-unknown-linux-gnu
 bin_dir=${AULA_BIN_DIR:-$root/target/$triple/release}
@@ -32,14 +31,40 @@ cli_limit=$((30 * 1000 * 1000))
 log() { printf 'build-images: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-# grpc and metrics port of NAME from docs/CONFIG.md ("| cursos | services.CursosService | 50051 | 9051 |").
-ports_of() {
-  awk -F'|' -v n="$1" '
-    { for (i = 1; i <= NF; i++) gsub(/^[ \t]+|[ \t]+$/, "", $i) }
-    $2 == n && $4 ~ /^[0-9]+$/ && $5 ~ /^[0-9]+$/ { print $4, $5; exit }
-  ' docs/CONFIG.md
+# "name grpc_port metrics_port" of every [[service]] of services/catalogue.toml, in its order. The
+# catalogue's own layout (one `key = value` a line) is all this reads; tests/k8s/test_catalogue.py
+# compares the result with a real TOML parser.
+catalogue() {
+  awk -F= '
+    function val(s) { sub(/#.*/, "", s); gsub(/[ \t"]/, "", s); return s }
+    /^\[\[service\]\]/ { if (n != "") print n, p, m; n = p = m = ""; next }
+    $1 ~ /^name[ \t]*$/ { n = val($2) }
+    $1 ~ /^port[ \t]*$/ { p = val($2) }
+    $1 ~ /^metrics_port[ \t]*$/ { m = val($2) }
+    END { if (n != "") print n, p, m }
+  ' services/catalogue.toml
 }
 
+SERVICES=()
+declare -A GRPC_PORT METRICS_PORT
+while read -r n g m; do
+  [[ $g =~ ^[0-9]+$ && $m =~ ^[0-9]+$ ]] || die "services/catalogue.toml: no port or metrics_port for '$n'"
+  SERVICES+=("$n"); GRPC_PORT[$n]=$g; METRICS_PORT[$n]=$m
+done < <(catalogue)
+[ ${#SERVICES[@]} -gt 0 ] || die "no [[service]] in services/catalogue.toml"
+# The CLI can serve everything (`aula up`): it exposes every port of the catalogue.
+GRPC_PORT[aula]=$(for s in "${SERVICES[@]}"; do printf '%s ' "${GRPC_PORT[$s]}"; done)
+METRICS_PORT[aula]=$(for s in "${SERVICES[@]}"; do printf '%s ' "${METRICS_PORT[$s]}"; done)
+GRPC_PORT[aula]=${GRPC_PORT[aula]% }; METRICS_PORT[aula]=${METRICS_PORT[aula]% }
+ALL=("${SERVICES[@]}" aula)
+
+if [ "${1:-}" = --list ]; then
+  for n in "${ALL[@]}"; do printf '%s\t%s\t%s\n' "$n" "${GRPC_PORT[$n]}" "${METRICS_PORT[$n]}"; done
+  exit 0
+fi
+
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 for n in "${names[@]}"; do
   case " ${ALL[*]} " in *" $n "*) ;; *) die "unknown image '$n' (one of: ${ALL[*]})" ;; esac
 done
@@ -80,19 +105,7 @@ revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 for n in "${names[@]}"; do
-  if [ "$n" = aula ]; then
-    # The CLI can serve everything (`aula up`): expose every port of the table.
-    grpc=""; metrics=""
-    for s in "${ALL[@]}"; do
-      [ "$s" = aula ] && continue
-      read -r g m <<<"$(ports_of "$s")"
-      grpc="$grpc $g"; metrics="$metrics $m"
-    done
-    grpc=${grpc# }; metrics=${metrics# }
-  else
-    read -r grpc metrics <<<"$(ports_of "$n")"
-  fi
-  [ -n "$grpc" ] && [ -n "$metrics" ] || die "no ports for $n in docs/CONFIG.md"
+  grpc=${GRPC_PORT[$n]}; metrics=${METRICS_PORT[$n]}
   log "aula/$n:$tag (ports $grpc / $metrics)"
   DOCKER_BUILDKIT=1 docker buildx build --load --progress=plain \
     --file "$root/Dockerfile" --target image \
