@@ -5,6 +5,12 @@
 #                                core SERVER_CPU, h2load on core LOAD_CPU; GetStatus and
 #                                GetUserCourses (user "1"), served and refused (cursos at its
 #                                in-flight limit: what one refusal costs).
+#   scripts/bench.sh callgrind-gateway
+#                                the gateway under callgrind on core SERVER_CPU, cursos behind it
+#                                as a plain profiling binary (on LOAD_CPU, beside h2load), and
+#                                GET /cursos/ver_inscricoes_do_usuario/1 over h2c: the gateway's
+#                                own instructions per request (#16). BENCH_CG_CURSOS=1 runs
+#                                cursos under callgrind too, for what it spends behind the gateway.
 #
 # Timings on a shared machine measure the machine; instruction counts do not move with it. For
 # each server and RPC: BENCH_CG_WARMUP requests (connections, caches, prepared statements), then
@@ -14,7 +20,7 @@
 # idle rate (instructions per second with no requests: timers, the storage probe) is reported
 # next to it, so a reader can see it is small against a window.
 #
-# Knobs: BENCH_CG_REQUESTS (2000) N, BENCH_CG_WARMUP (500), BENCH_CG_FLOOR=0 (cursos only), BENCH_CG_CLIENTS (4) connections and
+# Knobs: BENCH_CG_REQUESTS (2000; the gateway 1000) N, BENCH_CG_WARMUP (500), BENCH_CG_FLOOR=0 (cursos only), BENCH_CG_CLIENTS (4) connections and
 # BENCH_CG_STREAMS (8) streams each (the same for both servers: how many requests share a write
 # changes the count). Output: target/bench/callgrind/summary.md, results.tsv, the dumps and
 # callgrind_annotate's top functions of each 2N window (logs/annotate-*.txt).
@@ -186,4 +192,96 @@ cg_idle() {
     callgrind_control -z "$2" >/dev/null 2>&1
     sleep 5
     result "cg.$1.idle_per_s" "$(($(cg_dump "$2") / 5))"
+}
+
+# The gateway's own work per request (#16): the same windows as above ((I(2N) - I(N)) / N after a
+# warm-up), GET /cursos/ver_inscricoes_do_usuario/1 through the gateway as shipped (metrics on,
+# tracing on with no exporter, RUST_LOG=warn) except the per-client rate limit, off: one load
+# generator stands for many users (scripts/bench-data.sh's gateway mode does the same).
+bench_callgrind_gateway() {
+    local tool
+    for tool in valgrind callgrind_control callgrind_annotate h2load curl; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install valgrind nghttp2-client curl)" >&2; exit 1; }
+    done
+    local n=${BENCH_CG_REQUESTS:-1000} warm=${BENCH_CG_WARMUP:-500}
+    local gw=$((BASE + 80)) cursos_port cursos gateway
+    cursos_port=$(port cursos)
+    local url="http://127.0.0.1:$gw/cursos/ver_inscricoes_do_usuario/1"
+    log "callgrind: the gateway, $n and $((2 * n)) requests to $url after $warm to warm up; h2load -c ${BENCH_CG_CLIENTS:-4} -m ${BENCH_CG_STREAMS:-8} on core $LOAD_CPU"
+    uptime >"$OUT/machine.txt"
+
+    # shellcheck disable=SC2046
+    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DEMO_DATA=1 AULA_DATA_DIR="$WORK/data"
+        AULA_LISTEN="127.0.0.1:$cursos_port" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port cursos)")
+    if [ "${BENCH_CG_CURSOS:-0}" != 0 ]; then
+        cg_spawn cursos "$REL/cursos"
+        cursos=$CG_PID
+    else
+        "${CG_ENV[@]}" taskset -c "$LOAD_CPU" "$REL/cursos" >"$OUT/logs/cursos.log" 2>&1 &
+        cursos=$!
+        PIDS+=("$cursos")
+    fi
+    local i
+    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    healthy cursos || { echo "bench: cursos did not become SERVING; see $OUT/logs" >&2; exit 1; }
+
+    # shellcheck disable=SC2046
+    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn GATEWAY_RATE_LIMIT=off
+        GATEWAY_LISTEN="127.0.0.1:$gw" AULA_METRICS_LISTEN="127.0.0.1:$((gw + 900))")
+    cg_spawn gateway "$REL/gateway"
+    gateway=$CG_PID
+    cg_wait_port "$gw"
+    # The answer itself, kept: a change that speeds the gateway must not change its JSON.
+    curl -fsS "$url" >"$OUT/gateway-answer.json" || { echo "bench: the gateway did not answer $url" >&2; exit 1; }
+
+    local one two cursos_one=0 cursos_two=0
+    cg_get "$url" "$warm" "$OUT/logs/cg-gateway-warm.log"
+    cg_zero "$gateway" "$cursos"
+    cg_get "$url" "$n" "$OUT/logs/cg-gateway-n.log"
+    one=$(cg_dump "$gateway")
+    [ "${BENCH_CG_CURSOS:-0}" != 0 ] && cursos_one=$(cg_dump "$cursos")
+    cg_zero "$gateway" "$cursos"
+    cg_get "$url" "$((2 * n))" "$OUT/logs/cg-gateway-2n.log"
+    two=$(cg_dump "$gateway")
+    callgrind_annotate --inclusive=no "$CG_LAST" 2>/dev/null | head -80 >"$OUT/logs/annotate-gateway.txt" || true
+    callgrind_annotate --inclusive=yes "$CG_LAST" 2>/dev/null | head -160 >"$OUT/logs/annotate-inclusive-gateway.txt" || true
+    result cg.gateway.instructions_n "$one"
+    result cg.gateway.instructions_2n "$two"
+    result cg.gateway.per_request "$(((two - one) / n))"
+    if [ "${BENCH_CG_CURSOS:-0}" != 0 ]; then
+        cursos_two=$(cg_dump "$cursos")
+        result cg.cursos-behind-gateway.per_request "$(((cursos_two - cursos_one) / n))"
+    fi
+    cg_idle gateway "$gateway"
+    stop "$gateway"
+    stop "$cursos"
+    CG_ENV=()
+
+    {
+        echo "# The gateway's instructions per request, callgrind, $(date -u '+%Y-%m-%d %H:%M') UTC"
+        echo
+        echo "GET /cursos/ver_inscricoes_do_usuario/1, (I(2N) - I(N)) / N with N = $n after $warm; profiling build ($(git -C "$ROOT" rev-parse --short HEAD))."
+        echo
+        echo "| | instructions per request |"
+        echo "|---|---|"
+        awk -F'\t' '$1 == "cg.gateway.per_request" { printf "| gateway | %d |\n", $2 }
+            $1 == "cg.cursos-behind-gateway.per_request" { printf "| cursos behind it | %d |\n", $2 }' "$OUT/results.tsv"
+        echo
+        awk -F'\t' '$1 == "cg.gateway.idle_per_s" { printf "Idle (no requests), the gateway: %d instructions per second.\n", $2 }' "$OUT/results.tsv"
+    } | tee "$OUT/summary.md"
+}
+
+# cg_zero PID...: zeroes the counters of each process under callgrind (the others ignore it).
+cg_zero() {
+    local pid
+    for pid in "$@"; do callgrind_control -z "$pid" >/dev/null 2>&1 || true; done
+}
+
+# cg_get URL N LOG: N GET requests over h2c from the load core; fails unless all were 2xx.
+cg_get() {
+    taskset -c "$LOAD_CPU" h2load -n "$2" -c "${BENCH_CG_CLIENTS:-4}" -m "${BENCH_CG_STREAMS:-8}" -t 1 \
+        "$1" >"$3" 2>&1 || true
+    local ok
+    ok=$(awk '/^status codes:/ { print $3 }' "$3")
+    [ "${ok:-0}" = "$2" ] || { echo "bench: $2 requests to $1: only ${ok:-0} answered 2xx (see $3)" >&2; exit 1; }
 }

@@ -26,6 +26,8 @@
 #   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
 #                               GetUserCourses (valgrind; noise-free, runs on a busy machine too;
 #                               scripts/bench-callgrind.sh)
+#   scripts/bench.sh callgrind-gateway  instructions per GET /cursos/ver_inscricoes_do_usuario/1
+#                               of the gateway (valgrind), cursos behind it as a plain binary
 #   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health;
 #                               h2load and a probe: scripts/bench-limits.sh says why)
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
@@ -49,7 +51,7 @@
 # in BENCH_BIN_DIR (e.g. target/debug, for a quick check that a mode runs), BENCH_MAX_LOAD (0.3) the 1-minute
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio.
 #
-# Usage: scripts/bench.sh [--force] [all|callgrind|overload|streams|mtls|flags|postgres|gateway|data];
+# Usage: scripts/bench.sh [--force] [all|callgrind|callgrind-gateway|overload|streams|mtls|flags|postgres|gateway|data];
 # --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,8 +62,8 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --force) FORCE=1 ;;
-        all | callgrind | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
-        *) echo "bench: unknown argument $arg (modes: all, callgrind, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
+        all | callgrind | callgrind-gateway | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, callgrind, callgrind-gateway, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -162,6 +164,14 @@ if [ "$MODE" = callgrind ]; then
     fi
     BINARIES=(cursos)
     [ "${BENCH_CG_FLOOR:-1}" != 0 ] && BINARIES+=(examples/floor)
+elif [ "$MODE" = callgrind-gateway ]; then
+    # The profiling profile: the gateway, and cursos behind it.
+    REL=${BENCH_BIN_DIR:-$ROOT/target/profiling}
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building profiling binaries (the gateway, cursos)"
+        cargo build --profile profiling -p cursos --bin cursos -p gateway --bin gateway
+    fi
+    BINARIES=(cursos gateway)
 elif [ "$MODE" = overload ]; then
     # cursos and the probe only (scripts/bench-limits.sh): h2load is the load generator.
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
@@ -273,6 +283,12 @@ if [ "$MODE" = callgrind ]; then
     # shellcheck source=scripts/bench-callgrind.sh
     . "$ROOT/scripts/bench-callgrind.sh"
     bench_callgrind
+    exit 0
+fi
+if [ "$MODE" = callgrind-gateway ]; then
+    # shellcheck source=scripts/bench-callgrind.sh
+    . "$ROOT/scripts/bench-callgrind.sh"
+    bench_callgrind_gateway
     exit 0
 fi
 check_quiet
