@@ -5,7 +5,7 @@
 
 use crate::{
     backends::Backends, config::GatewayConfig, error::ApiError, health, observe, routes,
-    state::AppState,
+    state::{AppState, Shared},
 };
 use aula_runtime::http::{BuildServe, HttpContext, ServeFuture};
 use axum::{extract::Request, routing::get, Router};
@@ -62,7 +62,7 @@ pub fn build(ctx: HttpContext, listener: tokio::net::TcpListener) -> BuildServe 
 /// What handlers share; nothing connects yet.
 fn state(ctx: &HttpContext, config: &GatewayConfig) -> anyhow::Result<AppState> {
     let (env, settings, metrics) = (ctx.env(), ctx.settings(), ctx.metrics());
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         backends: Backends::new(env, settings, metrics)?,
         metrics: metrics.clone(),
         host: ctx.clone(),
@@ -72,7 +72,7 @@ fn state(ctx: &HttpContext, config: &GatewayConfig) -> anyhow::Result<AppState> 
         max_body_bytes: config.limits.max_body_bytes,
         body_timeout: config.limits.body_timeout,
         auth: crate::auth::EdgeAuth::new(aula_runtime::auth::AuthConfig::load(env)?, metrics)?,
-    })
+    }))
 }
 
 /// The whole HTTP app: REST routes, `/healthz`, `/livez`, `/readyz`, observed.
