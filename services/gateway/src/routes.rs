@@ -13,14 +13,20 @@ use aula_api::{
 };
 use axum::{
     extract::{rejection::BytesRejection, State},
+    response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-type Reply = Result<Json<Value>, ApiError>;
+type Reply = Result<Response, ApiError>;
+
+/// A JSON answer, serialized here while the gRPC response its shape borrows from is alive.
+fn ok(shape: impl Serialize) -> Reply {
+    Ok(Json(shape).into_response())
+}
 
 /// The notification `GET /cursos/enviar_notificacao/{id}` sends when no `?message=` is given.
 pub const DEFAULT_NOTIFICATION: &str = "Você tem uma nova notificação do serviço de cursos.";
@@ -139,7 +145,7 @@ async fn cursos_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 async fn ver_inscricoes_do_usuario(State(s): State<AppState>, id: Segment) -> Reply {
@@ -150,7 +156,7 @@ async fn ver_inscricoes_do_usuario(State(s): State<AppState>, id: Segment) -> Re
         .get_user_courses(GetUserCoursesRequest { id_usuario: id })
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
-    Ok(Json(json::user_courses(r.get_ref())))
+    ok(json::user_courses(r.get_ref()))
 }
 
 async fn consumir_midia_curso(State(s): State<AppState>, id: Segment) -> Reply {
@@ -161,7 +167,7 @@ async fn consumir_midia_curso(State(s): State<AppState>, id: Segment) -> Reply {
         .get_course_media(GetCourseMediaRequest { id_curso: id })
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
-    Ok(Json(json::course_media(r.get_ref())))
+    ok(json::course_media(r.get_ref()))
 }
 
 async fn tirar_duvida(State(s): State<AppState>, id: Segment, body: RawBody) -> Reply {
@@ -179,7 +185,7 @@ async fn tirar_duvida(State(s): State<AppState>, id: Segment, body: RawBody) -> 
         .ask_question(answer_budget(request))
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
-    Ok(Json(json::answer(r.get_ref())))
+    ok(json::answer(r.get_ref()))
 }
 
 #[derive(Deserialize)]
@@ -223,7 +229,7 @@ async fn send_notification(s: AppState, id: String, message: Option<String>) -> 
         })
         .await
         .map_err(|e| ApiError::grpc("cursos", e))?;
-    Ok(Json(json::notification(r.get_ref())))
+    ok(json::notification(r.get_ref()))
 }
 
 // ------------------------------------------------------------------ chatbot
@@ -235,7 +241,7 @@ async fn chatbot_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("chatbot", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 async fn chatbot_duvida(State(s): State<AppState>, body: RawBody) -> Reply {
@@ -253,7 +259,7 @@ async fn chatbot_duvida(State(s): State<AppState>, body: RawBody) -> Reply {
         .resolve_duvida(answer_budget(request))
         .await
         .map_err(|e| ApiError::grpc("chatbot", e))?;
-    Ok(Json(json::chatbot_answer(r.get_ref())))
+    ok(json::chatbot_answer(r.get_ref()))
 }
 
 /// `POST /chatbot/registrar_metricas/{id}`: the same, with an empty or `{}` JSON body.
@@ -278,7 +284,7 @@ async fn register_metrics(s: AppState, id: String) -> Reply {
         .register_metrics(RegisterMetricsRequest { id_interacao: id })
         .await
         .map_err(|e| ApiError::grpc("chatbot", e))?;
-    Ok(Json(json::registered_metrics(r.get_ref())))
+    ok(json::registered_metrics(r.get_ref()))
 }
 
 // ------------------------------------------------------------------ cpar, notificacoes, insights, midia
@@ -290,7 +296,7 @@ async fn cpar_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("cpar", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 /// `POST /cpar/notificar_agendamento/{id}`: the same, with an empty or `{}` JSON body.
@@ -318,7 +324,7 @@ async fn notify_schedule(s: AppState, id: String) -> Reply {
         })
         .await
         .map_err(|e| ApiError::grpc("cpar", e))?;
-    Ok(Json(json::schedule_notified(r.get_ref())))
+    ok(json::schedule_notified(r.get_ref()))
 }
 
 async fn notificacoes_status(State(s): State<AppState>) -> Reply {
@@ -328,7 +334,7 @@ async fn notificacoes_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("notificacoes", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 async fn insights_status(State(s): State<AppState>) -> Reply {
@@ -338,7 +344,7 @@ async fn insights_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("insights", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 async fn midia_status(State(s): State<AppState>) -> Reply {
@@ -348,7 +354,7 @@ async fn midia_status(State(s): State<AppState>) -> Reply {
         .get_status(Empty {})
         .await
         .map_err(|e| ApiError::grpc("midia", e))?;
-    Ok(Json(json::status(r.get_ref())))
+    ok(json::status(r.get_ref()))
 }
 
 async fn midia_get(State(s): State<AppState>, id: Segment) -> Reply {
@@ -359,7 +365,7 @@ async fn midia_get(State(s): State<AppState>, id: Segment) -> Reply {
         .get_media(GetCourseMediaRequest { id_curso: id })
         .await
         .map_err(|e| ApiError::grpc("midia", e))?;
-    Ok(Json(json::course_media(r.get_ref())))
+    ok(json::course_media(r.get_ref()))
 }
 
 #[cfg(test)]
