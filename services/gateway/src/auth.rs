@@ -10,11 +10,7 @@ use aula_runtime::{
     auth::{self, AuthConfig, Failures, Verifier},
     metrics::Metrics,
 };
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use http::HeaderValue;
 use std::sync::Arc;
 
 /// Paths answered without a token: probes must not need one.
@@ -58,32 +54,39 @@ impl EdgeAuth {
     }
 }
 
-/// The middleware (`axum::middleware::from_fn_with_state`).
-pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(edge) = state.auth.clone() else {
-        return next.run(req).await;
+/// The token of a request for `path` with `headers`, when it needs one and it verifies
+/// (`Ok(None)`: authentication is off, or a public path); the caller runs the rest of the
+/// request in [`auth::scope`] of it, so that the services see the same token and decide what
+/// this user may do. (The parts, not the request: a body is not `Sync`, so a future holding a
+/// borrowed request across the key set's `await` could not move between threads.)
+pub async fn check(
+    state: &AppState,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(edge) = &state.auth else {
+        return Ok(None);
     };
-    if PUBLIC_PATHS.contains(&req.uri().path()) {
-        return next.run(req).await;
+    if PUBLIC_PATHS.contains(&path) {
+        return Ok(None);
     }
-    let Some(value) = req.headers().get(http::header::AUTHORIZATION).cloned() else {
+    let Some(value) = headers.get(http::header::AUTHORIZATION).cloned() else {
         let f = auth::AuthFailure::new(
             auth::Reason::Missing,
             "no token: send `authorization: Bearer <JWT>`",
         );
-        edge.failures.record(req.uri().path(), &f);
-        return ApiError::Unauthenticated(f).into_response();
+        edge.failures.record(path, &f);
+        return Err(ApiError::Unauthenticated(f));
     };
     let checked = match auth::bearer(&value) {
         Ok(token) => edge.verifier.verify(token).await.map(|_| ()),
         Err(f) => Err(f),
     };
     if let Err(f) = checked {
-        edge.failures.record(req.uri().path(), &f);
-        return ApiError::Unauthenticated(f).into_response();
+        edge.failures.record(path, &f);
+        return Err(ApiError::Unauthenticated(f));
     }
-    // The services see the same token and decide what this user may do.
-    auth::scope(value, next.run(req)).await
+    Ok(Some(value))
 }
 
 /// Every REST route and the RPC it calls: its rule is that RPC's ([`aula_runtime::auth::RULES`]).

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`server`]: the state and the app the runtime starts ([`service`], [`start`]).
+//! - [`edge`]: the one layer before every route: observe, authenticate, limit.
 //! - [`auth`]: tokens at the edge (401 before any call; the token goes on to the services).
 //! - [`routes`]: the REST endpoints and their request checks.
 //! - [`extract`]: the path segment and query string, refused as JSON naming the field.
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod backends;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -6,11 +6,7 @@
 
 use crate::{error::ApiError, state::AppState};
 use aula_runtime::config::{ConfigError, Env};
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::extract::{ConnectInfo, Request};
 use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
 use std::{
     net::{IpAddr, SocketAddr},
@@ -205,24 +201,21 @@ impl InFlight {
 /// place for as long as it liked. The body is read here, up to one byte over
 /// `GATEWAY_MAX_BODY` (so the handler still answers 413 for a body over the limit), and handed
 /// on whole; bodies are small (1 MiB at most), so reading them a step earlier costs nothing.
-pub async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn read_body(state: &AppState, req: Request) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
     let read = axum::body::to_bytes(body, state.max_body_bytes.saturating_add(1));
     match tokio::time::timeout(state.body_timeout, read).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
-        }
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
         // Over the limit by more than one byte: the same 413 the handler gives.
-        Ok(Err(e)) if is_length_limit(&e) => ApiError::PayloadTooLarge {
+        Ok(Err(e)) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge {
             limit: state.max_body_bytes,
-        }
-        .into_response(),
-        Ok(Err(e)) => ApiError::BadRequest(format!("request body unreadable: {e}")).into_response(),
-        Err(_) => ApiError::BodyTimeout {
+        }),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+            "request body unreadable: {e}"
+        ))),
+        Err(_) => Err(ApiError::BodyTimeout {
             after: state.body_timeout,
-        }
-        .into_response(),
+        }),
     }
 }
 
@@ -235,39 +228,39 @@ fn is_health(req: &Request) -> bool {
     matches!(req.uri().path(), "/healthz" | "/livez" | "/readyz")
 }
 
-/// Beyond `GATEWAY_MAX_IN_FLIGHT` requests, 503 with `Retry-After` at once: a gateway that
-/// queued would hold every request's memory and answer them all after their clients gave up.
-pub async fn in_flight(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if is_health(&req) {
-        return next.run(req).await;
+/// A place among the `GATEWAY_MAX_IN_FLIGHT` requests handled at once, held until the answer
+/// (`None` for health, which never waits). Beyond the limit, 503 with `Retry-After` at once: a
+/// gateway that queued would hold every request's memory and answer them all after their
+/// clients gave up.
+pub fn take_place(
+    state: &AppState,
+    req: &Request,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    if is_health(req) {
+        return Ok(None);
     }
     match state.in_flight.permits.clone().try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => ApiError::Overloaded {
+        Ok(place) => Ok(Some(place)),
+        Err(_) => Err(ApiError::Overloaded {
             limit: state.in_flight.limit,
-        }
-        .into_response(),
+        }),
     }
 }
 
-/// The rate-limiting middleware (`axum::middleware::from_fn_with_state`).
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The client's request rate (`GATEWAY_RATE_LIMIT`): over it, 429 with `Retry-After`.
+pub fn check_rate(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let Some(limit) = &state.rate_limit else {
-        return next.run(req).await;
+        return Ok(());
     };
-    if is_health(&req) {
-        return next.run(req).await;
+    if is_health(req) {
+        return Ok(());
     }
-    let Some(client) = limit.client(&req) else {
-        return next.run(req).await;
+    let Some(client) = limit.client(req) else {
+        return Ok(());
     };
-    match limit.check(client) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => ApiError::RateLimited {
-            retry_after: wait.as_secs() + 1,
-        }
-        .into_response(),
-    }
+    limit.check(client).map_err(|wait| ApiError::RateLimited {
+        retry_after: wait.as_secs() + 1,
+    })
 }
 
 #[cfg(test)]

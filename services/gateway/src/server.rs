@@ -4,7 +4,10 @@
 //! runtime's, as for every gRPC service; the drain delay is the gateway's own.
 
 use crate::{
-    backends::Backends, config::GatewayConfig, error::ApiError, health, observe, routes,
+    backends::Backends,
+    config::GatewayConfig,
+    error::ApiError,
+    health, routes,
     state::{AppState, Shared},
 };
 use aula_runtime::http::{BuildServe, HttpContext, ServeFuture};
@@ -94,29 +97,8 @@ fn router(state: &AppState, config: &GatewayConfig) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             config.limits.max_body_bytes,
         ))
-        // Inside in_flight: a body that is slow to arrive holds its place for
-        // GATEWAY_BODY_TIMEOUT at most.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::limits::body_deadline,
-        ))
-        // Inside observe, so that 429s and 503s are counted like every other answer; a
-        // client over its rate is refused before it takes an in-flight place.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::limits::in_flight,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::limits::rate_limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
+        // Observing, authentication, the client's rate, the in-flight cap and the body's
+        // deadline, in that order, as one layer (edge.rs).
+        .layer(crate::edge::EdgeLayer(state.clone()))
         .with_state(state.clone())
 }
