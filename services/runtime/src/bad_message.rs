@@ -71,9 +71,12 @@ fn rewritten<R>(mut response: http::Response<R>) -> http::Response<R> {
 /// not the message to INVALID_ARGUMENT, OUT_OF_RANGE for an oversized one to
 /// RESOURCE_EXHAUSTED. The cheap test first: almost every answer is neither.
 fn rewrite(headers: &mut http::HeaderMap) {
-    match headers.get("grpc-status").map(|v| v.as_bytes()) {
-        Some(b"13") => not_the_message(headers),
-        Some(b"11") => oversized(headers),
+    let Some(status) = headers.get("grpc-status") else {
+        return;
+    };
+    match Code::from_bytes(status.as_bytes()) {
+        Code::Internal => not_the_message(headers),
+        Code::OutOfRange => oversized(headers),
         _ => {}
     }
 }

@@ -122,33 +122,34 @@ fn meta() -> metrics::Metadata<'static> {
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, None)
 }
 
-/// gRPC's canonical code names, as go-grpc-prometheus spells them in `grpc_code`.
-pub fn code_name(code: i32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "Canceled",
-        "Unknown",
-        "InvalidArgument",
-        "DeadlineExceeded",
-        "NotFound",
-        "AlreadyExists",
-        "PermissionDenied",
-        "ResourceExhausted",
-        "FailedPrecondition",
-        "Aborted",
-        "OutOfRange",
-        "Unimplemented",
-        "Internal",
-        "Unavailable",
-        "DataLoss",
-        "Unauthenticated",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("Unknown")
+/// The `grpc_code` label of a code, as go-grpc-prometheus spells it (`Canceled`, with one `l`):
+/// dashboards, alerts and tests select on these exact values. (Messages and JSON use
+/// [`crate::peers::code_name`]'s `NOT_FOUND` instead.)
+pub fn grpc_code_label(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
 }
+
+/// How many codes gRPC has: one `grpc_code` series per code, registered on first use.
+const CODES: usize = tonic::Code::Unauthenticated as usize + 1;
 
 /// The handles of one method on one side (server or client), registered once.
 pub struct MethodMetrics {
@@ -156,7 +157,7 @@ pub struct MethodMetrics {
     received: Counter,
     sent: Counter,
     seconds: Histogram,
-    handled: [OnceLock<Counter>; 17],
+    handled: [OnceLock<Counter>; CODES],
     handled_name: &'static str,
     labels: Vec<Label>,
     metrics: Metrics,
@@ -222,11 +223,10 @@ impl MethodMetrics {
         self.sent.increment(1);
     }
 
-    pub fn handled(&self, code: i32, elapsed: Duration) {
-        let idx = usize::try_from(code).ok().filter(|i| *i < 17).unwrap_or(2);
-        let counter = self.handled[idx].get_or_init(|| {
+    pub fn handled(&self, code: tonic::Code, elapsed: Duration) {
+        let counter = self.handled[code as usize].get_or_init(|| {
             let mut labels = self.labels.clone();
-            labels.push(Label::new("grpc_code", code_name(idx as i32)));
+            labels.push(Label::new("grpc_code", grpc_code_label(code)));
             self.metrics.counter(self.handled_name, labels)
         });
         counter.increment(1);
@@ -281,6 +281,37 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
+    fn grpc_code_labels_are_go_grpc_prometheus_names() {
+        // Dashboards, alerts and tests/observability select on these exact values.
+        let labels: Vec<_> = (0..CODES as i32)
+            .map(|i| grpc_code_label(tonic::Code::from_i32(i)))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "OK",
+                "Canceled",
+                "Unknown",
+                "InvalidArgument",
+                "DeadlineExceeded",
+                "NotFound",
+                "AlreadyExists",
+                "PermissionDenied",
+                "ResourceExhausted",
+                "FailedPrecondition",
+                "Aborted",
+                "OutOfRange",
+                "Unimplemented",
+                "Internal",
+                "Unavailable",
+                "DataLoss",
+                "Unauthenticated",
+            ]
+        );
+        assert_eq!(CODES, 17);
+    }
+
+    #[test]
     fn renders_canonical_codes_and_histogram_buckets() {
         let m = Metrics::new();
         let mm = MethodMetrics::new(
@@ -291,8 +322,8 @@ mod tests {
             "GetStatus",
         );
         mm.started();
-        mm.handled(0, Duration::from_millis(2));
-        mm.handled(1, Duration::from_millis(2));
+        mm.handled(tonic::Code::Ok, Duration::from_millis(2));
+        mm.handled(tonic::Code::Cancelled, Duration::from_millis(2));
         m.counter("aula_enrolments_total", vec![]).increment(3);
         let text = m.render();
         assert!(text.contains(r#"grpc_code="OK""#), "{text}");

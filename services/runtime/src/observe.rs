@@ -17,6 +17,7 @@ use std::{
     task::{ready, Context, Poll},
     time::Instant,
 };
+use tonic::Code;
 
 /// The kind of each method, by path (`/services.CursosService/GetStatus`).
 #[derive(Clone)]
@@ -218,10 +219,7 @@ where
         let state = this.state.take().expect("polled after completion");
         let (parts, body) = response?.into_parts();
         // A trailers-only response (every error tonic returns) has its status in the headers.
-        let status = parts
-            .headers
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+        let status = status_in(&parts.headers);
         let mut observed = ObservedBody {
             inner: body,
             state: Some(state),
@@ -256,7 +254,7 @@ pin_project_lite::pin_project! {
             // The client went away before the status was sent.
             let this = this.project();
             if let Some(state) = this.state.take() {
-                record(state, 1);
+                record(state, Code::Cancelled);
             }
         }
     }
@@ -272,16 +270,25 @@ impl<B: Default> Default for ObservedBody<B> {
     }
 }
 
-fn record(state: CallState, code: i32) {
+/// The status of a response whose headers carry one (a trailers-only response), or of its
+/// trailers. A value that is not a number counts as no status in the headers (the trailers will
+/// tell) and as UNKNOWN in the trailers; a number gRPC does not define is UNKNOWN.
+fn status_in(headers: &http::HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?;
+    value.to_str().ok()?.parse::<i32>().ok().map(Code::from_i32)
+}
+
+fn record(state: CallState, code: Code) {
     state.method.handled(code, state.start.elapsed());
-    state.span.record("rpc.grpc.status_code", code);
-    if code != 0 {
+    // OpenTelemetry's semantic conventions make this attribute the code's number.
+    state.span.record("rpc.grpc.status_code", code as i32);
+    if code != Code::Ok {
         state.span.record("otel.status_code", "ERROR");
     }
 }
 
 impl<B> ObservedBody<B> {
-    fn finish(&mut self, code: i32) {
+    fn finish(&mut self, code: Code) {
         if let Some(state) = self.state.take() {
             record(state, code);
         }
@@ -318,10 +325,7 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
                         None => {}
                     }
                 } else if let Some(trailers) = frame.trailers_ref() {
-                    let code = trailers
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok()?.parse().ok())
-                        .unwrap_or(2);
+                    let code = status_in(trailers).unwrap_or(Code::Unknown);
                     if let Some(state) = this.state.take() {
                         record(state, code);
                     }
@@ -329,12 +333,12 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
             }
             Poll::Ready(Some(Err(_))) => {
                 if let Some(state) = this.state.take() {
-                    record(state, 2);
+                    record(state, Code::Unknown);
                 }
             }
             Poll::Ready(None) => {
                 if let Some(state) = this.state.take() {
-                    record(state, 0);
+                    record(state, Code::Ok);
                 }
             }
             Poll::Pending => {}
@@ -396,7 +400,7 @@ impl ClientCall {
     }
 
     /// The call failed before a response arrived.
-    pub fn fail(self, code: i32) {
+    pub fn fail(self, code: Code) {
         record(self.state, code);
     }
 
@@ -406,10 +410,7 @@ impl ClientCall {
         response: http::Response<B>,
     ) -> http::Response<ObservedBody<B>> {
         let (parts, body) = response.into_parts();
-        let status = parts
-            .headers
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+        let status = status_in(&parts.headers);
         let mut observed = ObservedBody {
             inner: body,
             state: Some(self.state),

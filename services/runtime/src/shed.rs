@@ -134,7 +134,7 @@ where
             method.started();
             // No time was spent on it: the handling histogram gets a zero, as it did when the
             // observing layer timed a refusal.
-            method.handled(tonic::Code::ResourceExhausted as i32, Duration::ZERO);
+            method.handled(tonic::Code::ResourceExhausted, Duration::ZERO);
             let mut response = http::Response::new(HeldBody::free(ResBody::default()));
             *response.headers_mut() = layer.refusal.clone();
             return ShedFuture::Shed {
@@ -312,7 +312,9 @@ mod tests {
     }
 
     fn is_shed<B>(r: &http::Response<B>) -> bool {
-        r.headers().get("grpc-status").is_some_and(|v| v == "8")
+        r.headers().get("grpc-status").is_some_and(|v| {
+            tonic::Code::from_bytes(v.as_bytes()) == tonic::Code::ResourceExhausted
+        })
     }
 
     #[tokio::test]

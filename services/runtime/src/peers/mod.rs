@@ -404,7 +404,7 @@ fn transport_failure(replica: &Replica, e: &(dyn std::error::Error + 'static)) -
 
 /// Records a call that got no answer and returns its error as the status the client sees.
 fn failed<T>(call: ClientCall, e: PeerError) -> Result<T, BoxError> {
-    call.fail(e.code() as i32);
+    call.fail(e.code());
     Err(Box::new(tonic::Status::from(e)))
 }
 
