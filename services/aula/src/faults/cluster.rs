@@ -48,9 +48,6 @@ pub struct Cluster {
     pub start_within: Duration,
 }
 
-/// Stateless services keep no files: only these get a data directory worth filling.
-pub const STATEFUL: [&str; 5] = ["cursos", "cpar", "notificacoes", "insights", "midia"];
-
 impl Cluster {
     /// Mounts the data directories, starts PostgreSQL if asked, then the six services; on
     /// any failure, undoes what was done.
@@ -73,7 +70,9 @@ impl Cluster {
         let data = setup.work.join("data");
         match setup.backend {
             Backend::Sqlite => {
-                for name in STATEFUL {
+                // Stateless services keep no files: only the catalogue's stateful ones get a data
+                // directory worth filling.
+                for name in spec::ALL.iter().filter(|s| s.stateful).map(|s| s.name) {
                     if let Some(mb) = setup.tmpfs_mb {
                         let disk = Disk::mount(&data.join(name), mb, None).await?;
                         self.disks.push((name.to_string(), disk));
