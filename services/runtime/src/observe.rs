@@ -370,18 +370,23 @@ impl ClientCall {
     ) -> Self {
         let method = table.get(path).clone();
         let (svc, name) = split_path(path);
-        let span = tracing::info_span!(
-            "grpc.client",
-            otel.name = path.trim_start_matches('/'),
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.service = svc,
-            rpc.method = name,
-            peer.service = peer,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
-        telemetry::inject_into(&span, headers);
+        let span = if telemetry::wants_client_span() {
+            let span = tracing::info_span!(
+                "grpc.client",
+                otel.name = path.trim_start_matches('/'),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = svc,
+                rpc.method = name,
+                peer.service = peer,
+                rpc.grpc.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            telemetry::inject_into(&span, headers);
+            span
+        } else {
+            tracing::Span::none()
+        };
         method.started();
         method.msg_sent();
         Self {

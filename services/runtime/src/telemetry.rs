@@ -257,6 +257,15 @@ pub fn wants_span(headers: &http::HeaderMap) -> bool {
     SPANS_USED.load(std::sync::atomic::Ordering::Relaxed) || headers.contains_key("traceparent")
 }
 
+/// Whether the client span of an outgoing call is worth building: spans are used (exported or
+/// logged), or the call is made inside a span, whose trace (one that came from outside, in a
+/// `traceparent`) must go on to the peer. Otherwise the span would be built, sampled and
+/// dropped unread, and its `traceparent` would make the peer build a server span for nobody
+/// too (callgrind: ~18k instructions in cursos per call from the gateway).
+pub fn wants_client_span() -> bool {
+    SPANS_USED.load(std::sync::atomic::Ordering::Relaxed) || !tracing::Span::current().is_disabled()
+}
+
 /// Records `trace_id`/`span_id` on a span that declared them, so every log line inside it
 /// carries them.
 fn record_ids(span: &tracing::Span) {
