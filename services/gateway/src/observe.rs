@@ -8,13 +8,17 @@
 //! `route="unmatched"`.
 
 use crate::state::AppState;
-use aula_runtime::metrics::Label;
+use aula_runtime::metrics::{Counter, Histogram, Label, Metrics};
 use aula_runtime::telemetry;
 use axum::{
     extract::{MatchedPath, Request},
     response::Response,
 };
-use std::time::Instant;
+use std::{
+    collections::HashMap,
+    sync::{PoisonError, RwLock},
+    time::{Duration, Instant},
+};
 use tracing::field::Empty;
 
 /// The `route` label of requests that matched no route.
@@ -37,19 +41,22 @@ fn method_label(method: &http::Method) -> &'static str {
 /// One request being observed, from the moment it reaches its route ([`crate::edge`]).
 pub struct Observed {
     method: &'static str,
-    route: String,
+    /// The route template (`None`: no route matched); an `Arc` inside, not a new string.
+    route: Option<MatchedPath>,
     span: tracing::Span,
     start: Instant,
+}
+
+/// The `route` label of a request.
+fn route_label(route: &Option<MatchedPath>) -> &str {
+    route.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 impl Observed {
     pub fn start(req: &Request) -> Self {
         let method = method_label(req.method());
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or(UNMATCHED, |p| p.as_str())
-            .to_string();
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let route = route_label(&matched);
         // As for the services' gRPC calls (aula_runtime::observe): with no exporter and request
         // spans hidden from the log, a span here is built, sampled and dropped with nothing ever
         // reading it, and its context would make every service called build a server span of its
@@ -75,7 +82,7 @@ impl Observed {
         };
         Self {
             method,
-            route,
+            route: matched,
             span,
             start: Instant::now(),
         }
@@ -102,20 +109,70 @@ impl Observed {
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
         }
+        let route = route_label(&route);
+        let elapsed = start.elapsed();
+        state
+            .request_metrics
+            .record(method, route, status.as_u16(), elapsed);
+        tracing::debug!(parent: &span, method, route, status = status.as_u16(), elapsed = ?elapsed, "handled");
+    }
+}
+
+/// `http_requests_total` and `http_request_duration_seconds`, with the handles of each
+/// (route, method, status) kept once registered: registering them on every request built a
+/// vector of labels, the route and the status as new strings, and looked both up in the registry
+/// by name and labels. Routes are templates (or `unmatched`), methods and statuses few: the table
+/// stays small.
+pub struct RequestMetrics {
+    metrics: Metrics,
+    seen: RwLock<HashMap<String, ByMethodAndStatus>>,
+}
+
+/// One route's handles, by method label and status code.
+type ByMethodAndStatus = HashMap<(&'static str, u16), Handles>;
+
+struct Handles {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl RequestMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            seen: RwLock::default(),
+        }
+    }
+
+    fn record(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        {
+            let seen = self.seen.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = seen.get(route).and_then(|r| r.get(&(method, status))) {
+                h.requests.increment(1);
+                h.duration.record(seconds);
+                return;
+            }
+        }
         let labels = vec![
             Label::new("method", method),
-            Label::new("route", route.clone()),
+            Label::new("route", route.to_string()),
         ];
         let mut with_status = labels.clone();
-        with_status.push(Label::new("status", status.as_u16().to_string()));
-        state
-            .metrics
-            .counter("http_requests_total", with_status)
-            .increment(1);
-        state
-            .metrics
-            .histogram("http_request_duration_seconds", labels)
-            .record(start.elapsed().as_secs_f64());
-        tracing::debug!(parent: &span, method, route, status = status.as_u16(), elapsed = ?start.elapsed(), "handled");
+        with_status.push(Label::new("status", status.to_string()));
+        let h = Handles {
+            requests: self.metrics.counter("http_requests_total", with_status),
+            duration: self
+                .metrics
+                .histogram("http_request_duration_seconds", labels),
+        };
+        h.requests.increment(1);
+        h.duration.record(seconds);
+        self.seen
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(route.to_string())
+            .or_default()
+            .insert((method, status), h);
     }
 }

@@ -68,6 +68,7 @@ fn state(ctx: &HttpContext, config: &GatewayConfig) -> anyhow::Result<AppState> 
     Ok(AppState::new(Shared {
         backends: Backends::new(env, settings, metrics)?,
         metrics: metrics.clone(),
+        request_metrics: crate::observe::RequestMetrics::new(metrics),
         host: ctx.clone(),
         health_timeout: settings.peer_timeout.min(Duration::from_secs(2)),
         rate_limit: crate::limits::RateLimit::new(&config.limits),

@@ -30,6 +30,8 @@ impl Deref for AppState {
 pub struct Shared {
     pub backends: Backends,
     pub metrics: Metrics,
+    /// The `http_*` metrics' handles (observe.rs).
+    pub request_metrics: crate::observe::RequestMetrics,
     /// The runtime hosting the gateway: once it drains, `/readyz` answers 503.
     pub host: HttpContext,
     /// The deadline of each backend health check behind `/healthz`.
