@@ -128,12 +128,9 @@ fn dev_auth(env: &mut Env, tls: bool) -> anyhow::Result<()> {
     let dir = std::path::PathBuf::from(env.get("AULA_DATA_DIR").unwrap_or("./data"));
     let keys = dev::DevKeys::in_data_dir(&dir);
     keys.load_or_create()?;
-    env.set("AULA_AUTH", "jwt");
-    env.set("AULA_JWT_JWKS", keys.jwks_path().display().to_string());
-    env.set("AULA_JWT_ISSUER", dev::DEV_ISSUER);
-    env.set("AULA_JWT_AUDIENCE", dev::DEV_AUDIENCE);
-    if !tls && !service_identity_configured(env) {
-        env.set("AULA_AUTH_TRUST_NETWORK", "1");
+    let trust_network = !tls && !service_identity_configured(env);
+    for (k, v) in dev::dev_env(&keys.jwks_path().display().to_string(), trust_network) {
+        env.set(k, v);
     }
     println!(
         "auth: on; tokens from `aula token --user <id> [--role staff]` (key set {})",

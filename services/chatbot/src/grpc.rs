@@ -289,11 +289,8 @@ impl Drop for AnswerStream {
 impl ChatbotService for ChatbotGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(StatusResponse {
-            message: self.status_message(),
-            servico: aula_runtime::spec::CHATBOT.name.to_string(),
-            versao: env!("CARGO_PKG_VERSION").to_string(),
-            contagens: Default::default(),
             modo: self.engine.mode().to_string(),
+            ..aula_runtime::spec::CHATBOT.status(self.status_message(), &[])
         }))
     }
 

@@ -41,7 +41,6 @@ use aula_runtime::{
     spec::{CHATBOT, INSIGHTS},
     BuildFuture, ServiceContext, ServiceDef,
 };
-use tonic::service::Routes;
 
 /// The chatbot service, for `aula up`, the `chatbot` binary and tests. No migrations: the
 /// interactions live in insights.
@@ -64,12 +63,9 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         let metrics = metrics::ChatbotMetrics::register(ctx.metrics());
         let insights = ctx.peer(&INSIGHTS)?;
         let recorder = recorder::Recorder::start(&ctx, insights.clone(), metrics.clone());
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
+        Ok(aula_runtime::routes!(
+            ctx,
             ChatbotServiceServer::new(grpc::ChatbotGrpc::new(engine, insights, recorder, metrics))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
         ))
     })
 }

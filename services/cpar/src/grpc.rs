@@ -19,7 +19,7 @@ use aula_runtime::{
     outbox::{Delivery, Outbox},
     paging::Page,
 };
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// How long NotifySchedule waits for notificacoes before answering `pendente`.
@@ -50,17 +50,13 @@ impl CparGrpc {
     async fn status(&self) -> Result<StatusResponse, CparError> {
         let (total, booked) = self.store.counts().await?;
         let pending = self.outbox.pending().await?;
-        Ok(StatusResponse {
-            message: format!("CPAR: {total} agendamentos, {booked} ativos"),
-            servico: "cpar".into(),
-            versao: env!("CARGO_PKG_VERSION").into(),
-            contagens: HashMap::from([
-                ("agendamentos".to_string(), total),
-                ("agendados".to_string(), booked),
-                ("notificacoes_pendentes".to_string(), pending),
-            ]),
-            modo: String::new(),
-        })
+        let message = format!("CPAR: {total} agendamentos, {booked} ativos");
+        let counts = [
+            ("agendamentos", total),
+            ("agendados", booked),
+            ("notificacoes_pendentes", pending),
+        ];
+        Ok(aula_runtime::spec::CPAR.status(message, &counts))
     }
 
     async fn find(&self, id: &str) -> Result<Schedule, CparError> {

@@ -25,7 +25,6 @@ use aula_runtime::{
     spec::{CPAR, NOTIFICACOES},
     BuildFuture, ServiceContext, ServiceDef,
 };
-use tonic::service::Routes;
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -57,12 +56,9 @@ fn build(ctx: ServiceContext) -> BuildFuture {
         let outbox = Outbox::start(&ctx, ctx.peer(&NOTIFICACOES)?).await?;
         let metrics = metrics::CparMetrics::register(ctx.metrics());
         reminders::start(&ctx, store.clone(), outbox.clone(), metrics)?;
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
+        Ok(aula_runtime::routes!(
+            ctx,
             CparServiceServer::new(grpc::CparGrpc::new(store, outbox))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
         ))
     })
 }

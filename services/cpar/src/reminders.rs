@@ -37,13 +37,8 @@ pub fn start(
     let draining = ctx.draining();
     ctx.spawn(async move {
         tokio::pin!(draining);
-        let mut tick = tokio::time::interval(settings.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut draining => return,
-                _ = tick.tick() => {}
-            }
+        let mut ticks = aula_runtime::host::Ticks::every(settings.interval);
+        while ticks.next(&mut draining).await {
             if let Err(e) = run_once(&store, &outbox, &metrics, settings.lead).await {
                 tracing::warn!(error = %e, "reminders: a round failed; retrying next interval");
             }

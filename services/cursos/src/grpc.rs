@@ -25,7 +25,7 @@ use aula_runtime::{
     recent::Recent,
     spec,
 };
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// How long `SendNotification` waits for notificacoes before answering "queued".
@@ -78,20 +78,16 @@ fn material(media: GetCourseMediaResponse) -> Vec<MaterialItem> {
 
 /// GetStatus' answer for these counts.
 fn status_response(counts: Counts, pendentes: i64) -> StatusResponse {
-    StatusResponse {
-        message: format!(
-            "Serviço de cursos ativo: {} cursos, {} inscrições",
-            counts.cursos, counts.inscricoes
-        ),
-        servico: "cursos".into(),
-        versao: env!("CARGO_PKG_VERSION").into(),
-        contagens: HashMap::from([
-            ("cursos".to_string(), counts.cursos),
-            ("inscricoes".to_string(), counts.inscricoes),
-            ("outbox_pendentes".to_string(), pendentes),
-        ]),
-        modo: String::new(),
-    }
+    let message = format!(
+        "Serviço de cursos ativo: {} cursos, {} inscrições",
+        counts.cursos, counts.inscricoes
+    );
+    let counts = [
+        ("cursos", counts.cursos),
+        ("inscricoes", counts.inscricoes),
+        ("outbox_pendentes", pendentes),
+    ];
+    aula_runtime::spec::CURSOS.status(message, &counts)
 }
 
 fn to_proto(c: Course) -> aula_api::Course {
@@ -134,10 +130,10 @@ impl CursosService for CursosGrpc {
 
     async fn get_user_courses(
         &self,
-        mut request: Request<GetUserCoursesRequest>,
+        request: Request<GetUserCoursesRequest>,
     ) -> Result<Response<GetUserCoursesResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let user = UserId::parse(&request.get_ref().id_usuario)?;
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
+        let user = UserId::parse(&r.id_usuario)?;
         let courses = self
             .store
             .user_courses(user)
@@ -160,10 +156,9 @@ impl CursosService for CursosGrpc {
 
     async fn ask_question(
         &self,
-        mut request: Request<AskQuestionRequest>,
+        request: Request<AskQuestionRequest>,
     ) -> Result<Response<AskQuestionResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
         let duvida = fields::required_text("duvida", &r.duvida, limits::QUESTION_CHARS)?;
         let aula_contexto = fields::bounded(
@@ -210,10 +205,9 @@ impl CursosService for CursosGrpc {
 
     async fn send_notification(
         &self,
-        mut request: Request<SendNotificationRequest>,
+        request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let user = UserId::parse(&r.id_usuario)?;
         // The limits are notificacoes' own: what is queued here must be accepted there.
         let message =
@@ -312,10 +306,9 @@ impl CursosService for CursosGrpc {
 
     async fn enroll(
         &self,
-        mut request: Request<EnrollRequest>,
+        request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.get_ref();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let user = UserId::parse(&r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
         let enrolment = self.store.enroll(&self.outbox, user, id).await?;
@@ -338,10 +331,9 @@ impl CursosService for CursosGrpc {
 
     async fn unenroll(
         &self,
-        mut request: Request<UnenrollRequest>,
+        request: Request<UnenrollRequest>,
     ) -> Result<Response<UnenrollResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.get_ref();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let user = UserId::parse(&r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
         let removida = self.store.unenroll(user, id).await?;

@@ -27,7 +27,6 @@ use aula_runtime::{
     spec::{CHATBOT, CURSOS, MIDIA, NOTIFICACOES},
     BuildFuture, ServiceContext, ServiceDef,
 };
-use tonic::service::Routes;
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -63,12 +62,9 @@ fn build(ctx: ServiceContext) -> BuildFuture {
             status: aula_runtime::recent::Recent::new(grpc::STATUS_TTL),
             metrics: metrics::CursosMetrics::register(ctx.metrics()),
         };
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
+        Ok(aula_runtime::routes!(
+            ctx,
             CursosServiceServer::new(service)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
         ))
     })
 }

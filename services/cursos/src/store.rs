@@ -225,8 +225,7 @@ mod tests {
     /// does not grow with the catalogue or the enrolments.
     #[tokio::test]
     async fn no_call_scans_a_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let plans = SqlitePlans::new(&crate::service(), dir.path()).await;
+        let plans = SqlitePlans::new(&crate::service()).await;
         plans.assert_indexed(&[
             ("GetUserCourses", USER_COURSES),
             ("GetCourse", COURSE_BY_ID),

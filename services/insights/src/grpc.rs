@@ -17,7 +17,7 @@ use aula_runtime::{
     ids::CourseId,
     recent::Recent,
 };
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 impl ServiceError for InsightsError {
@@ -61,16 +61,9 @@ impl InsightsGrpc {
         } else {
             self.counts.get(|| self.store.counts()).await?
         };
-        Ok(StatusResponse {
-            message: format!("Insights: {total} interações registradas"),
-            servico: "insights".into(),
-            versao: env!("CARGO_PKG_VERSION").into(),
-            contagens: HashMap::from([
-                ("interacoes".to_string(), total),
-                ("cursos".to_string(), courses),
-            ]),
-            modo: String::new(),
-        })
+        let message = format!("Insights: {total} interações registradas");
+        let counts = [("interacoes", total), ("cursos", courses)];
+        Ok(aula_runtime::spec::INSIGHTS.status(message, &counts))
     }
 }
 
@@ -110,10 +103,9 @@ impl InsightsService for InsightsGrpc {
 
     async fn record_interaction(
         &self,
-        mut request: Request<RecordInteractionRequest>,
+        request: Request<RecordInteractionRequest>,
     ) -> Result<Response<RecordInteractionResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let interaction = Interaction::parse(
             &r.id_interacao,
             &r.id_curso,

@@ -16,7 +16,6 @@ pub mod store;
 
 use aula_api::insights_service_server::InsightsServiceServer;
 use aula_runtime::{spec::INSIGHTS, BuildFuture, ServiceContext, ServiceDef};
-use tonic::service::Routes;
 
 /// The insights service, for `aula up`, the `insights` binary and tests.
 pub fn service() -> ServiceDef {
@@ -31,15 +30,11 @@ pub fn service() -> ServiceDef {
 fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
-            InsightsServiceServer::new(grpc::InsightsGrpc::new(
-                store,
-                metrics::InsightsMetrics::register(ctx.metrics()),
-            ))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
+        let metrics = metrics::InsightsMetrics::register(ctx.metrics());
+        let service = grpc::InsightsGrpc::new(store, metrics);
+        Ok(aula_runtime::routes!(
+            ctx,
+            InsightsServiceServer::new(service)
         ))
     })
 }

@@ -9,7 +9,6 @@ use aula_api::{
     GetCourseMediaRequest, GetCourseMediaResponse, MediaItem, StatusResponse,
 };
 use aula_runtime::error::{Kind, ServiceError};
-use std::collections::HashMap;
 use tonic::{Code, Request, Response, Status};
 
 impl ServiceError for MidiaError {
@@ -51,19 +50,14 @@ fn to_proto(item: domain::MediaItem) -> MediaItem {
 impl MidiaConteudoService for MidiaGrpc {
     async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
         let counts = self.store.counts().await.map_err(MidiaError::from)?;
-        Ok(Response::new(StatusResponse {
-            message: format!(
-                "Serviço de mídia ativo: {} mídias de {} cursos",
-                counts.midias, counts.cursos
-            ),
-            servico: "midia".into(),
-            versao: env!("CARGO_PKG_VERSION").into(),
-            contagens: HashMap::from([
-                ("midias".to_string(), counts.midias),
-                ("cursos".to_string(), counts.cursos),
-            ]),
-            modo: String::new(),
-        }))
+        let message = format!(
+            "Serviço de mídia ativo: {} mídias de {} cursos",
+            counts.midias, counts.cursos
+        );
+        let counts = [("midias", counts.midias), ("cursos", counts.cursos)];
+        Ok(Response::new(
+            aula_runtime::spec::MIDIA.status(message, &counts),
+        ))
     }
 
     async fn get_media(

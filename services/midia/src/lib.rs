@@ -17,7 +17,6 @@ pub mod store;
 use aula_api::midia_conteudo_service_server::MidiaConteudoServiceServer;
 use aula_runtime::db::Released;
 use aula_runtime::{spec::MIDIA, BuildFuture, ServiceContext, ServiceDef};
-use tonic::service::Routes;
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -45,12 +44,9 @@ pub fn service() -> ServiceDef {
 fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
+        Ok(aula_runtime::routes!(
+            ctx,
             MidiaConteudoServiceServer::new(grpc::MidiaGrpc::new(store))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
         ))
     })
 }

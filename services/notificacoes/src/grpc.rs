@@ -24,7 +24,7 @@ use aula_runtime::{
     ServiceContext,
 };
 use futures::{stream::BoxStream, StreamExt as _};
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
@@ -69,18 +69,10 @@ impl NotificacoesGrpc {
 
     async fn status(&self) -> Result<StatusResponse, NotificacoesError> {
         let (total, unread) = self.counts.get(|| self.store.counts()).await?;
-        Ok(StatusResponse {
-            message: format!(
-                "Serviço de Notificações ativo: {total} notificações, {unread} não lidas"
-            ),
-            servico: "notificacoes".into(),
-            versao: env!("CARGO_PKG_VERSION").into(),
-            contagens: HashMap::from([
-                ("notificacoes".to_string(), total),
-                ("nao_lidas".to_string(), unread),
-            ]),
-            modo: String::new(),
-        })
+        let message =
+            format!("Serviço de Notificações ativo: {total} notificações, {unread} não lidas");
+        let counts = [("notificacoes", total), ("nao_lidas", unread)];
+        Ok(aula_runtime::spec::NOTIFICACOES.status(message, &counts))
     }
 
     async fn store(&self, new: NewNotification) -> Result<Notification, NotificacoesError> {
@@ -123,10 +115,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn send_notification(
         &self,
-        mut request: Request<SendNotificationRequest>,
+        request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let message = parse_message(&r.message)?;
         let origem = parse_origem(&r.origem)?;
@@ -149,10 +140,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn notify_schedule(
         &self,
-        mut request: Request<NotifyScheduleRequest>,
+        request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let id_agendamento = parse_id("id_agendamento", &r.id_agendamento)?;
         let message = fields::bounded("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
@@ -181,10 +171,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn list_notifications(
         &self,
-        mut request: Request<ListNotificationsRequest>,
+        request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let page = Page::parse(r.page_size, &r.page_token)?;
         let (items, next_page_token) = self
@@ -200,10 +189,9 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn mark_as_read(
         &self,
-        mut request: Request<MarkAsReadRequest>,
+        request: Request<MarkAsReadRequest>,
     ) -> Result<Response<MarkAsReadResponse>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let r = request.into_inner();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
         let id_usuario = UserId::parse(&r.id_usuario)?.get();
         fields::count("ids", &r.ids, limits::MARK_AS_READ_IDS)?;
         let mut ids = r
@@ -229,10 +217,10 @@ impl NotificacoesService for NotificacoesGrpc {
 
     async fn subscribe_notifications(
         &self,
-        mut request: Request<SubscribeNotificationsRequest>,
+        request: Request<SubscribeNotificationsRequest>,
     ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
-        auth::own_user(&mut request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&request.into_inner().id_usuario)?.get();
+        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
+        let id_usuario = UserId::parse(&r.id_usuario)?.get();
         let (receiver, permit) = self
             .fanout
             .subscribe(id_usuario)

@@ -23,7 +23,6 @@ pub mod streams;
 use aula_api::notificacoes_service_server::NotificacoesServiceServer;
 use aula_runtime::db::Released;
 use aula_runtime::{spec::NOTIFICACOES, BuildFuture, ServiceContext, ServiceDef};
-use tonic::service::Routes;
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -53,12 +52,9 @@ fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
         let fanout = fanout::Fanout::start(&ctx, store.clone()).await?;
-        // AULA_MAX_MESSAGE_SIZE, both ways (tonic would encode answers of any size).
-        let max = ctx.settings().limits.max_message_bytes;
-        Ok(Routes::new(
+        Ok(aula_runtime::routes!(
+            ctx,
             NotificacoesServiceServer::new(grpc::NotificacoesGrpc::new(ctx, store, fanout))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
         ))
     })
 }

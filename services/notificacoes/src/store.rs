@@ -169,8 +169,7 @@ mod tests {
     /// counts' own row, which the writes keep (migration 0002).
     #[tokio::test]
     async fn no_call_scans_a_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let plans = SqlitePlans::new(&crate::service(), dir.path()).await;
+        let plans = SqlitePlans::new(&crate::service()).await;
         plans.assert_indexed(&[
             ("SendNotification", INSERT.to_string()),
             (

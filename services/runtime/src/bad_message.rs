@@ -31,18 +31,7 @@ const TONIC_DECODE_ERRORS: &[&str] = &[
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BadMessageLayer;
 
-impl<S> tower_layer::Layer<S> for BadMessageLayer {
-    type Service = BadMessageService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BadMessageService { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BadMessageService<S> {
-    inner: S,
-}
+middleware!(BadMessageLayer => BadMessageService, stateless);
 
 impl<S, B, R> tower_service::Service<http::Request<B>> for BadMessageService<S>
 where

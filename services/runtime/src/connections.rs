@@ -82,16 +82,7 @@ where
 }
 
 /// One open connection's place among the allowed ones; given back when the connection closes.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    open: Gauge,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.open.decrement(1.0);
-    }
-}
+type Slot = crate::shed::Place;
 
 pin_project_lite::pin_project! {
     /// A connection holding its slot, with a deadline on its HTTP/2 preface.
@@ -109,16 +100,12 @@ pin_project_lite::pin_project! {
 
 impl<IO> Guarded<IO> {
     fn new(io: IO, permit: OwnedSemaphorePermit, bounds: Bounds, open: Gauge) -> Self {
-        open.increment(1.0);
         Self {
             io,
             preface_left: PREFACE_LEN,
             deadline: Some(Box::pin(tokio::time::sleep(bounds.preface_timeout))),
             end_of_life: Box::pin(tokio::time::sleep(bounds.lifetime)),
-            slot: Slot {
-                _permit: permit,
-                open,
-            },
+            slot: Slot::take(permit, open),
         }
     }
 }

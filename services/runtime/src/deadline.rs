@@ -93,18 +93,7 @@ pub fn grpc_timeout_value(d: Duration) -> http::HeaderValue {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeadlineLayer;
 
-impl<S> tower_layer::Layer<S> for DeadlineLayer {
-    type Service = DeadlineService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct DeadlineService<S> {
-    inner: S,
-}
+middleware!(DeadlineLayer => DeadlineService, stateless);
 
 impl<S, B> tower_service::Service<http::Request<B>> for DeadlineService<S>
 where

@@ -64,6 +64,26 @@ impl Hosted {
     }
 }
 
+/// The clock of a background watcher: a tick every period (a late one is waited for, never
+/// bunched with the next), until the drain.
+pub struct Ticks(tokio::time::Interval);
+
+impl Ticks {
+    pub fn every(period: Duration) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self(interval)
+    }
+
+    /// Waits for the next tick: `true`; `false` when `drain` resolves first.
+    pub async fn next(&mut self, drain: impl Future<Output = ()>) -> bool {
+        tokio::select! {
+            _ = self.0.tick() => true,
+            _ = drain => false,
+        }
+    }
+}
+
 /// A server's metrics registry, drain signal and background work, from start-up to stop.
 #[derive(Clone)]
 pub struct Lifecycle {

@@ -6,14 +6,13 @@
 use crate::{
     config::{ConfigError, Env, ServerSettings},
     host::{Lifecycle, Running},
-    metrics::Metrics,
     spec::HttpSpec,
 };
 use anyhow::Context as _;
 use futures::future::BoxFuture;
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
-/// The future that serves the listener: until [`HttpContext::draining`] resolves, then it
+/// The future that serves the listener: until [`Lifecycle::draining`] resolves, then it
 /// finishes the requests in flight and returns.
 pub type ServeFuture = BoxFuture<'static, anyhow::Result<()>>;
 
@@ -60,23 +59,15 @@ impl HttpContext {
     pub fn env(&self) -> &Env {
         &self.inner.env
     }
+}
 
-    pub fn metrics(&self) -> &Metrics {
-        self.inner.life.metrics()
-    }
+/// The server's registry, drain signal and background work (`metrics`, `spawn`, `draining`,
+/// `is_draining`), as every server has them.
+impl std::ops::Deref for HttpContext {
+    type Target = Lifecycle;
 
-    /// Runs background work, awaited (within the grace period) when the server stops.
-    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        self.inner.life.spawn(fut);
-    }
-
-    /// Resolves when the drain starts.
-    pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.life.draining()
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.inner.life.is_draining()
+    fn deref(&self) -> &Lifecycle {
+        &self.inner.life
     }
 }
 

@@ -37,6 +37,8 @@
 //! - [`recent`]: values recomputed at most once per interval (status counts).
 //! - [`health`]: the gRPC health service; watch streams end when the drain starts.
 //! - [`healthcheck`]: the images' own health probe (gRPC health, or the gateway's `/readyz`).
+//! - `harness` (cargo feature `harness`, for `aula faults` and tests): filling a file system,
+//!   finding PostgreSQL's tools.
 //! - `testing` (cargo feature `testing`, for tests only): services in-process on ephemeral
 //!   ports, and the assertions the services' tests share.
 
@@ -45,6 +47,9 @@
 /// saturated core on them (BENCHMARKS.md). Its one setting is in `.cargo/config.toml`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[macro_use]
+mod middleware;
 
 pub mod auth;
 pub mod authz;
@@ -59,6 +64,8 @@ pub mod demo;
 pub mod error;
 pub mod fields;
 pub mod flags;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod health;
 pub mod healthcheck;
 pub mod help;

@@ -61,6 +61,25 @@ pub fn known_methods(services: &[&str]) -> Vec<(String, &'static str)> {
     out
 }
 
+/// The span of one call of `path` (OpenTelemetry's RPC conventions), named `$name`, of kind
+/// `$kind`, with the side's own fields after the common ones. Plain `&str` values, not `%`
+/// (Display): the OpenTelemetry layer copies a string directly but runs a formatter for a
+/// Display value, on every request.
+macro_rules! rpc_span {
+    ($name:literal, $kind:literal, $path:expr, $($fields:tt)*) => {{
+        let (svc, method) = split_path($path);
+        tracing::info_span!(
+            $name,
+            otel.name = $path.trim_start_matches('/'),
+            otel.kind = $kind,
+            rpc.system = "grpc",
+            rpc.service = svc,
+            rpc.method = method,
+            $($fields)*
+        )
+    }};
+}
+
 fn split_path(path: &str) -> (&str, &str) {
     let trimmed = path.trim_start_matches('/');
     trimmed.split_once('/').unwrap_or((trimmed, ""))
@@ -112,21 +131,7 @@ impl ServerLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for ServerLayer {
-    type Service = ServerService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ServerService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ServerService<S> {
-    inner: S,
-    layer: ServerLayer,
-}
+middleware!(ServerLayer => ServerService);
 
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ServerService<S>
 where
@@ -147,16 +152,10 @@ where
         let path = req.uri().path();
         let method = self.layer.table.get(path).clone();
         let span = if telemetry::wants_span(req.headers()) {
-            let (svc, name) = split_path(path);
-            // Plain `&str` values, not `%` (Display): the OpenTelemetry layer copies a string
-            // directly but runs a formatter for a Display value, on every request.
-            let span = tracing::info_span!(
+            let span = rpc_span!(
                 "grpc.server",
-                otel.name = path.trim_start_matches('/'),
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = svc,
-                rpc.method = name,
+                "server",
+                path,
                 rpc.grpc.status_code = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
                 trace_id = tracing::field::Empty,
@@ -217,17 +216,7 @@ where
         // An error drops the call's state unrecorded: the connection is failing, no status.
         let response = ready!(polled);
         let state = this.state.take().expect("polled after completion");
-        let (parts, body) = response?.into_parts();
-        // A trailers-only response (every error tonic returns) has its status in the headers.
-        let status = status_in(&parts.headers);
-        let mut observed = ObservedBody {
-            inner: body,
-            state: Some(state),
-        };
-        if let Some(code) = status {
-            observed.finish(code);
-        }
-        Poll::Ready(Ok(http::Response::from_parts(parts, observed)))
+        Poll::Ready(Ok(ObservedBody::wrap(response?, state)))
     }
 }
 
@@ -288,6 +277,22 @@ fn record(state: CallState, code: Code) {
 }
 
 impl<B> ObservedBody<B> {
+    /// The response with its body observed: the call is recorded when its status is known,
+    /// at once for a trailers-only response (every error tonic returns: the status is in the
+    /// headers), else when the trailers come.
+    fn wrap(response: http::Response<B>, state: CallState) -> http::Response<Self> {
+        let (parts, body) = response.into_parts();
+        let status = status_in(&parts.headers);
+        let mut observed = ObservedBody {
+            inner: body,
+            state: Some(state),
+        };
+        if let Some(code) = status {
+            observed.finish(code);
+        }
+        http::Response::from_parts(parts, observed)
+    }
+
     fn finish(&mut self, code: Code) {
         if let Some(state) = self.state.take() {
             record(state, code);
@@ -369,15 +374,11 @@ impl ClientCall {
         path: &str,
     ) -> Self {
         let method = table.get(path).clone();
-        let (svc, name) = split_path(path);
         let span = if telemetry::wants_client_span() {
-            let span = tracing::info_span!(
+            let span = rpc_span!(
                 "grpc.client",
-                otel.name = path.trim_start_matches('/'),
-                otel.kind = "client",
-                rpc.system = "grpc",
-                rpc.service = svc,
-                rpc.method = name,
+                "client",
+                path,
                 peer.service = peer,
                 rpc.grpc.status_code = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
@@ -414,15 +415,6 @@ impl ClientCall {
         self,
         response: http::Response<B>,
     ) -> http::Response<ObservedBody<B>> {
-        let (parts, body) = response.into_parts();
-        let status = status_in(&parts.headers);
-        let mut observed = ObservedBody {
-            inner: body,
-            state: Some(self.state),
-        };
-        if let Some(code) = status {
-            observed.finish(code);
-        }
-        http::Response::from_parts(parts, observed)
+        ObservedBody::wrap(response, self.state)
     }
 }

@@ -7,7 +7,7 @@ use crate::{
     config::Settings,
     db::{Db, Migrations},
     host::Lifecycle,
-    metrics::{self, Metrics},
+    metrics,
     observe::ServerLayer,
     peers::PeerChannel,
     spec::ServiceSpec,
@@ -15,7 +15,7 @@ use crate::{
 };
 use anyhow::Context as _;
 use futures::future::BoxFuture;
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
@@ -59,10 +59,6 @@ impl ServiceContext {
         &self.inner.settings
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        self.inner.life.metrics()
-    }
-
     /// The service's live fault flags (docs/FLAGS.md).
     pub fn flags(&self) -> &crate::flags::Flags {
         &self.inner.flags
@@ -89,21 +85,31 @@ impl ServiceContext {
         )?
         .calling_as(s.spec.name))
     }
+}
 
-    /// Runs background work; it is awaited (within the grace period) when the service stops,
-    /// so it should watch [`Self::draining`].
-    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        self.inner.life.spawn(fut);
-    }
+/// The service's registry, drain signal and background work (`metrics`, `spawn`, `draining`,
+/// `is_draining`), as every server has them.
+impl std::ops::Deref for ServiceContext {
+    type Target = Lifecycle;
 
-    /// Resolves when the service starts draining.
-    pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.life.draining()
+    fn deref(&self) -> &Lifecycle {
+        &self.inner.life
     }
+}
 
-    pub fn is_draining(&self) -> bool {
-        self.inner.life.is_draining()
-    }
+/// The routes of a service: its generated tonic server with `AULA_MAX_MESSAGE_SIZE` applied
+/// both ways (tonic would encode answers of any size), as every service's `build` returns them.
+/// `aula_runtime::routes!(ctx, FooServiceServer::new(service))`.
+#[macro_export]
+macro_rules! routes {
+    ($ctx:expr, $server:expr) => {{
+        let max = $ctx.settings().limits.max_message_bytes;
+        ::tonic::service::Routes::new(
+            $server
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+    }};
 }
 
 /// Binds the configured addresses and starts the service.

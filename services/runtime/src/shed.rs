@@ -83,22 +83,7 @@ impl ShedLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for ShedLayer {
-    type Service = ShedService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ShedService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ShedService<S> {
-    inner: S,
-    layer: ShedLayer,
-}
+middleware!(ShedLayer => ShedService);
 
 impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for ShedService<S>
 where
@@ -142,11 +127,7 @@ where
             };
         };
         let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
-        layer.in_flight.increment(1.0);
-        let place = Place {
-            _permit: permit,
-            in_flight: layer.in_flight.clone(),
-        };
+        let place = Place::take(permit, layer.in_flight.clone());
         ShedFuture::Admitted {
             inner: self.inner.call(req),
             place: Some(place),
@@ -211,15 +192,26 @@ const HELD_UNTIL_HEADERS: &[&str] = &[
     "/grpc.reflection.",
 ];
 
-/// A call's place among the in-flight ones.
+/// A place among a bounded number (a call's among the in-flight ones, a connection's among the
+/// open ones): counted on its gauge from when it is taken until it is given back (dropped).
 pub struct Place {
     _permit: OwnedSemaphorePermit,
-    in_flight: Gauge,
+    gauge: Gauge,
+}
+
+impl Place {
+    pub(crate) fn take(permit: OwnedSemaphorePermit, gauge: Gauge) -> Self {
+        gauge.increment(1.0);
+        Self {
+            _permit: permit,
+            gauge,
+        }
+    }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.in_flight.decrement(1.0);
+        self.gauge.decrement(1.0);
     }
 }
 

@@ -39,6 +39,18 @@ pub struct HttpSpec {
 }
 
 impl ServiceSpec {
+    /// This service's GetStatus answer: `message`, its name, the platform's version (one for
+    /// every crate of the workspace) and its `counts`.
+    pub fn status(&self, message: String, counts: &[(&str, i64)]) -> aula_api::StatusResponse {
+        aula_api::StatusResponse {
+            message,
+            servico: self.name.to_string(),
+            versao: env!("CARGO_PKG_VERSION").to_string(),
+            contagens: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            modo: String::new(),
+        }
+    }
+
     /// The prefix of this service's own variables (`CURSOS_ADDR`, `CURSOS_DATABASE_URL`).
     pub fn env_prefix(&self) -> String {
         self.name.to_ascii_uppercase()

@@ -42,13 +42,8 @@ async fn probe_until_drained(
     drain: CancellationToken,
 ) {
     let mut writable = true;
-    let mut tick = tokio::time::interval(INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = drain.cancelled() => return,
-        }
+    let mut ticks = crate::host::Ticks::every(INTERVAL);
+    while ticks.next(drain.cancelled()).await {
         let problem = probe(&db).await;
         gauge.set(if problem.is_none() { 1.0 } else { 0.0 });
         match (&problem, writable) {

@@ -47,6 +47,15 @@ impl TestService {
         out
     }
 
+    /// Asserts the service's Prometheus page has each of `wanted` in it; returns the page.
+    pub async fn assert_metrics(&self, wanted: &[&str]) -> String {
+        let page = self.metrics_text().await;
+        for w in wanted {
+            assert!(page.contains(w), "{w} is not in {page}");
+        }
+        page
+    }
+
     /// A connection of the test's own to the service's database (its SQLite file, or its
     /// schema on PostgreSQL), to set up what no RPC can (rows from before a limit existed).
     pub async fn sql(&self) -> sqlx::AnyConnection {
@@ -126,6 +135,13 @@ impl TestService {
             }
         });
         rx
+    }
+
+    /// A raw TCP connection to the service's gRPC port.
+    pub async fn tcp(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.running.addr)
+            .await
+            .expect("the service accepts connections")
     }
 
     /// The environment variable pointing peers at this service (`MIDIA_ADDR=...`).
@@ -209,6 +225,43 @@ pub async fn spawn(
     spawn_on(def, data_dir, extra, listener).await
 }
 
+/// `def` alone for one test: started with `settings` in a temporary directory of its own
+/// (removed when the returned directory is dropped), with a client made by `new` (the
+/// generated client's constructor, e.g. `FooServiceClient::new`).
+pub async fn start_alone<C>(
+    def: ServiceDef,
+    settings: &[(&str, &str)],
+    new: impl FnOnce(tonic::transport::Channel) -> C,
+) -> (tempfile::TempDir, TestService, C) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (svc, client) = start_in(def, dir.path(), settings, new).await;
+    (dir, svc, client)
+}
+
+/// [`start_alone`] in `dir` (the directory of an earlier start, to restart on its data).
+pub async fn start_in<C>(
+    def: ServiceDef,
+    dir: &Path,
+    settings: &[(&str, &str)],
+    new: impl FnOnce(tonic::transport::Channel) -> C,
+) -> (TestService, C) {
+    let name = def.spec.name;
+    let svc = spawn(def, dir, &vars(settings))
+        .await
+        .unwrap_or_else(|e| panic!("{name} starts: {e:#}"));
+    let client = new(svc.channel());
+    (svc, client)
+}
+
+/// [`start_alone`] without a client.
+pub async fn spawn_alone(
+    def: ServiceDef,
+    settings: &[(&str, &str)],
+) -> (tempfile::TempDir, TestService) {
+    let (dir, svc, ()) = start_alone(def, settings, |_| ()).await;
+    (dir, svc)
+}
+
 /// [`spawn`] on a listener the test bound (a port a peer was already pointed at).
 pub async fn spawn_on(
     def: ServiceDef,
@@ -242,18 +295,21 @@ pub async fn spawn_on(
 /// no server. Tests hold every per-call query to plans that do not grow with the data.
 pub struct SqlitePlans {
     db: crate::db::Db,
+    /// The file's directory, removed when the plans are dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl SqlitePlans {
-    pub async fn new(def: &ServiceDef, dir: &Path) -> Self {
-        let env = Env::from_pairs([("AULA_DATA_DIR", dir.display().to_string())]);
+    pub async fn new(def: &ServiceDef) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let env = Env::from_pairs([("AULA_DATA_DIR", dir.path().display().to_string())]);
         let settings = Settings::load(def.spec, &env).expect("the default settings load");
         let migrations = def.migrations.expect("a service with storage");
         let metrics = crate::metrics::Metrics::new();
         let db = crate::db::Db::connect(&settings, migrations, &metrics)
             .await
             .expect("the SQLite file opens and migrates");
-        Self { db }
+        Self { db, _dir: dir }
     }
 
     /// The detail lines of `EXPLAIN QUERY PLAN sql`.
@@ -396,4 +452,157 @@ pub fn distinct_words(n: usize) -> String {
         out.push(' ');
     }
     out
+}
+
+/// What a test takes from a unary call: the answer of a call that must succeed, or the refusal
+/// of one that must fail; otherwise the test fails at the caller's line. One line instead of
+/// `.await.unwrap().into_inner()` spelled out at every call.
+pub trait Reply<T> {
+    /// The message of a call that must succeed.
+    fn answer(self) -> T;
+    /// The status of a call that must fail.
+    fn refusal(self) -> tonic::Status;
+}
+
+impl<T: std::fmt::Debug> Reply<T> for Result<tonic::Response<T>, tonic::Status> {
+    #[track_caller]
+    fn answer(self) -> T {
+        self.expect("the call is answered").into_inner()
+    }
+
+    #[track_caller]
+    fn refusal(self) -> tonic::Status {
+        self.expect_err("the call is refused")
+    }
+}
+
+/// Environment pairs for [`spawn`] from string slices: `vars(&[("AULA_MAX_IN_FLIGHT", "2")])`.
+pub fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Whether this run puts the services on PostgreSQL (`AULA_TEST_DATABASE_URL` set).
+pub fn on_postgres() -> bool {
+    std::env::var("AULA_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// For a test of SQLite's own files: `true` (and a line saying why it is skipped) on the
+/// PostgreSQL run, where the test has nothing to test.
+pub fn sqlite_only(what: &str) -> bool {
+    let skip = on_postgres();
+    if skip {
+        eprintln!("a SQLite test: {what} (the PostgreSQL run skips it)");
+    }
+    skip
+}
+
+/// Runs one statement of the test's own on a service's database (see [`TestService::sql`]):
+/// rows written or removed behind the service's back.
+pub async fn execute(sql: &mut sqlx::AnyConnection, statement: &str) {
+    sqlx::query(statement)
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+/// The end of a durability test: says how many acknowledged writes were found again, and fails
+/// naming the first few `lost` ones (`what`: "acknowledged enrolments lost").
+pub fn assert_none_lost<T: std::fmt::Debug>(acked: usize, lost: &[T], what: &str) {
+    eprintln!(
+        "acknowledged {acked}, present {}, lost {}",
+        acked - lost.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} {what}, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
+/// The notifications of `user` in notificacoes (the first 100, newest first; only the unread
+/// ones when `unread_only`): what notificacoes' tests and those of the services that notify
+/// read back.
+pub async fn notifications_of(
+    inbox: &mut aula_api::notificacoes_service_client::NotificacoesServiceClient<
+        tonic::transport::Channel,
+    >,
+    user: &str,
+    unread_only: bool,
+) -> Vec<aula_api::Notification> {
+    let request = aula_api::ListNotificationsRequest {
+        id_usuario: user.into(),
+        unread_only,
+        page_size: 100,
+        page_token: String::new(),
+    };
+    let page = inbox.list_notifications(request).await;
+    page.expect("ListNotifications").into_inner().notificacoes
+}
+
+/// A text one character over a limit of `limit` characters, and what a refusal of it says.
+pub fn over_limit(limit: usize) -> (String, String) {
+    ("a".repeat(limit + 1), format!("at most {limit} characters"))
+}
+
+/// What a refusal of a malformed id says (`assert_invalid(r, "id_curso", NOT_AN_ID)`).
+pub const NOT_AN_ID: &str = "must be a positive integer";
+
+/// Asserts a call was refused with `code` and a message starting with `starts`; returns the
+/// status for what else the test checks.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    starts: &str,
+) -> tonic::Status {
+    let e = r.expect_err("the request is refused");
+    assert_eq!(e.code(), code, "{e:?}");
+    assert!(e.message().starts_with(starts), "{starts}: {e:?}");
+    e
+}
+
+/// The line of metric `name` (a sample with labels: `name{...} value`) that has each of
+/// `labels` (`r#"outcome="ok""#`) on a Prometheus page; fails the test when there is none.
+#[track_caller]
+pub fn metric_line<'a>(page: &'a str, name: &str, labels: &[&str]) -> &'a str {
+    let start = format!("{name}{{");
+    page.lines()
+        .find(|l| l.starts_with(&start) && labels.iter().all(|w| l.contains(w)))
+        .unwrap_or_else(|| panic!("no {name} with {labels:?} in\n{page}"))
+}
+
+/// How a limits test sets one text field of a request: `|r, text| r.titulo = text`.
+pub type SetText<R> = fn(&mut R, String);
+
+/// The cases of a limits test for text fields: for each `(field, limit, set)`, `base` with the
+/// field set one character over its limit, the field's name, and what the refusal says.
+pub fn over_limit_cases<R: Clone>(
+    base: R,
+    fields: &[(&'static str, usize, SetText<R>)],
+) -> Vec<(R, &'static str, String)> {
+    fields
+        .iter()
+        .map(|&(field, limit, set)| {
+            let (text, says) = over_limit(limit);
+            let mut request = base.clone();
+            set(&mut request, text);
+            (request, field, says)
+        })
+        .collect()
+}
+
+/// Asserts what a GetStatus answer says of itself: the service's name, a version, and each of
+/// `counts` (`("cursos", 5)`).
+#[track_caller]
+pub fn assert_status(status: &aula_api::StatusResponse, servico: &str, counts: &[(&str, i64)]) {
+    assert_eq!(status.servico, servico);
+    assert!(!status.versao.is_empty(), "{status:?}");
+    for (name, count) in counts {
+        assert_eq!(status.contagens[*name], *count, "{name}");
+    }
 }

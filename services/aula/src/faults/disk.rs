@@ -5,10 +5,7 @@
 //! (`unshare -m`), so the mounts vanish with it even if the harness dies.
 
 use anyhow::{bail, Context as _};
-use std::{
-    io::Write,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 const BALLAST: &str = ".aula-faults-ballast";
@@ -53,24 +50,8 @@ impl Disk {
     /// Writes a ballast file until the file system is full; returns the bytes written.
     pub fn fill(&mut self) -> anyhow::Result<u64> {
         let file = self.path.join(BALLAST);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-            .with_context(|| format!("creating {}", file.display()))?;
-        let mut written = 0u64;
-        for chunk in [1 << 20, 64 << 10, 4 << 10, 512] {
-            let zeros = vec![0u8; chunk];
-            loop {
-                match f.write(&zeros) {
-                    Ok(0) => break,
-                    Ok(n) => written += n as u64,
-                    Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
-                    Err(e) => return Err(e).context("writing the ballast"),
-                }
-            }
-        }
-        let _ = f.flush();
+        let written = aula_runtime::harness::fill_until_full(&file)
+            .with_context(|| format!("writing the ballast {}", file.display()))?;
         self.ballast = Some(written);
         Ok(written)
     }

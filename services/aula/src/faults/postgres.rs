@@ -19,19 +19,8 @@ pub struct Postgres {
 
 /// The newest `/usr/lib/postgresql/<version>/bin` (Debian's layout).
 pub fn find_bin() -> anyhow::Result<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    aula_runtime::harness::newest_postgres_bin()
         .context("PostgreSQL is not installed (/usr/lib/postgresql): apt-get install postgresql")?
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .map(|(_, bin)| bin)
         .context("no pg_ctl under /usr/lib/postgresql/*/bin")
 }
 
@@ -95,25 +84,14 @@ impl Postgres {
         )
         .await?;
         pg.start().await?;
-        pg.tool(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-qc",
-                "CREATE DATABASE aula",
-            ],
-        )
-        .await?;
+        let create = aula_runtime::harness::create_database_args(port);
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        pg.tool("psql", &create).await?;
         Ok(pg)
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/aula", self.port)
+        aula_runtime::harness::database_url(self.port)
     }
 
     async fn tool(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {

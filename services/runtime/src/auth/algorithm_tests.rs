@@ -68,13 +68,7 @@ fn set() -> Set {
         ed.jwk(),
     ]});
     std::fs::write(&path, keys.to_string()).unwrap();
-    let env = Env::from_pairs([
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", path.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]);
+    let env = Env::from_pairs(dev_env(path.to_str().unwrap(), true));
     let config = AuthConfig::load(&env).unwrap().unwrap();
     Set {
         _dir: dir,

@@ -121,6 +121,23 @@ pub fn claims(user: &str, roles: &[&str], ttl: Duration) -> Value {
     })
 }
 
+/// The settings that verify development tokens against the key set at `jwks` (a file or an
+/// https URL): `AULA_AUTH=jwt` with the development issuer and audience; calls between the
+/// services without a user's token trusted when `trust_network` (nothing proves who makes
+/// them). `aula up --auth` and the tests run with them.
+pub fn dev_env(jwks: &str, trust_network: bool) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AULA_AUTH", "jwt".to_string()),
+        ("AULA_JWT_JWKS", jwks.to_string()),
+        ("AULA_JWT_ISSUER", DEV_ISSUER.to_string()),
+        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE.to_string()),
+    ];
+    if trust_network {
+        env.push(("AULA_AUTH_TRUST_NETWORK", "1".to_string()));
+    }
+    env
+}
+
 /// The development key of a data directory: `<dir>/auth/dev-signing-key.pk8` (private, mode
 /// 0600) and `<dir>/auth/jwks.json` (what services verify against).
 pub struct DevKeys {

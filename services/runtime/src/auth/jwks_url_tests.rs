@@ -107,13 +107,7 @@ impl Drop for KeyServer {
 
 /// The settings of a service whose key set is `url`, trusting `ca` (a PEM file) if given.
 fn config(url: &str, ca: Option<&Path>) -> anyhow::Result<AuthConfig> {
-    let mut env = Env::from_pairs([
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", url),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]);
+    let mut env = Env::from_pairs(dev_env(url, true));
     if let Some(ca) = ca {
         env.set("AULA_JWT_JWKS_CA", ca.display().to_string());
     }

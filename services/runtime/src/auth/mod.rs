@@ -122,6 +122,16 @@ pub fn own_user<T>(
     }
 }
 
+/// [`own_user`], then the request's message: for a handler that needs nothing else of the
+/// request.
+pub fn own_message<T>(
+    mut request: tonic::Request<T>,
+    id_usuario: impl FnOnce(&mut T) -> &mut String,
+) -> Result<T, tonic::Status> {
+    own_user(&mut request, id_usuario)?;
+    Ok(request.into_inner())
+}
+
 /// Checks that the caller may act on an object owned by `owner` (a stored schedule's user).
 pub fn may_act_on<T>(request: &tonic::Request<T>, owner: UserId) -> Result<(), tonic::Status> {
     let Some(grant) = Grant::of(request) else {

@@ -4,6 +4,8 @@
 //! [`super::own_user`] / [`super::may_act_on`] (only it has the decoded message or the stored
 //! object). docs/AUTH.md is this table, rendered by [`markdown`] and tested equal to it.
 
+use crate::spec::{CHATBOT, CPAR, CURSOS, INSIGHTS, MIDIA, NOTIFICACOES};
+
 /// What an RPC requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -37,92 +39,56 @@ impl Rule {
 /// Every RPC and its rule: `(service, method, rule)`.
 pub const RULES: &[(&str, &str, Rule)] = &[
     // cursos: the catalogue is readable by anyone signed in; enrolments are the user's own.
-    ("services.CursosService", "GetStatus", Rule::Authenticated),
-    ("services.CursosService", "ListCourses", Rule::Authenticated),
-    ("services.CursosService", "GetCourse", Rule::Authenticated),
-    (
-        "services.CursosService",
-        "GetCourseMedia",
-        Rule::Authenticated,
-    ),
-    ("services.CursosService", "GetUserCourses", Rule::OwnUser),
-    ("services.CursosService", "Enroll", Rule::OwnUser),
-    ("services.CursosService", "Unenroll", Rule::OwnUser),
-    ("services.CursosService", "AskQuestion", Rule::OwnUser),
-    ("services.CursosService", "SendNotification", Rule::OwnUser),
+    (CURSOS.grpc_service, "GetStatus", Rule::Authenticated),
+    (CURSOS.grpc_service, "ListCourses", Rule::Authenticated),
+    (CURSOS.grpc_service, "GetCourse", Rule::Authenticated),
+    (CURSOS.grpc_service, "GetCourseMedia", Rule::Authenticated),
+    (CURSOS.grpc_service, "GetUserCourses", Rule::OwnUser),
+    (CURSOS.grpc_service, "Enroll", Rule::OwnUser),
+    (CURSOS.grpc_service, "Unenroll", Rule::OwnUser),
+    (CURSOS.grpc_service, "AskQuestion", Rule::OwnUser),
+    (CURSOS.grpc_service, "SendNotification", Rule::OwnUser),
     // chatbot: a question is asked by the user it is recorded for.
-    ("services.ChatbotService", "GetStatus", Rule::Authenticated),
-    ("services.ChatbotService", "ResolveDuvida", Rule::OwnUser),
-    (
-        "services.ChatbotService",
-        "ResolveDuvidaStream",
-        Rule::OwnUser,
-    ),
-    (
-        "services.ChatbotService",
-        "RegisterMetrics",
-        Rule::Authenticated,
-    ),
+    (CHATBOT.grpc_service, "GetStatus", Rule::Authenticated),
+    (CHATBOT.grpc_service, "ResolveDuvida", Rule::OwnUser),
+    (CHATBOT.grpc_service, "ResolveDuvidaStream", Rule::OwnUser),
+    (CHATBOT.grpc_service, "RegisterMetrics", Rule::Authenticated),
     // cpar: schedules belong to a user.
-    ("services.CPARService", "GetStatus", Rule::Authenticated),
-    ("services.CPARService", "CreateSchedule", Rule::OwnUser),
-    ("services.CPARService", "ListSchedules", Rule::OwnUser),
-    ("services.CPARService", "GetSchedule", Rule::OwnObject),
-    ("services.CPARService", "CancelSchedule", Rule::OwnObject),
-    ("services.CPARService", "NotifySchedule", Rule::OwnObject),
+    (CPAR.grpc_service, "GetStatus", Rule::Authenticated),
+    (CPAR.grpc_service, "CreateSchedule", Rule::OwnUser),
+    (CPAR.grpc_service, "ListSchedules", Rule::OwnUser),
+    (CPAR.grpc_service, "GetSchedule", Rule::OwnObject),
+    (CPAR.grpc_service, "CancelSchedule", Rule::OwnObject),
+    (CPAR.grpc_service, "NotifySchedule", Rule::OwnObject),
     // notificacoes: a user reads and marks their own; cursos and cpar deliver to anyone's.
+    (NOTIFICACOES.grpc_service, "GetStatus", Rule::Authenticated),
+    (NOTIFICACOES.grpc_service, "SendNotification", Rule::OwnUser),
+    (NOTIFICACOES.grpc_service, "NotifySchedule", Rule::OwnUser),
     (
-        "services.NotificacoesService",
-        "GetStatus",
-        Rule::Authenticated,
-    ),
-    (
-        "services.NotificacoesService",
-        "SendNotification",
-        Rule::OwnUser,
-    ),
-    (
-        "services.NotificacoesService",
-        "NotifySchedule",
-        Rule::OwnUser,
-    ),
-    (
-        "services.NotificacoesService",
+        NOTIFICACOES.grpc_service,
         "ListNotifications",
         Rule::OwnUser,
     ),
-    ("services.NotificacoesService", "MarkAsRead", Rule::OwnUser),
+    (NOTIFICACOES.grpc_service, "MarkAsRead", Rule::OwnUser),
     (
-        "services.NotificacoesService",
+        NOTIFICACOES.grpc_service,
         "SubscribeNotifications",
         Rule::OwnUser,
     ),
     // insights: reading a course's insights is staff's; the chatbot records interactions.
-    ("services.InsightsService", "GetStatus", Rule::Authenticated),
+    (INSIGHTS.grpc_service, "GetStatus", Rule::Authenticated),
     (
-        "services.InsightsService",
+        INSIGHTS.grpc_service,
         "RegisterMetrics",
         Rule::Authenticated,
     ),
-    (
-        "services.InsightsService",
-        "RecordInteraction",
-        Rule::OwnUser,
-    ),
-    ("services.InsightsService", "GetCourseInsights", Rule::Staff),
+    (INSIGHTS.grpc_service, "RecordInteraction", Rule::OwnUser),
+    (INSIGHTS.grpc_service, "GetCourseInsights", Rule::Staff),
     // midia: anyone signed in reads a course's media; adding it (it grounds the chatbot's
     // answers) is staff's.
-    (
-        "services.MidiaConteudoService",
-        "GetStatus",
-        Rule::Authenticated,
-    ),
-    (
-        "services.MidiaConteudoService",
-        "GetMedia",
-        Rule::Authenticated,
-    ),
-    ("services.MidiaConteudoService", "AddMedia", Rule::Staff),
+    (MIDIA.grpc_service, "GetStatus", Rule::Authenticated),
+    (MIDIA.grpc_service, "GetMedia", Rule::Authenticated),
+    (MIDIA.grpc_service, "AddMedia", Rule::Staff),
     // Every server's health and reflection.
     ("grpc.health.v1.Health", "Check", Rule::Public),
     ("grpc.health.v1.Health", "Watch", Rule::Public),

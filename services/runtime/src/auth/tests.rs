@@ -22,13 +22,7 @@ fn fixture() -> Fixture {
     let ed = SigningKey::ed25519("ed-1");
     let ec = SigningKey::p256("ec-1");
     std::fs::write(&jwks_path, jwks(&[&ed, &ec]).to_string()).unwrap();
-    let env = Env::from_pairs([
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", jwks_path.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]);
+    let env = Env::from_pairs(dev_env(jwks_path.to_str().unwrap(), true));
     let mut config = AuthConfig::load(&env).unwrap().unwrap();
     // Every unknown kid refetches at once here (rotation); the rate limit has its own test.
     config.min_refetch = Duration::ZERO;

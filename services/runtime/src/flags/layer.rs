@@ -39,22 +39,7 @@ impl FaultLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for FaultLayer {
-    type Service = FaultService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FaultService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct FaultService<S> {
-    inner: S,
-    layer: FaultLayer,
-}
+middleware!(FaultLayer => FaultService);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

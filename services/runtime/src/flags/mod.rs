@@ -279,13 +279,8 @@ pub async fn watch(
             .set_service_status("", ServingStatus::NotServing)
             .await;
     }
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = drain.cancelled() => return,
-        }
+    let mut ticks = crate::host::Ticks::every(POLL);
+    while ticks.next(drain.cancelled()).await {
         let p = path.clone();
         let text = match tokio::task::spawn_blocking(move || match std::fs::read_to_string(&p) {
             Ok(t) => Ok(Some(t)),

@@ -7,7 +7,6 @@
 //! running where it matters.
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -49,26 +48,26 @@ impl SmallDisk {
         None
     }
 
+    /// What a SQLite disk-full test starts from: a temporary directory with a tmpfs of
+    /// `size_kib` on its `sub` directory (`""` for itself). `None` when the test is skipped: on
+    /// the PostgreSQL run (no SQLite file to fill) or where mounting is not possible.
+    pub fn for_sqlite(sub: &str, size_kib: u64) -> Option<(tempfile::TempDir, Self)> {
+        if super::sqlite_only("its data directory is what fills") {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = match sub {
+            "" => dir.path().to_path_buf(),
+            sub => dir.path().join(sub),
+        };
+        let disk = Self::mount(&path, size_kib)?;
+        Some((dir, disk))
+    }
+
     /// Writes a ballast file until the file system is full; returns the bytes written.
     pub fn fill(&self) -> u64 {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path.join(BALLAST))
-            .expect("the ballast file is created");
-        let mut written = 0u64;
-        for chunk in [1 << 20, 64 << 10, 4 << 10, 512] {
-            let zeros = vec![0u8; chunk];
-            loop {
-                match f.write(&zeros) {
-                    Ok(0) => break,
-                    Ok(n) => written += n as u64,
-                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                    Err(e) => panic!("writing the ballast: {e}"),
-                }
-            }
-        }
-        written
+        crate::harness::fill_until_full(&self.path.join(BALLAST))
+            .unwrap_or_else(|e| panic!("writing the ballast: {e}"))
     }
 
     /// Removes the ballast.

@@ -48,21 +48,14 @@ impl OwnPostgres {
             .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
             .arg(&data));
         pg.ctl(&["start"]);
-        run(pg.tool("psql").args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "-qc",
-            "CREATE DATABASE aula",
-        ]));
+        run(pg
+            .tool("psql")
+            .args(crate::harness::create_database_args(port)));
         pg
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/aula", self.port)
+        crate::harness::database_url(self.port)
     }
 
     /// `pg_ctl restart -m <mode>` (fast, immediate), waiting until it accepts connections.
@@ -111,20 +104,9 @@ impl Drop for OwnPostgres {
 }
 
 fn newest_bin() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    crate::harness::newest_postgres_bin()
         .expect("PostgreSQL is installed (scripts/start-postgres.sh installs it)")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").is_file().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
         .expect("a pg_ctl under /usr/lib/postgresql/*/bin")
-        .1
 }
 
 fn is_root() -> bool {

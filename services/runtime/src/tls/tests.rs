@@ -24,6 +24,42 @@ fn issue(dir: &Path, ca: &DevCa, name: &str) {
     write(dir, &format!("{name}.key"), &i.key_pem);
 }
 
+/// A directory with a fresh CA's `ca.crt` and the certificates it issued to `names`.
+fn with_ca(names: &[&str]) -> (tempfile::TempDir, DevCa) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::new("aula.test", DAY).unwrap();
+    write(dir.path(), "ca.crt", &ca.cert_pem());
+    for name in names {
+        issue(dir.path(), &ca, name);
+    }
+    (dir, ca)
+}
+
+/// A TLS client that trusts `ca` but has no certificate of its own (speaking HTTP/2).
+fn without_certificate(ca: &DevCa) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// New certificates from `ca` for both sides, the server's key written before its
+/// certificate; returns the server's new certificate.
+fn rotate(dir: &Path, ca: &DevCa) -> String {
+    let next = ca.issue("notificacoes", "aula", DAY).unwrap();
+    write(dir, "notificacoes.key", &next.key_pem);
+    write(dir, "notificacoes.crt", &next.cert_pem);
+    issue(dir, ca, "cursos");
+    next.cert_pem
+}
+
 fn write(dir: &Path, file: &str, text: &str) {
     let tmp = dir.join(format!("{file}.tmp"));
     std::fs::write(&tmp, text).unwrap();
@@ -142,13 +178,8 @@ async fn settings_are_all_or_nothing() {
 
 #[tokio::test]
 async fn mutual_tls_proves_who_calls_and_the_catalogue_decides_what_they_may_call() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, ca) = with_ca(&["notificacoes", "cursos", "midia", "operator", "gateway"]);
     let d = dir.path();
-    let ca = DevCa::new("aula.test", DAY).unwrap();
-    write(d, "ca.crt", &ca.cert_pem());
-    for name in ["notificacoes", "cursos", "midia", "operator", "gateway"] {
-        issue(d, &ca, name);
-    }
     let running = start(d).await;
     let addr = running.addr;
 
@@ -235,20 +266,8 @@ async fn mutual_tls_proves_who_calls_and_the_catalogue_decides_what_they_may_cal
     assert!(err.message().contains("TLS handshake"), "{err:?}");
 
     // TLS without a client certificate is refused.
-    let roots = {
-        let mut r = RootCertStore::empty();
-        r.add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
-            .unwrap();
-        r
-    };
-    let mut no_cert = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    no_cert.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(no_cert))
+    let stream = tokio_rustls::TlsConnector::from(without_certificate(&ca))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await;
     // TLS 1.3 finishes the client's side of the handshake before the server refuses: the
@@ -273,12 +292,8 @@ async fn mutual_tls_proves_who_calls_and_the_catalogue_decides_what_they_may_cal
 /// health; the same name in our trust domain works.
 #[tokio::test]
 async fn a_spiffe_id_from_another_trust_domain_names_nobody() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, ca) = with_ca(&["notificacoes", "cursos"]);
     let d = dir.path();
-    let ca = DevCa::new("aula.test", DAY).unwrap();
-    write(d, "ca.crt", &ca.cert_pem());
-    issue(d, &ca, "notificacoes");
-    issue(d, &ca, "cursos");
     // The same CA key signing for another trust domain.
     let foreign_dir = tempfile::tempdir().unwrap();
     let f = foreign_dir.path();
@@ -330,12 +345,8 @@ async fn a_spiffe_id_from_another_trust_domain_names_nobody() {
 /// new and existing connections: no call fails, and new handshakes see the new certificate.
 #[tokio::test]
 async fn rotation_under_load_fails_no_call() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, ca) = with_ca(&["notificacoes", "cursos"]);
     let d = dir.path();
-    let ca = DevCa::new("aula.test", DAY).unwrap();
-    write(d, "ca.crt", &ca.cert_pem());
-    issue(d, &ca, "notificacoes");
-    issue(d, &ca, "cursos");
     let running = start(d).await;
     let addr = running.addr;
     let client = tls_of(d, "cursos");
@@ -387,11 +398,7 @@ async fn rotation_under_load_fails_no_call() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // 1. New certificates and keys from the same CA.
-    let next = ca.issue("notificacoes", "aula", DAY).unwrap();
-    write(d, "notificacoes.key", &next.key_pem);
-    write(d, "notificacoes.crt", &next.cert_pem);
-    issue(d, &ca, "cursos");
-    wait_for(next.cert_pem).await;
+    wait_for(rotate(d, &ca)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // 2. A new CA: first trusted beside the old one, then issuing, then alone.
@@ -402,11 +409,7 @@ async fn rotation_under_load_fails_no_call() {
         &format!("{}{}", ca.cert_pem(), new_ca.cert_pem()),
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let next = new_ca.issue("notificacoes", "aula", DAY).unwrap();
-    write(d, "notificacoes.key", &next.key_pem);
-    write(d, "notificacoes.crt", &next.cert_pem);
-    issue(d, &new_ca, "cursos");
-    wait_for(next.cert_pem).await;
+    wait_for(rotate(d, &new_ca)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     write(d, "ca.crt", &new_ca.cert_pem());
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -426,38 +429,11 @@ async fn rotation_under_load_fails_no_call() {
 /// certificate is served, nobody is identified, and nothing is authorized per RPC.
 #[tokio::test]
 async fn without_client_auth_tls_only_encrypts() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ca = DevCa::new("aula.test", DAY).unwrap();
-    write(d, "ca.crt", &ca.cert_pem());
-    issue(d, &ca, "notificacoes");
-    let def = ServiceDef {
-        spec: NOTIFICACOES,
-        migrations: None,
-        demo: None,
-        build: |_| Box::pin(async { Ok(tonic::service::Routes::default()) }),
-    };
-    let mut env = Env::from_pairs(env_of(d, "notificacoes"));
-    env.set("AULA_TLS_CLIENT_AUTH", "none");
-    env.set("AULA_DATA_DIR", d.display().to_string());
-    let settings = Settings::load(NOTIFICACOES, &env).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = server::start_on(def, settings, listener, None)
-        .await
-        .unwrap();
+    let (dir, ca) = with_ca(&["notificacoes"]);
+    let running = start_with(dir.path(), &[("AULA_TLS_CLIENT_AUTH", "none")]).await;
 
     // A client that trusts the CA but has no certificate of its own.
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
-        .unwrap();
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let config = Arc::new(config);
+    let config = without_certificate(&ca);
     let addr = running.addr;
     let channel = tonic::transport::Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_: http::Uri| {
