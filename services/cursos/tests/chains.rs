@@ -3,8 +3,9 @@
 mod common;
 
 use aula_api::{
+    cursos_service_client::CursosServiceClient,
     notificacoes_service_client::NotificacoesServiceClient, AskQuestionRequest, Empty,
-    EnrollRequest, ListNotificationsRequest, Notification, SendNotificationRequest,
+    Notification,
 };
 use aula_runtime::{
     config::Settings,
@@ -21,26 +22,46 @@ async fn start_notificacoes(dir: &Path) -> TestService {
         .expect("notificacoes starts")
 }
 
+/// cursos pointed at a real notificacoes, both in `dir`; and a client of notificacoes.
+async fn with_notificacoes(
+    dir: &Path,
+) -> (
+    TestService,
+    NotificacoesServiceClient<Channel>,
+    TestService,
+    CursosServiceClient<Channel>,
+) {
+    let notif = start_notificacoes(dir).await;
+    let inbox = NotificacoesServiceClient::new(notif.channel());
+    let (svc, client) = start_cursos(dir, &[notif.addr_var()]).await;
+    (notif, inbox, svc, client)
+}
+
 async fn notifications(
     client: &mut NotificacoesServiceClient<Channel>,
     id_usuario: &str,
 ) -> Vec<Notification> {
-    client
-        .list_notifications(ListNotificationsRequest {
-            id_usuario: id_usuario.into(),
-            page_size: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .notificacoes
+    testing::notifications_of(client, id_usuario, false).await
+}
+
+/// Waits until `user` has a notification; returns all of theirs.
+async fn arrived(
+    inbox: &NotificacoesServiceClient<Channel>,
+    user: &str,
+    what: &str,
+) -> Vec<Notification> {
+    eventually(SETTLE, what, || {
+        let mut inbox = inbox.clone();
+        async move {
+            let n = notifications(&mut inbox, user).await;
+            (!n.is_empty()).then_some(n)
+        }
+    })
+    .await
 }
 
 /// Waits until cursos' outbox is empty (every notice delivered).
-async fn outbox_drained(
-    client: &mut aula_api::cursos_service_client::CursosServiceClient<Channel>,
-) {
+async fn outbox_drained(client: &mut CursosServiceClient<Channel>) {
     eventually(SETTLE, "the outbox to drain", || {
         let mut c = client.clone();
         async move {
@@ -54,31 +75,16 @@ async fn outbox_drained(
 #[tokio::test]
 async fn enroll_notifies_the_user_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let notif = start_notificacoes(dir.path()).await;
-    let (svc, mut client) = start_cursos(dir.path(), &[notif.addr_var()]).await;
-    let mut inbox = NotificacoesServiceClient::new(notif.channel());
+    let (notif, mut inbox, svc, mut client) = with_notificacoes(dir.path()).await;
 
     let calls = (0..10).map(|_| {
         let mut c = client.clone();
-        tokio::spawn(async move {
-            c.enroll(EnrollRequest {
-                id_usuario: "12".into(),
-                id_curso: "2".into(),
-            })
-            .await
-        })
+        tokio::spawn(async move { c.enroll(enroll("12", "2")).await })
     });
     for r in futures::future::join_all(calls).await {
         r.unwrap().expect("Enroll succeeds");
     }
-    let found = eventually(SETTLE, "the enrolment notice", || {
-        let mut inbox = inbox.clone();
-        async move {
-            let n = notifications(&mut inbox, "12").await;
-            (!n.is_empty()).then_some(n)
-        }
-    })
-    .await;
+    let found = arrived(&inbox, "12", "the enrolment notice").await;
     assert_eq!(
         found[0].message,
         "Inscrição confirmada no curso Banco de Dados Relacionais"
@@ -99,23 +105,15 @@ async fn enroll_notifies_the_user_exactly_once() {
 #[tokio::test]
 async fn send_notification_is_delivered_when_notificacoes_is_up() {
     let dir = tempfile::tempdir().unwrap();
-    let notif = start_notificacoes(dir.path()).await;
-    let (svc, mut client) = start_cursos(dir.path(), &[notif.addr_var()]).await;
+    let (notif, mut inbox, svc, mut client) = with_notificacoes(dir.path()).await;
     // The first call may also open the connection to notificacoes; on a loaded machine that
     // can exceed the 1.5 s budget and answer "queued" instead (still delivered later), so ask
     // until one is delivered on the spot.
     let r = eventually(SETTLE, "a notification delivered on the spot", || {
         let mut c = client.clone();
         async move {
-            let r = c
-                .send_notification(SendNotificationRequest {
-                    id_usuario: "3".into(),
-                    message: "Sua prova foi corrigida".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let r = c.send_notification(notice("3", "Sua prova foi corrigida"));
+            let r = r.await.answer();
             (!r.pendente).then_some(r)
         }
     })
@@ -126,7 +124,6 @@ async fn send_notification_is_delivered_when_notificacoes_is_up() {
     assert!(!status.message.is_empty());
     assert_eq!(status.servico, "notificacoes");
 
-    let mut inbox = NotificacoesServiceClient::new(notif.channel());
     let got = notifications(&mut inbox, "3").await;
     let stored = got
         .iter()
@@ -147,18 +144,9 @@ async fn a_notification_queued_while_notificacoes_is_down_arrives_once_it_is_up(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let (svc, mut client) =
-        start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url.clone())]).await;
-    let r = client
-        .send_notification(SendNotificationRequest {
-            id_usuario: "4".into(),
-            message: "Material novo disponível".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(r.pendente);
+    let (svc, mut client) = start_cursos(dir.path(), &vars(&[("NOTIFICACOES_ADDR", &url)])).await;
+    let r = client.send_notification(notice("4", "Material novo disponível"));
+    assert!(r.await.answer().pendente);
 
     let def = notificacoes::service();
     let settings = Settings::load(
@@ -173,14 +161,7 @@ async fn a_notification_queued_while_notificacoes_is_down_arrives_once_it_is_up(
         .await
         .unwrap();
     let mut inbox = NotificacoesServiceClient::new(testing::channel(&url));
-    let got = eventually(SETTLE, "the queued notification", || {
-        let mut inbox = inbox.clone();
-        async move {
-            let n = notifications(&mut inbox, "4").await;
-            (!n.is_empty()).then_some(n)
-        }
-    })
-    .await;
+    let got = arrived(&inbox, "4", "the queued notification").await;
     assert_eq!(got[0].message, "Material novo disponível");
     outbox_drained(&mut client).await;
     assert_eq!(notifications(&mut inbox, "4").await.len(), 1);
@@ -211,11 +192,8 @@ async fn ask_question_offline_answers_from_the_course_material() {
         duvida: duvida.into(),
         id_usuario: "1".into(),
     };
-    let joins = client
-        .ask_question(ask("Como funciona o LEFT JOIN numa consulta SQL?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let joins = client.ask_question(ask("Como funciona o LEFT JOIN numa consulta SQL?"));
+    let joins = joins.await.answer();
     assert!(joins.offline);
     assert!(!joins.modelo.is_empty());
     assert!(
@@ -223,11 +201,8 @@ async fn ask_question_offline_answers_from_the_course_material() {
         "{}",
         joins.resposta
     );
-    let normal = client
-        .ask_question(ask("O que é normalização e a terceira forma normal 3FN?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let normal = client.ask_question(ask("O que é normalização e a terceira forma normal 3FN?"));
+    let normal = normal.await.answer();
     assert!(
         normal.resposta.contains("Normalização: 1FN, 2FN e 3FN"),
         "{}",

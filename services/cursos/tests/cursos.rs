@@ -4,26 +4,11 @@
 
 mod common;
 
-use aula_api::{
-    AskQuestionRequest, Empty, EnrollRequest, GetCourseMediaRequest, GetCourseRequest,
-    GetUserCoursesRequest, ListCoursesRequest, SendNotificationRequest, UnenrollRequest,
-};
+use aula_api::{AskQuestionRequest, Empty, ListCoursesRequest, SendNotificationRequest};
+use aula_runtime::testing::{assert_status, execute};
 use common::*;
 use std::time::{Duration, Instant};
 use tonic::Code;
-
-fn user(id: &str) -> GetUserCoursesRequest {
-    GetUserCoursesRequest {
-        id_usuario: id.into(),
-    }
-}
-
-fn enroll(u: &str, c: &str) -> EnrollRequest {
-    EnrollRequest {
-        id_usuario: u.into(),
-        id_curso: c.into(),
-    }
-}
 
 fn assert_invalid(err: &tonic::Status, field: &str) {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
@@ -34,28 +19,26 @@ fn assert_invalid(err: &tonic::Status, field: &str) {
     );
 }
 
+fn page(page_size: i32, page_token: &str) -> ListCoursesRequest {
+    ListCoursesRequest {
+        page_size,
+        page_token: page_token.into(),
+    }
+}
+
 #[tokio::test]
 async fn status_counts_the_demo_catalogue() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
-    assert_eq!(s.servico, "cursos");
-    assert!(!s.versao.is_empty());
-    assert_eq!(s.contagens["cursos"], 5);
-    assert_eq!(s.contagens["inscricoes"], 2);
-    assert_eq!(s.contagens["outbox_pendentes"], 0);
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let s = client.get_status(Empty {}).await.answer();
+    let counts = [("cursos", 5), ("inscricoes", 2), ("outbox_pendentes", 0)];
+    assert_status(&s, "cursos", &counts);
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn user_courses_come_from_real_enrolments() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let r = client
-        .get_user_courses(user("1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let r = client.get_user_courses(user("1")).await.answer();
     assert_eq!(r.message, "Usuário 1 está inscrito em 2 cursos");
     let nomes: Vec<&str> = r.cursos_inscritos.iter().map(|c| c.nome.as_str()).collect();
     assert_eq!(
@@ -70,34 +53,21 @@ async fn user_courses_come_from_real_enrolments() {
         && !c.descricao.is_empty()
         && !c.categoria.is_empty()));
 
-    let r = client
-        .get_user_courses(user("77"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.get_user_courses(user("77")).await.answer();
     assert!(r.cursos_inscritos.is_empty());
     assert_eq!(r.message, "Usuário 77 não está inscrito em nenhum curso");
 
-    assert_invalid(
-        &client.get_user_courses(user("")).await.unwrap_err(),
-        "id_usuario",
-    );
-    assert_invalid(
-        &client.get_user_courses(user("abc")).await.unwrap_err(),
-        "id_usuario",
-    );
+    for bad in ["", "abc"] {
+        let err = client.get_user_courses(user(bad)).await.refusal();
+        assert_invalid(&err, "id_usuario");
+    }
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn list_courses_pages_through_the_catalogue() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let all = client
-        .list_courses(ListCoursesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let all = client.list_courses(page(0, "")).await.answer();
     let ids: Vec<i32> = all.cursos.iter().map(|c| c.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
     assert_eq!(all.next_page_token, "");
@@ -106,14 +76,7 @@ async fn list_courses_pages_through_the_catalogue() {
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = client
-            .list_courses(ListCoursesRequest {
-                page_size: 2,
-                page_token: token.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let page = client.list_courses(page(2, &token)).await.answer();
         assert!(page.cursos.len() <= 2);
         seen.extend(page.cursos.iter().map(|c| c.id));
         pages += 1;
@@ -125,164 +88,79 @@ async fn list_courses_pages_through_the_catalogue() {
     assert_eq!(seen, [1, 2, 3, 4, 5]);
     assert_eq!(pages, 3);
 
-    assert_invalid(
-        &client
-            .list_courses(ListCoursesRequest {
-                page_size: -1,
-                page_token: String::new(),
-            })
-            .await
-            .unwrap_err(),
-        "page_size",
-    );
-    assert_invalid(
-        &client
-            .list_courses(ListCoursesRequest {
-                page_size: 2,
-                page_token: "not-a-token".into(),
-            })
-            .await
-            .unwrap_err(),
-        "page_token",
-    );
+    let err = client.list_courses(page(-1, "")).await.refusal();
+    assert_invalid(&err, "page_size");
+    let err = client.list_courses(page(2, "not-a-token")).await.refusal();
+    assert_invalid(&err, "page_token");
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn get_course_returns_the_course_or_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let c = client
-        .get_course(GetCourseRequest {
-            id_curso: "3".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let c = client.get_course(course("3")).await.answer();
     assert_eq!(c.id, 3);
     assert_eq!(c.nome, "Desenvolvimento Web com HTML, CSS e JavaScript");
     assert_eq!(c.carga_horaria, 60);
 
-    let err = client
-        .get_course(GetCourseRequest {
-            id_curso: "99".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = client.get_course(course("99")).await.refusal();
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.message().contains("99"), "{}", err.message());
     for bad in ["", "x", "0"] {
-        assert_invalid(
-            &client
-                .get_course(GetCourseRequest {
-                    id_curso: bad.into(),
-                })
-                .await
-                .unwrap_err(),
-            "id_curso",
-        );
+        assert_invalid(&client.get_course(course(bad)).await.refusal(), "id_curso");
     }
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn enroll_is_idempotent_queues_one_notice_and_unenroll_removes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
 
-    let first = client.enroll(enroll("5", "4")).await.unwrap().into_inner();
+    let first = client.enroll(enroll("5", "4")).await.answer();
     assert!(first.nova_inscricao);
     assert_eq!(
         first.curso.as_ref().unwrap().nome,
         "Estruturas de Dados e Algoritmos"
     );
     assert!(first.message.contains("inscrito"), "{}", first.message);
-    let again = client.enroll(enroll("5", "4")).await.unwrap().into_inner();
+    let again = client.enroll(enroll("5", "4")).await.answer();
     assert!(!again.nova_inscricao);
     assert!(again.message.contains("já estava"), "{}", again.message);
 
-    let mine = client
-        .get_user_courses(user("5"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mine = client.get_user_courses(user("5")).await.answer();
     assert_eq!(mine.cursos_inscritos.len(), 1);
     assert_eq!(mine.cursos_inscritos[0].id, 4);
 
     // One notice for the new enrolment, none for the repeat (notificacoes is down: it waits).
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(s.contagens["outbox_pendentes"], 1);
     assert_eq!(s.contagens["inscricoes"], 3);
+    let page = svc.running.metrics.render();
     assert!(
-        svc.running
-            .metrics
-            .render()
-            .lines()
-            .any(|l| l == "aula_enrolments_total 1"),
-        "{}",
-        svc.running.metrics.render()
+        page.lines().any(|l| l == "aula_enrolments_total 1"),
+        "{page}"
     );
 
-    let err = client.enroll(enroll("5", "99")).await.unwrap_err();
+    let err = client.enroll(enroll("5", "99")).await.refusal();
     assert_eq!(err.code(), Code::NotFound);
-    assert_invalid(
-        &client.enroll(enroll("", "1")).await.unwrap_err(),
-        "id_usuario",
-    );
-    assert_invalid(
-        &client.enroll(enroll("5", "")).await.unwrap_err(),
-        "id_curso",
-    );
+    let err = client.enroll(enroll("", "1")).await.refusal();
+    assert_invalid(&err, "id_usuario");
+    assert_invalid(&client.enroll(enroll("5", "")).await.refusal(), "id_curso");
 
-    let gone = client
-        .unenroll(UnenrollRequest {
-            id_usuario: "5".into(),
-            id_curso: "4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(gone.removida);
-    let not_there = client
-        .unenroll(UnenrollRequest {
-            id_usuario: "5".into(),
-            id_curso: "4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!not_there.removida);
-    let err = client
-        .unenroll(UnenrollRequest {
-            id_usuario: "5".into(),
-            id_curso: "99".into(),
-        })
-        .await
-        .unwrap_err();
+    assert!(client.unenroll(unenroll("5", "4")).await.answer().removida);
+    assert!(!client.unenroll(unenroll("5", "4")).await.answer().removida);
+    let err = client.unenroll(unenroll("5", "99")).await.refusal();
     assert_eq!(err.code(), Code::NotFound);
-    assert_invalid(
-        &client
-            .unenroll(UnenrollRequest {
-                id_usuario: "5".into(),
-                id_curso: "abc".into(),
-            })
-            .await
-            .unwrap_err(),
-        "id_curso",
-    );
-    let mine = client
-        .get_user_courses(user("5"))
-        .await
-        .unwrap()
-        .into_inner();
+    let err = client.unenroll(unenroll("5", "abc")).await.refusal();
+    assert_invalid(&err, "id_curso");
+    let mine = client.get_user_courses(user("5")).await.answer();
     assert!(mine.cursos_inscritos.is_empty());
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn fifty_concurrent_enrolls_make_one_enrolment_and_one_notice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, client) = cursos_alone().await;
     let calls = (0..50).map(|_| {
         let mut c = client.clone();
         tokio::spawn(async move { c.enroll(enroll("8", "3")).await })
@@ -297,13 +175,9 @@ async fn fifty_concurrent_enrolls_make_one_enrolment_and_one_notice() {
     }
     assert_eq!(new, 1, "exactly one call created the enrolment");
     let mut client = client;
-    let mine = client
-        .get_user_courses(user("8"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mine = client.get_user_courses(user("8")).await.answer();
     assert_eq!(mine.cursos_inscritos.len(), 1);
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(s.contagens["inscricoes"], 3);
     assert_eq!(s.contagens["outbox_pendentes"], 1, "one notice, not fifty");
     svc.running.stop().await.unwrap();
@@ -311,33 +185,18 @@ async fn fifty_concurrent_enrolls_make_one_enrolment_and_one_notice() {
 
 #[tokio::test]
 async fn enrolments_and_queued_notices_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (dir, svc, mut client) = cursos_alone().await;
     client.enroll(enroll("9", "5")).await.unwrap();
-    client
-        .unenroll(UnenrollRequest {
-            id_usuario: "1".into(),
-            id_curso: "2".into(),
-        })
-        .await
-        .unwrap();
+    client.unenroll(unenroll("1", "2")).await.unwrap();
     svc.running.stop().await.unwrap();
 
     let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let r = client
-        .get_user_courses(user("9"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.get_user_courses(user("9")).await.answer();
     assert_eq!(r.cursos_inscritos.len(), 1);
     assert_eq!(r.cursos_inscritos[0].nome, "Redes de Computadores");
-    let r = client
-        .get_user_courses(user("1"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.get_user_courses(user("1")).await.answer();
     assert_eq!(r.cursos_inscritos.len(), 1, "the unenrolment persisted too");
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(s.contagens["outbox_pendentes"], 1, "the queued notice too");
     // The demo data is not inserted again on restart.
     assert_eq!(s.contagens["cursos"], 5);
@@ -346,75 +205,38 @@ async fn enrolments_and_queued_notices_survive_a_restart() {
 
 #[tokio::test]
 async fn send_notification_is_queued_quickly_while_notificacoes_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
     let started = Instant::now();
     let r = client
-        .send_notification(SendNotificationRequest {
-            id_usuario: "1".into(),
-            message: "Sua prova foi corrigida".into(),
-            ..Default::default()
-        })
+        .send_notification(notice("1", "Sua prova foi corrigida"))
         .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+        .answer();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(r.pendente);
     assert!(r.message.contains("fila"), "{}", r.message);
     assert!(r.id_notificacao.is_empty());
 
     // A retry with the caller's key while the first is still queued is the same notification.
     let keyed = SendNotificationRequest {
-        id_usuario: "1".into(),
-        message: "Aula remarcada".into(),
         chave_idempotencia: "teste-chave-1".into(),
-        origem: String::new(),
+        ..notice("1", "Aula remarcada")
     };
     assert!(
         client
             .send_notification(keyed.clone())
             .await
-            .unwrap()
-            .into_inner()
+            .answer()
             .pendente
     );
-    assert!(
-        client
-            .send_notification(keyed)
-            .await
-            .unwrap()
-            .into_inner()
-            .pendente
-    );
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    assert!(client.send_notification(keyed).await.answer().pendente);
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(s.contagens["outbox_pendentes"], 2);
 
-    assert_invalid(
-        &client
-            .send_notification(SendNotificationRequest {
-                id_usuario: String::new(),
-                message: "x".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err(),
-        "id_usuario",
-    );
-    assert_invalid(
-        &client
-            .send_notification(SendNotificationRequest {
-                id_usuario: "1".into(),
-                message: "   ".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err(),
-        "message",
-    );
+    let err = client.send_notification(notice("", "x")).await.refusal();
+    assert_invalid(&err, "id_usuario");
+    let err = client.send_notification(notice("1", "   ")).await.refusal();
+    assert_invalid(&err, "message");
     svc.running.stop().await.unwrap();
 }
 
@@ -423,58 +245,27 @@ async fn get_course_media_comes_from_midia() {
     let dir = tempfile::tempdir().unwrap();
     let midia = start_midia(dir.path()).await;
     let (svc, mut client) = start_cursos(dir.path(), &[midia.addr_var()]).await;
-    let r = client
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.get_course_media(media("1")).await.answer();
     assert_eq!(r.itens.len(), 4);
     assert_eq!(r.itens[0].titulo, "Introdução ao Python");
     assert!(r.midia_curso.starts_with("4 itens: "), "{}", r.midia_curso);
 
-    let err = client
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "99".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = client.get_course_media(media("99")).await.refusal();
     assert_eq!(err.code(), Code::NotFound, "cursos owns the catalogue");
-    assert_invalid(
-        &client
-            .get_course_media(GetCourseMediaRequest {
-                id_curso: String::new(),
-            })
-            .await
-            .unwrap_err(),
-        "id_curso",
-    );
+    let err = client.get_course_media(media("")).await.refusal();
+    assert_invalid(&err, "id_curso");
     svc.running.stop().await.unwrap();
     midia.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn midia_down_is_unavailable_naming_it_and_cursos_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let err = client
-        .get_course_media(GetCourseMediaRequest {
-            id_curso: "1".into(),
-        })
-        .await
-        .unwrap_err();
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let err = client.get_course_media(media("1")).await.refusal();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().starts_with("midia"), "{}", err.message());
 
-    let health = aula_runtime::healthcheck::check(
-        &svc.url,
-        "services.CursosService",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    assert_eq!(format!("{health:?}"), "Serving");
+    svc.assert_serving().await;
     client.get_status(Empty {}).await.unwrap();
     svc.running.stop().await.unwrap();
 }
@@ -502,19 +293,14 @@ async fn ask_question_grounds_the_chatbot_in_the_course_and_its_media() {
     let r = client
         .ask_question(question("1", "Quando uso while em vez de for?"))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(r.modelo, "stand-in");
     assert_eq!(r.id_interacao, "int-1");
     assert!(r.offline);
     assert!(r.resposta.contains("Quando uso while"), "{}", r.resposta);
 
-    let asked = bot
-        .asked
-        .lock()
-        .unwrap()
-        .pop()
-        .expect("the chatbot was asked");
+    let asked = bot.asked.lock().unwrap().pop();
+    let asked = asked.expect("the chatbot was asked");
     assert_eq!(asked.id_curso, "1");
     assert_eq!(asked.nome_curso, "Introdução à Programação com Python");
     assert!(asked.descricao_curso.contains("Python 3"));
@@ -522,59 +308,40 @@ async fn ask_question_grounds_the_chatbot_in_the_course_and_its_media() {
     assert_eq!(asked.duvida, "Quando uso while em vez de for?");
     assert_eq!(asked.id_usuario, "1");
     assert_eq!(asked.material.len(), 4);
-    assert_eq!(
-        asked.material[2].titulo,
-        "Estruturas de controle: if, for e while"
-    );
-    assert_eq!(asked.material[2].tipo, "video");
-    assert!(asked.material[2].descricao.contains("while"));
+    let video = &asked.material[2];
+    assert_eq!(video.titulo, "Estruturas de controle: if, for e while");
+    assert_eq!(video.tipo, "video");
+    assert!(video.descricao.contains("while"));
 
     // Without midia the question is still answered, from the course alone.
     midia.running.stop().await.unwrap();
-    let r = client
-        .ask_question(question("1", "O que é uma variável?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = client.ask_question(question("1", "O que é uma variável?"));
+    let r = r.await.answer();
     assert!(r.resposta.contains("descrição do curso"), "{}", r.resposta);
     let asked = bot.asked.lock().unwrap().pop().unwrap();
     assert!(asked.material.is_empty());
     assert_eq!(asked.nome_curso, "Introdução à Programação com Python");
 
-    let err = client
-        .ask_question(question("99", "Oi?"))
-        .await
-        .unwrap_err();
+    let err = client.ask_question(question("99", "Oi?")).await.refusal();
     assert_eq!(err.code(), Code::NotFound);
-    assert_invalid(
-        &client.ask_question(question("1", "  ")).await.unwrap_err(),
-        "duvida",
-    );
-    assert_invalid(
-        &client.ask_question(question("", "Oi?")).await.unwrap_err(),
-        "id_curso",
-    );
-    assert_invalid(
-        &client
-            .ask_question(AskQuestionRequest {
-                id_usuario: "ana".into(),
-                ..question("1", "Oi?")
-            })
-            .await
-            .unwrap_err(),
-        "id_usuario",
-    );
+    let err = client.ask_question(question("1", "  ")).await.refusal();
+    assert_invalid(&err, "duvida");
+    let err = client.ask_question(question("", "Oi?")).await.refusal();
+    assert_invalid(&err, "id_curso");
+    let not_a_number = AskQuestionRequest {
+        id_usuario: "ana".into(),
+        ..question("1", "Oi?")
+    };
+    let err = client.ask_question(not_a_number).await.refusal();
+    assert_invalid(&err, "id_usuario");
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn chatbot_down_is_unavailable_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
-    let err = client
-        .ask_question(question("2", "O que é uma chave estrangeira?"))
-        .await
-        .unwrap_err();
+    let (_dir, svc, mut client) = cursos_alone().await;
+    let asked = question("2", "O que é uma chave estrangeira?");
+    let err = client.ask_question(asked).await.refusal();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().starts_with("chatbot"), "{}", err.message());
     client.get_status(Empty {}).await.unwrap();
@@ -587,40 +354,33 @@ async fn chatbot_down_is_unavailable_naming_it() {
 #[tokio::test]
 async fn status_counts_stay_exact_under_concurrent_writes() {
     use sqlx::Row as _;
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, client) = cursos_alone().await;
     let writers = (0..8u32).map(|w| {
         let mut c = client.clone();
         tokio::spawn(async move {
-            for course in 1..=5 {
+            for course in 1..=5u32 {
                 // Writers 0 and 1 enrol the same user: each enrolment is made once.
                 let u = (100 + w.max(1)).to_string();
-                c.enroll(enroll(&u, &course.to_string())).await.unwrap();
+                let id = course.to_string();
+                c.enroll(enroll(&u, &id)).await.unwrap();
                 if course % 2 == 0 {
-                    c.unenroll(UnenrollRequest {
-                        id_usuario: u,
-                        id_curso: course.to_string(),
-                    })
-                    .await
-                    .unwrap();
+                    c.unenroll(unenroll(&u, &id)).await.unwrap();
                 }
             }
         })
     });
     let mut sql = svc.sql().await;
-    sqlx::query(
-        "INSERT INTO inscricoes (id_usuario, id_curso, criada_ms) VALUES (9, 1, 0), (9, 2, 0)",
-    )
-    .execute(&mut sql)
-    .await
-    .unwrap();
+    let behind =
+        "INSERT INTO inscricoes (id_usuario, id_curso, criada_ms) VALUES (9, 1, 0), (9, 2, 0)";
+    execute(&mut sql, behind).await;
     for r in futures::future::join_all(writers).await {
         r.unwrap();
     }
-    sqlx::query("DELETE FROM inscricoes WHERE id_usuario = 9 AND id_curso = 2")
-        .execute(&mut sql)
-        .await
-        .unwrap();
+    execute(
+        &mut sql,
+        "DELETE FROM inscricoes WHERE id_usuario = 9 AND id_curso = 2",
+    )
+    .await;
     let truth =
         sqlx::query("SELECT (SELECT COUNT(*) FROM cursos), (SELECT COUNT(*) FROM inscricoes)")
             .fetch_one(&mut sql)
@@ -630,12 +390,7 @@ async fn status_counts_stay_exact_under_concurrent_writes() {
     // The demo's 2, 7 users with courses 1, 3 and 5 (the even ones removed), user 9's one.
     assert_eq!(truth, (5, 2 + 7 * 3 + 1));
     tokio::time::sleep(cursos::grpc::STATUS_TTL + Duration::from_millis(50)).await;
-    let s = client
-        .clone()
-        .get_status(Empty {})
-        .await
-        .unwrap()
-        .into_inner();
+    let s = client.clone().get_status(Empty {}).await.answer();
     assert_eq!((s.contagens["cursos"], s.contagens["inscricoes"]), truth);
     svc.running.stop().await.unwrap();
 }

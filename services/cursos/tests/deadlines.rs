@@ -23,19 +23,9 @@ fn question() -> AskQuestionRequest {
 #[tokio::test]
 async fn ask_question_waits_for_the_chatbot_beyond_the_peer_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let bot = RecordingChatbot {
-        delay: Duration::from_millis(1200),
-        ..Default::default()
-    };
-    let url = serve_chatbot(bot.clone()).await;
-    let (svc, mut client) = start_cursos(
-        dir.path(),
-        &[
-            ("CHATBOT_ADDR".into(), url),
-            ("AULA_PEER_TIMEOUT".into(), "300ms".into()),
-        ],
-    )
-    .await;
+    let bot = slow_chatbot(Duration::from_millis(1200));
+    let (svc, mut client) =
+        cursos_asking(dir.path(), &bot, &[("AULA_PEER_TIMEOUT", "300ms")]).await;
     let answer = client.ask_question(question()).await.expect("answered");
     assert_eq!(answer.get_ref().modelo, "stand-in");
     let seen = bot.deadlines.lock().unwrap()[0].expect("a deadline");
@@ -51,8 +41,7 @@ async fn ask_question_waits_for_the_chatbot_beyond_the_peer_timeout() {
 async fn the_callers_remaining_time_travels_down_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let bot = RecordingChatbot::default();
-    let url = serve_chatbot(bot.clone()).await;
-    let (svc, mut client) = start_cursos(dir.path(), &[("CHATBOT_ADDR".into(), url)]).await;
+    let (svc, mut client) = cursos_asking(dir.path(), &bot, &[]).await;
     let mut ask = tonic::Request::new(question());
     ask.set_timeout(Duration::from_secs(2));
     client.ask_question(ask).await.expect("answered");
@@ -71,7 +60,7 @@ async fn a_stalled_midia_is_deadline_exceeded_naming_midia() {
     let dir = tempfile::tempdir().unwrap();
     let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // never accepts
     let midia_url = format!("http://{}", stalled.local_addr().unwrap());
-    let (svc, mut client) = start_cursos(dir.path(), &[("MIDIA_ADDR".into(), midia_url)]).await;
+    let (svc, mut client) = start_cursos(dir.path(), &vars(&[("MIDIA_ADDR", &midia_url)])).await;
     let mut get = tonic::Request::new(GetCourseMediaRequest {
         id_curso: "1".into(),
     });

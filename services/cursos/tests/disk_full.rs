@@ -10,20 +10,15 @@
 
 mod common;
 
-use aula_api::EnrollRequest;
+use aula_runtime::testing::assert_none_lost;
 use aula_runtime::testing::disk::{fill_and_free_under_load, SmallDisk};
-use common::start_cursos;
+use common::{enroll, start_cursos};
 use sqlx::Row;
 use std::{collections::BTreeSet, time::Duration};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_loses_no_acknowledged_enrolment() {
-    if std::env::var("AULA_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
-        eprintln!("a SQLite test: its data directory is what fills (the PostgreSQL run skips it)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(&dir.path().join("cursos"), 8 << 10) else {
+    let Some((dir, disk)) = SmallDisk::for_sqlite("cursos", 8 << 10) else {
         return;
     };
     // start_cursos puts the data under <dir>/cursos: the tmpfs.
@@ -32,10 +27,7 @@ async fn a_full_disk_loses_no_acknowledged_enrolment() {
         let mut client = client.clone();
         async move {
             let (user, course) = (n as i64, n as i64 % 5 + 1);
-            let mut request = tonic::Request::new(EnrollRequest {
-                id_usuario: user.to_string(),
-                id_curso: course.to_string(),
-            });
+            let mut request = tonic::Request::new(enroll(&user.to_string(), &course.to_string()));
             request.set_timeout(Duration::from_secs(20));
             client.enroll(request).await.map(|_| (user, course))
         }
@@ -54,16 +46,5 @@ async fn a_full_disk_loses_no_acknowledged_enrolment() {
     drop(sql);
     svc.running.stop().await.unwrap();
     let lost: Vec<_> = seen.acked.iter().filter(|a| !present.contains(a)).collect();
-    eprintln!(
-        "acknowledged {}, present {}, lost {}",
-        seen.acked.len(),
-        seen.acked.len() - lost.len(),
-        lost.len()
-    );
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged enrolments lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(5)]
-    );
+    assert_none_lost(seen.acked.len(), &lost, "acknowledged enrolments lost");
 }

@@ -29,15 +29,36 @@ fn edit(path: &Path, f: impl FnOnce(&mut FlagsFile)) {
     file.save().unwrap();
 }
 
-async fn start(dir: &Path) -> (aula_runtime::testing::TestService, Client, PathBuf) {
-    let path = dir.join("flags.json");
+/// Sets each flag to its variant in the file.
+fn set(path: &Path, flags: &[(&str, &str)]) {
+    edit(path, |f| {
+        for (name, variant) in flags {
+            f.set(name, variant).unwrap();
+        }
+    });
+}
+
+/// Switches every flag off.
+fn clear(path: &Path) {
+    edit(path, |f| {
+        f.clear();
+    });
+}
+
+/// cursos reading its flags from an empty file in a temporary directory.
+async fn start() -> (
+    tempfile::TempDir,
+    aula_runtime::testing::TestService,
+    Client,
+    PathBuf,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
     edit(&path, |_| {});
-    let (svc, client) = start_cursos(
-        dir,
-        &[("AULA_FLAGS_FILE".into(), path.display().to_string())],
-    )
-    .await;
-    (svc, client, path)
+    let file = path.display().to_string();
+    let env = vars(&[("AULA_FLAGS_FILE", &file)]);
+    let (svc, client) = start_cursos(dir.path(), &env).await;
+    (dir, svc, client, path)
 }
 
 type Client = aula_api::cursos_service_client::CursosServiceClient<tonic::transport::Channel>;
@@ -72,17 +93,12 @@ async fn until_all(client: &mut Client, fail: bool) {
 
 #[tokio::test]
 async fn error_ratio_fails_that_share_of_calls_labelled_then_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client, path) = start(dir.path()).await;
+    let (_dir, svc, mut client, path) = start().await;
     assert_eq!(failures(&mut client, 50).await.len(), 0);
 
-    edit(&path, |f| {
-        f.set("fault.cursos.error_ratio", "all").unwrap();
-    });
+    set(&path, &[("fault.cursos.error_ratio", "all")]);
     until_all(&mut client, true).await;
-    edit(&path, |f| {
-        f.set("fault.cursos.error_ratio", "50%").unwrap();
-    });
+    set(&path, &[("fault.cursos.error_ratio", "50%")]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let failed = failures(&mut client, 400).await;
     // 400 draws at 0.5: the standard deviation is 10 calls; 60 is six of them.
@@ -111,10 +127,13 @@ async fn error_ratio_fails_that_share_of_calls_labelled_then_stops() {
     );
 
     // The code named by error_code.
-    edit(&path, |f| {
-        f.set("fault.cursos.error_ratio", "all").unwrap();
-        f.set("fault.cursos.error_code", "INTERNAL").unwrap();
-    });
+    set(
+        &path,
+        &[
+            ("fault.cursos.error_ratio", "all"),
+            ("fault.cursos.error_code", "INTERNAL"),
+        ],
+    );
     eventually(SETTLE, "INTERNAL", || {
         let mut c = client.clone();
         async move { (c.get_user_courses(user()).await.err()?.code() == Code::Internal).then_some(()) }
@@ -123,17 +142,14 @@ async fn error_ratio_fails_that_share_of_calls_labelled_then_stops() {
     // Health is never failed by error_ratio.
     svc.assert_serving().await;
 
-    edit(&path, |f| {
-        f.clear();
-    });
+    clear(&path);
     until_all(&mut client, false).await;
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_method_flag_fails_only_that_method() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client, path) = start(dir.path()).await;
+    let (_dir, svc, mut client, path) = start().await;
     let mut doc = FlagsFile::open(&path).unwrap();
     let flags = doc.doc["flags"].as_object_mut().unwrap();
     flags.insert(
@@ -142,25 +158,20 @@ async fn a_method_flag_fails_only_that_method() {
     );
     doc.save().unwrap();
     until_all(&mut client, true).await;
-    let s = client.get_user_courses(user()).await.unwrap_err();
+    let s = client.get_user_courses(user()).await.refusal();
     assert_eq!(
         s.message(),
         "injected fault (fault.cursos.GetUserCourses.error_ratio)"
     );
-    client
-        .get_status(Empty {})
-        .await
-        .expect("other methods answer");
+    // Other methods answer.
+    client.get_status(Empty {}).await.answer();
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn latency_is_added_within_the_calls_deadline_then_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client, path) = start(dir.path()).await;
-    edit(&path, |f| {
-        f.set("fault.cursos.latency_ms", "500ms").unwrap();
-    });
+    let (_dir, svc, mut client, path) = start().await;
+    set(&path, &[("fault.cursos.latency_ms", "500ms")]);
     let slow = eventually(SETTLE, "latency added", || {
         let mut c = client.clone();
         async move {
@@ -178,7 +189,7 @@ async fn latency_is_added_within_the_calls_deadline_then_removed() {
     let mut call = tonic::Request::new(user());
     call.set_timeout(Duration::from_millis(150));
     let t = Instant::now();
-    let s = client.get_user_courses(call).await.unwrap_err();
+    let s = client.get_user_courses(call).await.refusal();
     assert!(
         matches!(s.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{s:?}"
@@ -196,9 +207,7 @@ async fn latency_is_added_within_the_calls_deadline_then_removed() {
     let metrics = svc.metrics_text().await;
     assert!(metrics.contains("aula_fault_injected_total{flag=\"fault.cursos.latency_ms\"}"));
 
-    edit(&path, |f| {
-        f.clear();
-    });
+    clear(&path);
     eventually(SETTLE, "latency removed", || {
         let mut c = client.clone();
         async move {
@@ -213,23 +222,19 @@ async fn latency_is_added_within_the_calls_deadline_then_removed() {
 
 #[tokio::test]
 async fn unavailable_turns_health_not_serving_and_every_call_unavailable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client, path) = start(dir.path()).await;
+    let (_dir, svc, mut client, path) = start().await;
     let mut watch = HealthClient::new(svc.channel())
         .watch(HealthCheckRequest {
             service: "services.CursosService".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(
         watch.message().await.unwrap().unwrap().status,
         ServingStatus::Serving as i32
     );
 
-    edit(&path, |f| {
-        f.set("fault.cursos.unavailable", "on").unwrap();
-    });
+    set(&path, &[("fault.cursos.unavailable", "on")]);
     let t = Instant::now();
     let next = watch.message().await.unwrap().unwrap();
     assert_eq!(next.status, ServingStatus::NotServing as i32);
@@ -241,17 +246,14 @@ async fn unavailable_turns_health_not_serving_and_every_call_unavailable() {
             service: String::new(),
         })
         .await
-        .unwrap()
-        .into_inner()
+        .answer()
         .status;
     assert_eq!(overall, ServingStatus::Serving as i32);
-    let s = client.get_status(Empty {}).await.unwrap_err();
+    let s = client.get_status(Empty {}).await.refusal();
     assert_eq!(s.code(), Code::Unavailable);
     assert_eq!(s.message(), "injected fault (fault.cursos.unavailable)");
 
-    edit(&path, |f| {
-        f.clear();
-    });
+    clear(&path);
     let next = watch.message().await.unwrap().unwrap();
     assert_eq!(next.status, ServingStatus::Serving as i32);
     client.get_status(Empty {}).await.expect("answers again");
@@ -260,11 +262,8 @@ async fn unavailable_turns_health_not_serving_and_every_call_unavailable() {
 
 #[tokio::test]
 async fn a_malformed_file_keeps_the_last_good_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client, path) = start(dir.path()).await;
-    edit(&path, |f| {
-        f.set("fault.cursos.error_ratio", "all").unwrap();
-    });
+    let (_dir, svc, mut client, path) = start().await;
+    set(&path, &[("fault.cursos.error_ratio", "all")]);
     until_all(&mut client, true).await;
     write_atomically(&path, "{\"flags\": {\"fault.cursos.error_ratio\": ").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -288,8 +287,7 @@ async fn a_malformed_file_keeps_the_last_good_flags() {
 
 #[tokio::test]
 async fn without_a_file_the_layer_is_inert() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
     assert_eq!(failures(&mut client, 20).await.len(), 0);
     let metrics = svc.metrics_text().await;
     assert!(!metrics.contains("aula_fault_injected_total{"));

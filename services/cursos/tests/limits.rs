@@ -35,8 +35,7 @@ fn over(limit: usize) -> (String, String) {
 
 #[tokio::test]
 async fn every_text_field_is_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
 
     let (text, says) = over(limits::QUESTION_CHARS);
     assert_invalid(client.ask_question(ask(&text, "")).await, "duvida", &says);
@@ -77,11 +76,7 @@ async fn every_text_field_is_bounded() {
     };
     assert_invalid(client.list_courses(request).await, "page_token", &says);
     // Nothing was queued.
-    let status = client
-        .get_status(aula_api::Empty {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = client.get_status(aula_api::Empty {}).await.answer();
     assert_eq!(status.contagens["outbox_pendentes"], 0);
     svc.assert_serving().await;
     svc.running.stop().await.unwrap();
@@ -89,8 +84,7 @@ async fn every_text_field_is_bounded() {
 
 #[tokio::test]
 async fn a_one_megabyte_bad_id_gets_a_short_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
     let huge = "7".repeat(1 << 20);
     let says = "must be a positive integer";
     let user = GetUserCoursesRequest {

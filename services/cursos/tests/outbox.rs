@@ -12,7 +12,8 @@ use aula_api::{
     MarkAsReadResponse, Notification, NotifyScheduleRequest, NotifyScheduleResponse,
     SendNotificationRequest, SendNotificationResponse, StatusResponse,
 };
-use common::{closed_url, eventually, start_cursos, SETTLE};
+use aula_runtime::testing::Reply;
+use common::{closed_url, cursos_with, eventually, start_cursos, vars, SETTLE};
 use sqlx::Row;
 use std::{
     collections::VecDeque,
@@ -154,7 +155,7 @@ async fn a_refusal_for_good_is_a_dead_letter_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Scripted::new([Step::Fail(Code::InvalidArgument); 10]);
     let url = serve(fake.clone()).await;
-    let (svc, mut client) = start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url)]).await;
+    let (svc, mut client) = start_cursos(dir.path(), &vars(&[("NOTIFICACOES_ADDR", &url)])).await;
     let r = client.send_notification(notice("7")).await.unwrap();
     assert!(r.into_inner().pendente, "not delivered now");
     let rows = eventually(SETTLE, "the message given up", || async {
@@ -171,7 +172,7 @@ async fn a_refusal_for_good_is_a_dead_letter_at_once() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.calls(), 1, "a dead letter is not delivered again");
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(
         s.contagens["outbox_pendentes"], 0,
         "a dead letter is not pending"
@@ -191,10 +192,10 @@ async fn transient_failures_are_retried_up_to_the_cap_then_given_up() {
     let url = serve(fake.clone()).await;
     let (svc, mut client) = start_cursos(
         dir.path(),
-        &[
-            ("NOTIFICACOES_ADDR".into(), url),
-            ("AULA_OUTBOX_MAX_ATTEMPTS".into(), "3".into()),
-        ],
+        &vars(&[
+            ("NOTIFICACOES_ADDR", &url),
+            ("AULA_OUTBOX_MAX_ATTEMPTS", "3"),
+        ]),
     )
     .await;
     client.send_notification(notice("7")).await.unwrap();
@@ -210,8 +211,7 @@ async fn transient_failures_are_retried_up_to_the_cap_then_given_up() {
     // Below the cap, a transient failure is retried until it is delivered.
     let fake = Scripted::new([Step::Fail(Code::Unavailable), Step::Fail(Code::Internal)]);
     let url = serve(fake.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (_svc, mut client) = start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url)]).await;
+    let (_dir, _svc, mut client) = cursos_with(&[("NOTIFICACOES_ADDR", &url)]).await;
     client.send_notification(notice("8")).await.unwrap();
     eventually(SETTLE, "delivered on the third attempt", || async {
         (fake.stored() == 1).then_some(())
@@ -226,7 +226,7 @@ async fn a_cut_off_immediate_attempt_is_redelivered_within_seconds() {
     // The first call outlasts the immediate attempt's 1.5 s; the next ones answer at once.
     let fake = Scripted::new([Step::Slow(Duration::from_secs(4))]);
     let url = serve(fake.clone()).await;
-    let (_svc, mut client) = start_cursos(dir.path(), &[("NOTIFICACOES_ADDR".into(), url)]).await;
+    let (_svc, mut client) = start_cursos(dir.path(), &vars(&[("NOTIFICACOES_ADDR", &url)])).await;
     let started = Instant::now();
     let r = client.send_notification(notice("9")).await.unwrap();
     assert!(r.into_inner().pendente);
@@ -272,6 +272,6 @@ async fn a_notificacoes_known_down_is_not_dialed_by_every_call() {
         "40 calls made {} connection attempts",
         after - before
     );
-    let s = client.get_status(Empty {}).await.unwrap().into_inner();
+    let s = client.get_status(Empty {}).await.answer();
     assert_eq!(s.contagens["outbox_pendentes"], 41, "every call is queued");
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use aula_api::{AskQuestionRequest, Empty};
+use aula_runtime::testing::closed_within;
 use common::*;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -23,11 +24,10 @@ fn question(duvida: &str) -> AskQuestionRequest {
 /// variable; the service answers the next call as usual.
 #[tokio::test]
 async fn a_5_mib_message_is_refused_and_the_service_stays_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(dir.path(), &[]).await;
+    let (_dir, svc, mut client) = cursos_alone().await;
     let mut big = question("x");
     big.aula_contexto = "a".repeat(5 << 20);
-    let status = client.ask_question(big).await.unwrap_err();
+    let status = client.ask_question(big).await.refusal();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(
         status.message().contains("4194304") && status.message().contains("AULA_MAX_MESSAGE_SIZE"),
@@ -45,15 +45,8 @@ async fn a_5_mib_message_is_refused_and_the_service_stays_up() {
 /// A raw HTTP/2 client reads SETTINGS_MAX_CONCURRENT_STREAMS from the server's preface.
 #[tokio::test]
 async fn the_stream_limit_is_advertised_in_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, _) = start_cursos(
-        dir.path(),
-        &[("AULA_HTTP2_MAX_CONCURRENT_STREAMS".into(), "37".into())],
-    )
-    .await;
-    let tcp = tokio::net::TcpStream::connect(svc.running.addr)
-        .await
-        .unwrap();
+    let (_dir, svc, _) = cursos_with(&[("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "37")]).await;
+    let tcp = svc.tcp().await;
     let (send, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     // The server's SETTINGS arrive with its preface, read by the connection task; until then
@@ -75,20 +68,9 @@ async fn the_stream_limit_is_advertised_in_settings() {
 #[tokio::test]
 async fn at_the_in_flight_limit_calls_are_shed_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let bot = RecordingChatbot {
-        // Long enough that the shed call surely comes while both are held, on a slow CI too.
-        delay: Duration::from_secs(3),
-        ..Default::default()
-    };
-    let url = serve_chatbot(bot.clone()).await;
-    let (svc, client) = start_cursos(
-        dir.path(),
-        &[
-            ("CHATBOT_ADDR".into(), url),
-            ("AULA_MAX_IN_FLIGHT".into(), "2".into()),
-        ],
-    )
-    .await;
+    // Long enough that the shed call surely comes while both are held, on a slow CI too.
+    let bot = slow_chatbot(Duration::from_secs(3));
+    let (svc, client) = cursos_asking(dir.path(), &bot, &[("AULA_MAX_IN_FLIGHT", "2")]).await;
     let slow: Vec<_> = (0..2)
         .map(|i| {
             let mut c = client.clone();
@@ -167,7 +149,7 @@ async fn reflection_can_be_switched_off() {
 
     let (off, _) = start_cursos(
         &dir.path().join("off"),
-        &[("AULA_REFLECTION".into(), "off".into())],
+        &vars(&[("AULA_REFLECTION", "off")]),
     )
     .await;
     let status = ServerReflectionClient::new(off.channel())
@@ -183,18 +165,11 @@ async fn reflection_can_be_switched_off() {
 /// `AULA_HTTP2_PREFACE_TIMEOUT`; a real client is served meanwhile.
 #[tokio::test]
 async fn connections_that_never_start_http2_are_closed() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(
-        dir.path(),
-        &[("AULA_HTTP2_PREFACE_TIMEOUT".into(), "300ms".into())],
-    )
-    .await;
+    use tokio::io::AsyncWriteExt as _;
+    let (_dir, svc, mut client) = cursos_with(&[("AULA_HTTP2_PREFACE_TIMEOUT", "300ms")]).await;
     let mut held = Vec::new();
     for i in 0..20 {
-        let mut tcp = tokio::net::TcpStream::connect(svc.running.addr)
-            .await
-            .unwrap();
+        let mut tcp = svc.tcp().await;
         if i % 2 == 0 {
             tcp.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
         }
@@ -206,17 +181,8 @@ async fn connections_that_never_start_http2_are_closed() {
         .expect("a real client is served");
     let started = Instant::now();
     for mut tcp in held {
-        let mut buf = [0u8; 256];
-        let closed = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "a silent connection is still open");
+        let closed = closed_within(&mut tcp, Duration::from_secs(5)).await;
+        assert!(closed, "a silent connection is still open");
     }
     assert!(started.elapsed() < Duration::from_secs(5));
     svc.running.stop().await.unwrap();
@@ -226,21 +192,10 @@ async fn connections_that_never_start_http2_are_closed() {
 /// preface timeout closes them, it is served.
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(
-        dir.path(),
-        &[
-            ("AULA_MAX_CONNECTIONS".into(), "2".into()),
-            ("AULA_HTTP2_PREFACE_TIMEOUT".into(), "3s".into()),
-        ],
-    )
-    .await;
-    let _a = tokio::net::TcpStream::connect(svc.running.addr)
-        .await
-        .unwrap();
-    let _b = tokio::net::TcpStream::connect(svc.running.addr)
-        .await
-        .unwrap();
+    let cap = ("AULA_MAX_CONNECTIONS", "2");
+    let (_dir, svc, mut client) = cursos_with(&[cap, ("AULA_HTTP2_PREFACE_TIMEOUT", "3s")]).await;
+    let _a = svc.tcp().await;
+    let _b = svc.tcp().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut quick = tonic::Request::new(Empty {});
     quick.set_timeout(Duration::from_millis(500));
@@ -337,15 +292,9 @@ async fn idle_client(
 /// answers stays open.
 #[tokio::test]
 async fn keepalive_closes_an_idle_connection_whose_peer_does_not_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(
-        dir.path(),
-        &[
-            ("AULA_HTTP2_KEEPALIVE_INTERVAL".into(), "200ms".into()),
-            ("AULA_HTTP2_KEEPALIVE_TIMEOUT".into(), "200ms".into()),
-        ],
-    )
-    .await;
+    let interval = ("AULA_HTTP2_KEEPALIVE_INTERVAL", "200ms");
+    let timeout = ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "200ms");
+    let (_dir, svc, mut client) = cursos_with(&[interval, timeout]).await;
     let addr = svc.running.addr;
     let (silent, answering) = tokio::join!(
         idle_client(addr, false, Duration::from_secs(5)),
@@ -373,15 +322,8 @@ async fn keepalive_closes_an_idle_connection_whose_peer_does_not_answer() {
 /// GOAWAY at all).
 #[tokio::test]
 async fn an_idle_connection_gets_goaway_at_its_age() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, _) = start_cursos(
-        dir.path(),
-        &[
-            ("AULA_MAX_CONNECTION_AGE".into(), "300ms".into()),
-            ("AULA_MAX_CONNECTION_AGE_GRACE".into(), "10s".into()),
-        ],
-    )
-    .await;
+    let age = ("AULA_MAX_CONNECTION_AGE", "300ms");
+    let (_dir, svc, _) = cursos_with(&[age, ("AULA_MAX_CONNECTION_AGE_GRACE", "10s")]).await;
     let (frames, closed) = idle_client(svc.running.addr, true, Duration::from_secs(8)).await;
     let goaway = frames
         .iter()
@@ -397,18 +339,10 @@ async fn an_idle_connection_gets_goaway_at_its_age() {
 /// whose body never ends) runs through the grace, then the connection is closed anyway.
 #[tokio::test]
 async fn a_call_outliving_the_grace_is_cut_with_its_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start_cursos(
-        dir.path(),
-        &[
-            ("AULA_MAX_CONNECTION_AGE".into(), "300ms".into()),
-            ("AULA_MAX_CONNECTION_AGE_GRACE".into(), "700ms".into()),
-        ],
-    )
-    .await;
-    let tcp = tokio::net::TcpStream::connect(svc.running.addr)
-        .await
-        .unwrap();
+    let age = ("AULA_MAX_CONNECTION_AGE", "300ms");
+    let grace = ("AULA_MAX_CONNECTION_AGE_GRACE", "700ms");
+    let (_dir, svc, mut client) = cursos_with(&[age, grace]).await;
+    let tcp = svc.tcp().await;
     let started = Instant::now();
     let (send, connection) = h2::client::handshake(tcp).await.unwrap();
     let connection = tokio::spawn(async move {

@@ -31,19 +31,8 @@ fn has_get_status_span(logs: &str) -> bool {
 async fn a_refused_call_builds_no_span_and_an_admitted_one_does() {
     let logs = aula_runtime::testing::capture_all_logs();
     let dir = tempfile::tempdir().unwrap();
-    let bot = RecordingChatbot {
-        delay: Duration::from_secs(3),
-        ..Default::default()
-    };
-    let url = serve_chatbot(bot.clone()).await;
-    let (svc, client) = start_cursos(
-        dir.path(),
-        &[
-            ("CHATBOT_ADDR".into(), url),
-            ("AULA_MAX_IN_FLIGHT".into(), "1".into()),
-        ],
-    )
-    .await;
+    let bot = slow_chatbot(Duration::from_secs(3));
+    let (svc, client) = cursos_asking(dir.path(), &bot, &[("AULA_MAX_IN_FLIGHT", "1")]).await;
     let held = {
         let mut c = client.clone();
         tokio::spawn(async move {

@@ -5,12 +5,13 @@
 use aula_api::{
     chatbot_service_server::{ChatbotService, ChatbotServiceServer},
     cursos_service_client::CursosServiceClient,
-    ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, RegisterMetricsRequest,
-    RegisterMetricsResponse, StatusResponse,
+    ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, EnrollRequest,
+    GetCourseMediaRequest, GetCourseRequest, GetUserCoursesRequest, RegisterMetricsRequest,
+    RegisterMetricsResponse, SendNotificationRequest, StatusResponse, UnenrollRequest,
 };
 // Not every test binary uses each helper.
 #[allow(unused_imports)]
-pub use aula_runtime::testing::{closed_url, eventually, SETTLE};
+pub use aula_runtime::testing::{closed_url, eventually, vars, Reply, SETTLE};
 use aula_runtime::testing::{spawn, TestService};
 use std::{
     path::Path,
@@ -40,6 +41,81 @@ pub async fn start_cursos(
         .expect("cursos starts");
     let client = CursosServiceClient::new(svc.channel());
     (svc, client)
+}
+
+/// cursos alone (its peers down) in a temporary directory of its own.
+pub async fn cursos_alone() -> (tempfile::TempDir, TestService, CursosServiceClient<Channel>) {
+    cursos_with(&[]).await
+}
+
+/// cursos with `settings`, in a temporary directory of its own.
+pub async fn cursos_with(
+    settings: &[(&str, &str)],
+) -> (tempfile::TempDir, TestService, CursosServiceClient<Channel>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, client) = start_cursos(dir.path(), &vars(settings)).await;
+    (dir, svc, client)
+}
+
+/// cursos asking the stand-in `bot` (served here), with `extra` settings.
+pub async fn cursos_asking(
+    dir: &Path,
+    bot: &RecordingChatbot,
+    extra: &[(&str, &str)],
+) -> (TestService, CursosServiceClient<Channel>) {
+    let url = serve_chatbot(bot.clone()).await;
+    let mut env = vars(extra);
+    env.push(("CHATBOT_ADDR".into(), url));
+    start_cursos(dir, &env).await
+}
+
+/// A stand-in chatbot that thinks `delay` before each answer.
+pub fn slow_chatbot(delay: Duration) -> RecordingChatbot {
+    RecordingChatbot {
+        delay,
+        ..Default::default()
+    }
+}
+
+pub fn user(id: &str) -> GetUserCoursesRequest {
+    GetUserCoursesRequest {
+        id_usuario: id.into(),
+    }
+}
+
+pub fn course(id: &str) -> GetCourseRequest {
+    GetCourseRequest {
+        id_curso: id.into(),
+    }
+}
+
+pub fn media(id: &str) -> GetCourseMediaRequest {
+    GetCourseMediaRequest {
+        id_curso: id.into(),
+    }
+}
+
+pub fn enroll(u: &str, c: &str) -> EnrollRequest {
+    EnrollRequest {
+        id_usuario: u.into(),
+        id_curso: c.into(),
+    }
+}
+
+pub fn unenroll(u: &str, c: &str) -> UnenrollRequest {
+    UnenrollRequest {
+        id_usuario: u.into(),
+        id_curso: c.into(),
+    }
+}
+
+/// A notice to `user` with no key of the caller's.
+pub fn notice(user: &str, message: &str) -> SendNotificationRequest {
+    SendNotificationRequest {
+        id_usuario: user.into(),
+        message: message.into(),
+        ..Default::default()
+    }
 }
 
 pub async fn start_midia(dir: &Path) -> TestService {
