@@ -25,6 +25,12 @@ fn assert_key_only_in_header(req: &Recorded) {
     );
 }
 
+fn blocked(reason: &str) -> AnswerError {
+    AnswerError::Blocked {
+        reason: reason.into(),
+    }
+}
+
 #[tokio::test]
 async fn success_returns_the_answer_and_sends_a_grounded_prompt() {
     let gemini = StandIn::start(ok("Use &mut T para alterar; &T só lê.")).await;
@@ -236,52 +242,33 @@ async fn each_attempt_has_its_own_timeout() {
 
 #[tokio::test]
 async fn a_prompt_safety_block_is_blocked_with_the_reason() {
-    let gemini = StandIn::start(Reply::Json(
-        200,
+    let gemini = StandIn::start(ok_json(
         json!({"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
             {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]},
             "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}}),
-        vec![],
     ))
     .await;
 
     let err = gemini.client().answer(&question(), None).await.unwrap_err();
 
-    assert_eq!(
-        err,
-        AnswerError::Blocked {
-            reason: "SAFETY".into()
-        }
-    );
+    assert_eq!(err, blocked("SAFETY"));
     assert!(err.to_string().contains("SAFETY"));
     assert_eq!(gemini.requests().len(), 1, "a block is not retried");
 }
 
 #[tokio::test]
 async fn an_answer_stopped_for_safety_is_blocked() {
-    let gemini = StandIn::start(Reply::Json(
-        200,
+    let gemini = StandIn::start(ok_json(
         json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]}),
-        vec![],
     ))
     .await;
     let err = gemini.client().answer(&question(), None).await.unwrap_err();
-    assert_eq!(
-        err,
-        AnswerError::Blocked {
-            reason: "SAFETY".into()
-        }
-    );
+    assert_eq!(err, blocked("SAFETY"));
 }
 
 #[tokio::test]
 async fn a_non_json_body_is_unavailable() {
-    let gemini = StandIn::start(Reply::Raw(
-        200,
-        "text/html",
-        "<html><body>Bad gateway, have a nice day</body></html>".into(),
-    ))
-    .await;
+    let gemini = StandIn::start(html_page()).await;
 
     let err = gemini.client().answer(&question(), None).await.unwrap_err();
 
@@ -383,13 +370,7 @@ async fn after_the_open_period_one_probe_closes_the_breaker() {
 #[tokio::test]
 async fn the_stream_relays_chunks_in_order_as_they_arrive() {
     let release = Arc::new(Notify::new());
-    let gemini = StandIn::start(Reply::Sse(vec![
-        SseStep::Event(delta_json("Primeiro, ")),
-        SseStep::Wait(release.clone()),
-        SseStep::Event(delta_json("segundo, ")),
-        SseStep::Event(answer_json("terceiro.", 21, 9)),
-    ]))
-    .await;
+    let gemini = StandIn::start(three_chunks(&release)).await;
     let engine = Engine::Gemini(gemini.client());
 
     let mut stream = engine.answer_stream(&question(), Some(in_ms(10_000)));
@@ -466,11 +447,8 @@ async fn a_block_mid_stream_ends_the_stream_with_blocked() {
 #[tokio::test]
 async fn a_stalled_stream_times_out_within_the_deadline() {
     let never = Arc::new(Notify::new());
-    let gemini = StandIn::start(Reply::Sse(vec![
-        SseStep::Event(delta_json("Começo")),
-        SseStep::Wait(never.clone()),
-    ]))
-    .await;
+    let script = vec![SseStep::Event(delta_json("Começo")), SseStep::Wait(never)];
+    let gemini = StandIn::start(Reply::Sse(script)).await;
     let started = Instant::now();
     let items: Vec<_> = gemini
         .client()

@@ -8,59 +8,49 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aula_api::{
-    chatbot_service_client::ChatbotServiceClient, insights_service_client::InsightsServiceClient,
-    ChatbotDuvidaRequest, CourseInsights, Empty, GetCourseInsightsRequest, MaterialItem,
-    RegisterMetricsRequest,
+    insights_service_client::InsightsServiceClient, ChatbotDuvidaRequest, CourseInsights, Empty,
+    GetCourseInsightsRequest, MaterialItem, RegisterMetricsRequest,
 };
-use aula_runtime::testing::{self, TestService};
+use aula_runtime::testing::Reply as _;
+use aula_runtime::testing::{self, assert_code, assert_status, metric_line, TestService};
 use common::*;
 use serde_json::json;
-use tonic::{transport::Channel, Code, Request};
+use tonic::{Code, Request};
 
 /// Generous bound for "promptly" on a loaded 2-core machine.
 const SLACK: Duration = Duration::from_secs(3);
 
-struct Chatbot {
-    service: TestService,
-    client: ChatbotServiceClient<Channel>,
-    _dir: tempfile::TempDir,
-}
-
-async fn chatbot(env: &[(&str, String)]) -> Chatbot {
-    let dir = tempfile::tempdir().unwrap();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let service = testing::spawn(chatbot::service(), dir.path(), &env)
-        .await
-        .unwrap();
-    let client = ChatbotServiceClient::new(service.channel());
-    Chatbot {
-        service,
-        client,
-        _dir: dir,
-    }
-}
-
-/// An address where nothing listens.
-fn closed_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
-}
-
 async fn offline_chatbot() -> Chatbot {
-    chatbot(&[("INSIGHTS_ADDR", closed_addr())]).await
+    chatbot(&[("INSIGHTS_ADDR", testing::closed_url())]).await
 }
 
 async fn gemini_chatbot(gemini: &StandIn) -> Chatbot {
-    chatbot(&[
-        ("GEMINI_API_KEY", KEY.to_string()),
-        ("GEMINI_MODEL", MODEL.to_string()),
-        ("GEMINI_BASE_URL", gemini.base_url()),
-        ("INSIGHTS_ADDR", closed_addr()),
-    ])
-    .await
+    chatbot(&gemini_env(gemini)).await
+}
+
+/// Asks the chatbot a question of the cooking course.
+async fn ask(
+    bot: &mut Chatbot,
+    duvida: &str,
+) -> Result<tonic::Response<aula_api::ChatbotDuvidaResponse>, tonic::Status> {
+    bot.client.resolve_duvida(cooking(duvida)).await
+}
+
+/// Asks for a streamed answer to a question of the cooking course.
+async fn ask_streamed(
+    bot: &mut Chatbot,
+    duvida: &str,
+) -> tonic::Streaming<aula_api::ChatbotDuvidaChunk> {
+    bot.client
+        .resolve_duvida_stream(cooking(duvida))
+        .await
+        .answer()
+}
+
+fn metrics_of(id_interacao: &str) -> RegisterMetricsRequest {
+    RegisterMetricsRequest {
+        id_interacao: id_interacao.into(),
+    }
 }
 
 fn cooking(duvida: &str) -> ChatbotDuvidaRequest {
@@ -95,27 +85,20 @@ fn cooking(duvida: &str) -> ChatbotDuvidaRequest {
 async fn offline_mode_answers_from_the_material_in_the_request() {
     let mut bot = offline_chatbot().await;
 
-    let status = bot.client.get_status(Empty {}).await.unwrap().into_inner();
+    let status = bot.client.get_status(Empty {}).await.answer();
     assert_eq!(status.modo, "offline");
     assert_eq!(
         status.message,
         "Chatbot em modo offline (BM25 sobre o material do curso)"
     );
-    assert_eq!(status.servico, "chatbot");
-    assert!(!status.versao.is_empty());
+    assert_status(&status, "chatbot", &[]);
 
-    let massa = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    let massa = ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
-        .unwrap()
-        .into_inner();
-    let forno = bot
-        .client
-        .resolve_duvida(cooking("Qual a temperatura do forno para pizza?"))
+        .answer();
+    let forno = ask(&mut bot, "Qual a temperatura do forno para pizza?")
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
 
     assert!(massa.offline && forno.offline);
     assert_eq!(massa.modelo, "offline-bm25");
@@ -134,16 +117,13 @@ async fn offline_mode_answers_from_the_material_in_the_request() {
 #[tokio::test]
 async fn a_blank_question_is_invalid_naming_the_field() {
     let mut bot = offline_chatbot().await;
-    let err = bot.client.resolve_duvida(cooking("   ")).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().starts_with("duvida: "), "{err:?}");
+    assert_code(
+        ask(&mut bot, "   ").await,
+        Code::InvalidArgument,
+        "duvida: ",
+    );
 
-    let mut stream = bot
-        .client
-        .resolve_duvida_stream(cooking(""))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = ask_streamed(&mut bot, "").await;
     let err = stream.message().await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 }
@@ -151,12 +131,7 @@ async fn a_blank_question_is_invalid_naming_the_field() {
 #[tokio::test]
 async fn offline_stream_ends_with_one_final_chunk() {
     let mut bot = offline_chatbot().await;
-    let mut stream = bot
-        .client
-        .resolve_duvida_stream(cooking("Quanto tempo a massa descansa?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = ask_streamed(&mut bot, "Quanto tempo a massa descansa?").await;
     let mut chunks = Vec::new();
     while let Some(c) = stream.message().await.unwrap() {
         chunks.push(c);
@@ -196,18 +171,11 @@ async fn gemini_mode_answers_with_model_and_tokens() {
     let gemini = StandIn::start(ok("Use &mut T para alterar; &T só lê.")).await;
     let mut bot = gemini_chatbot(&gemini).await;
 
-    let status = bot.client.get_status(Empty {}).await.unwrap().into_inner();
+    let status = bot.client.get_status(Empty {}).await.answer();
     assert_eq!(status.modo, "gemini");
     assert_eq!(status.message, format!("Chatbot em modo Gemini ({MODEL})"));
 
-    let mut req = Request::new(ChatbotDuvidaRequest {
-        aula_contexto: "Aula 4: ownership".into(),
-        duvida: "Qual a diferença entre &T e &mut T?".into(),
-        nome_curso: "Rust para Backend".into(),
-        ..Default::default()
-    });
-    req.set_timeout(Duration::from_secs(10));
-    let answer = bot.client.resolve_duvida(req).await.unwrap().into_inner();
+    let answer = bot.client.resolve_duvida(rust_question()).await.answer();
 
     assert_eq!(answer.resposta, "Use &mut T para alterar; &T só lê.");
     assert_eq!(answer.modelo, MODEL);
@@ -227,30 +195,20 @@ async fn gemini_mode_answers_with_model_and_tokens() {
 async fn quota_is_resource_exhausted() {
     let gemini = StandIn::start(error(429, "RESOURCE_EXHAUSTED", "quota exceeded")).await;
     let mut bot = gemini_chatbot(&gemini).await;
-    let err = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    let err = ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
-        .unwrap_err();
+        .refusal();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert_no_key(&err);
 }
 
 #[tokio::test]
 async fn a_safety_block_is_failed_precondition_with_the_reason() {
-    let gemini = StandIn::start(Reply::Json(
-        200,
-        json!({"promptFeedback": {"blockReason": "SAFETY"},
-               "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}}),
-        vec![],
-    ))
+    let gemini = StandIn::start(ok_json(json!({"promptFeedback": {"blockReason": "SAFETY"},
+               "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}})))
     .await;
     let mut bot = gemini_chatbot(&gemini).await;
-    let err = bot
-        .client
-        .resolve_duvida(cooking("Como fazer algo perigoso?"))
-        .await
-        .unwrap_err();
+    let err = ask(&mut bot, "Como fazer algo perigoso?").await.refusal();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("SAFETY"), "{err:?}");
 }
@@ -277,71 +235,32 @@ async fn a_hang_is_deadline_exceeded_before_the_callers_deadline() {
         "gave up early: {took:?}"
     );
 
-    let health = aula_runtime::healthcheck::check(
-        &bot.service.url,
-        "services.ChatbotService",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        health as i32,
-        tonic_health_status_serving(),
-        "the service stays SERVING"
-    );
-}
-
-fn tonic_health_status_serving() -> i32 {
-    1 // grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING
+    // The service stays SERVING.
+    bot.service.assert_serving().await;
 }
 
 #[tokio::test]
 async fn a_malformed_upstream_is_unavailable_and_the_service_keeps_serving() {
-    let gemini = StandIn::start(Reply::Raw(
-        200,
-        "text/html",
-        "<html><body>Bad gateway, have a nice day</body></html>".into(),
-    ))
-    .await;
+    let gemini = StandIn::start(html_page()).await;
     let mut bot = gemini_chatbot(&gemini).await;
-    let err = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
-    assert!(err.message().starts_with("gemini: "), "{err:?}");
+    let err = assert_code(
+        ask(&mut bot, "Quanto tempo a massa descansa?").await,
+        Code::Unavailable,
+        "gemini: ",
+    );
     assert_no_key(&err);
 
-    let health = aula_runtime::healthcheck::check(
-        &bot.service.url,
-        "services.ChatbotService",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    assert_eq!(health as i32, tonic_health_status_serving());
-    let status = bot.client.get_status(Empty {}).await.unwrap().into_inner();
+    bot.service.assert_serving().await;
+    let status = bot.client.get_status(Empty {}).await.answer();
     assert_eq!(status.modo, "gemini");
 }
 
 #[tokio::test]
 async fn the_stream_relays_gemini_chunks_in_order() {
     let release = Arc::new(tokio::sync::Notify::new());
-    let gemini = StandIn::start(Reply::Sse(vec![
-        SseStep::Event(delta_json("Primeiro, ")),
-        SseStep::Wait(release.clone()),
-        SseStep::Event(delta_json("segundo, ")),
-        SseStep::Event(answer_json("terceiro.", 21, 9)),
-    ]))
-    .await;
+    let gemini = StandIn::start(three_chunks(&release)).await;
     let mut bot = gemini_chatbot(&gemini).await;
-    let mut stream = bot
-        .client
-        .resolve_duvida_stream(cooking("Quanto tempo a massa descansa?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = ask_streamed(&mut bot, "Quanto tempo a massa descansa?").await;
 
     // The first chunk arrives while Gemini is still writing.
     let first = tokio::time::timeout(SLACK * 3, stream.message())
@@ -372,30 +291,20 @@ async fn the_stream_relays_gemini_chunks_in_order() {
 #[tokio::test]
 async fn questions_are_counted_by_mode_and_outcome() {
     let mut bot = offline_chatbot().await;
-    bot.client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
         .unwrap();
-    bot.client.resolve_duvida(cooking(" ")).await.unwrap_err();
+    ask(&mut bot, " ").await.unwrap_err();
 
     let text = bot.service.metrics_text().await;
-    let ok = text
-        .lines()
-        .find(|l| {
-            l.starts_with("aula_chatbot_questions_total{")
-                && l.contains(r#"mode="offline""#)
-                && l.contains(r#"outcome="ok""#)
-        })
-        .unwrap_or_else(|| panic!("no ok counter in\n{text}"));
+    let questions = "aula_chatbot_questions_total";
+    let ok = metric_line(&text, questions, &[r#"mode="offline""#, r#"outcome="ok""#]);
     assert!(ok.ends_with(" 1"), "{ok}");
-    let error = text
-        .lines()
-        .find(|l| {
-            l.starts_with("aula_chatbot_questions_total{")
-                && l.contains(r#"mode="offline""#)
-                && l.contains(r#"outcome="error""#)
-        })
-        .unwrap_or_else(|| panic!("no error counter in\n{text}"));
+    let error = metric_line(
+        &text,
+        questions,
+        &[r#"mode="offline""#, r#"outcome="error""#],
+    );
     assert!(error.ends_with(" 1"), "{error}");
 }
 
@@ -403,17 +312,11 @@ async fn questions_are_counted_by_mode_and_outcome() {
 async fn gemini_outcomes_are_counted_in_gemini_mode() {
     let gemini = StandIn::start(ok("oi")).await;
     let mut bot = gemini_chatbot(&gemini).await;
-    let mut stream = bot
-        .client
-        .resolve_duvida_stream(cooking("Quanto tempo a massa descansa?"))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = ask_streamed(&mut bot, "Quanto tempo a massa descansa?").await;
     // The stand-in answers the SSE request with plain JSON: whatever the outcome, the streamed
     // question is counted once it settles.
     while let Ok(Some(_)) = stream.message().await {}
-    bot.client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
         .unwrap();
     let service = &bot.service;
@@ -444,8 +347,7 @@ async fn course_insights(insights: &TestService, id_curso: &str) -> CourseInsigh
             id_curso: id_curso.into(),
         })
         .await
-        .unwrap()
-        .into_inner()
+        .answer()
 }
 
 /// Waits until insights counts `n` questions for `id_curso`, and returns its statistics.
@@ -473,18 +375,10 @@ async fn answered_questions_reach_insights_and_metrics_are_forwarded() {
     assert_eq!(var, "INSIGHTS_ADDR");
     let mut bot = chatbot(&[("INSIGHTS_ADDR", url)]).await;
 
-    let answer = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    let answer = ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
-        .unwrap()
-        .into_inner();
-    let mut stream = bot
-        .client
-        .resolve_duvida_stream(cooking("Qual a temperatura do forno?"))
-        .await
-        .unwrap()
-        .into_inner();
+        .answer();
+    let mut stream = ask_streamed(&mut bot, "Qual a temperatura do forno?").await;
     while stream.message().await.unwrap().is_some() {}
 
     let stats = await_questions(&insights, "1", 2).await;
@@ -495,12 +389,9 @@ async fn answered_questions_reach_insights_and_metrics_are_forwarded() {
 
     let registered = bot
         .client
-        .register_metrics(RegisterMetricsRequest {
-            id_interacao: answer.id_interacao.clone(),
-        })
+        .register_metrics(metrics_of(&answer.id_interacao))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(registered.id_interacao, answer.id_interacao);
     assert!(
         registered.message.contains(&answer.id_interacao),
@@ -510,15 +401,11 @@ async fn answered_questions_reach_insights_and_metrics_are_forwarded() {
     let servico = registered.insights_servico.expect("insights' status");
     assert_eq!(servico.servico, "insights");
 
-    let err = bot
-        .client
-        .register_metrics(RegisterMetricsRequest {
-            id_interacao: "  ".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().starts_with("id_interacao: "), "{err:?}");
+    assert_code(
+        bot.client.register_metrics(metrics_of("  ")).await,
+        Code::InvalidArgument,
+        "id_interacao: ",
+    );
 }
 
 #[tokio::test]
@@ -533,11 +420,9 @@ async fn failed_answers_reach_insights_as_failures() {
         ("INSIGHTS_ADDR", insights.url.clone()),
     ])
     .await;
-    let err = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    let err = ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
-        .unwrap_err();
+        .refusal();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 
     let stats = await_questions(&insights, "1", 1).await;
@@ -551,12 +436,9 @@ async fn insights_down_answers_promptly_and_register_metrics_is_unavailable() {
 
     for _ in 0..3 {
         let started = Instant::now();
-        let answer = bot
-            .client
-            .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+        let answer = ask(&mut bot, "Quanto tempo a massa descansa?")
             .await
-            .unwrap()
-            .into_inner();
+            .answer();
         assert!(answer.resposta.contains("trinta minutos"));
         assert!(
             started.elapsed() < SLACK,
@@ -567,11 +449,9 @@ async fn insights_down_answers_promptly_and_register_metrics_is_unavailable() {
 
     let err = bot
         .client
-        .register_metrics(RegisterMetricsRequest {
-            id_interacao: "0f0e0d0c-0b0a-4908-8706-050403020100".into(),
-        })
+        .register_metrics(metrics_of("0f0e0d0c-0b0a-4908-8706-050403020100"))
         .await
-        .unwrap_err();
+        .refusal();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().contains("insights"), "{err:?}");
 
@@ -588,12 +468,9 @@ async fn records_queued_while_insights_is_down_arrive_when_it_comes_back() {
     let addr = reserved.local_addr().unwrap();
     drop(reserved);
     let mut bot = chatbot(&[("INSIGHTS_ADDR", format!("http://{addr}"))]).await;
-    let answer = bot
-        .client
-        .resolve_duvida(cooking("Quanto tempo a massa descansa?"))
+    let answer = ask(&mut bot, "Quanto tempo a massa descansa?")
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(!answer.id_interacao.is_empty());
 
     // insights comes back on that port while the recorder is still retrying.

@@ -6,12 +6,15 @@ use aula_api::{
     chatbot_service_client::ChatbotServiceClient, limits, ChatbotDuvidaRequest, MaterialItem,
     RegisterMetricsRequest,
 };
-use aula_runtime::testing::{assert_invalid, closed_url, distinct_words, spawn, TestService};
+use aula_runtime::testing::{
+    assert_invalid, closed_url, distinct_words, over_limit, over_limit_cases, spawn_alone, SetText,
+    TestService,
+};
 use std::time::Duration;
 
-async fn offline(dir: &std::path::Path) -> TestService {
-    let insights = ("INSIGHTS_ADDR".to_string(), closed_url());
-    spawn(chatbot::service(), dir, &[insights]).await.unwrap()
+/// The chatbot offline (insights pointed at a closed port), in a directory of its own.
+async fn offline() -> (tempfile::TempDir, TestService) {
+    spawn_alone(chatbot::service(), &[("INSIGHTS_ADDR", &closed_url())]).await
 }
 
 fn item(titulo: &str, descricao: &str) -> MaterialItem {
@@ -32,50 +35,31 @@ fn question(material: Vec<MaterialItem>) -> ChatbotDuvidaRequest {
     }
 }
 
-fn over(limit: usize) -> (String, String) {
-    ("a".repeat(limit + 1), format!("at most {limit} characters"))
-}
-
 #[tokio::test]
 async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = offline(dir.path()).await;
+    let (_dir, svc) = offline().await;
     let mut client = ChatbotServiceClient::new(svc.channel());
-    let mut cases: Vec<(ChatbotDuvidaRequest, &str, String)> = Vec::new();
-    let (text, says) = over(limits::QUESTION_CHARS);
-    cases.push((
-        ChatbotDuvidaRequest {
-            duvida: text,
-            ..question(vec![])
-        },
-        "duvida",
-        says,
-    ));
-    let (text, says) = over(limits::LESSON_CONTEXT_CHARS);
-    let q = ChatbotDuvidaRequest {
-        aula_contexto: text,
-        ..question(vec![])
-    };
-    cases.push((q, "aula_contexto", says));
-    let (text, says) = over(limits::COURSE_NAME_CHARS);
-    cases.push((
-        ChatbotDuvidaRequest {
-            nome_curso: text,
-            ..question(vec![])
-        },
-        "nome_curso",
-        says,
-    ));
-    let (text, says) = over(limits::COURSE_DESCRIPTION_CHARS);
-    let q = ChatbotDuvidaRequest {
-        descricao_curso: text,
-        ..question(vec![])
-    };
-    cases.push((q, "descricao_curso", says));
+    let mut cases = over_limit_cases(
+        question(vec![]),
+        &[
+            ("duvida", limits::QUESTION_CHARS, |q, t| q.duvida = t),
+            ("aula_contexto", limits::LESSON_CONTEXT_CHARS, |q, t| {
+                q.aula_contexto = t
+            }),
+            ("nome_curso", limits::COURSE_NAME_CHARS, |q, t| {
+                q.nome_curso = t
+            }),
+            (
+                "descricao_curso",
+                limits::COURSE_DESCRIPTION_CHARS,
+                |q, t| q.descricao_curso = t,
+            ),
+        ],
+    );
     let too_many = vec![item("t", "d"); limits::MEDIA_PER_COURSE + 1];
     let says = format!("at most {} elements", limits::MEDIA_PER_COURSE);
     cases.push((question(too_many), "material", says));
-    let (text, says) = over(limits::MEDIA_TITLE_CHARS);
+    let (text, says) = over_limit(limits::MEDIA_TITLE_CHARS);
     cases.push((question(vec![item(&text, "d")]), "material.titulo", says));
     // The case: one description of 80,000 distinct words.
     let says = format!("at most {} characters", limits::MEDIA_DESCRIPTION_CHARS);
@@ -86,16 +70,15 @@ async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
         says,
     ));
     let huge = "5".repeat(1 << 20);
-    let q = ChatbotDuvidaRequest {
-        id_curso: huge.clone(),
-        ..question(vec![])
-    };
-    cases.push((q, "id_curso", "positive integer".into()));
-    let q = ChatbotDuvidaRequest {
-        id_usuario: huge.clone(),
-        ..question(vec![])
-    };
-    cases.push((q, "id_usuario", "positive integer".into()));
+    let ids: [(&str, SetText<ChatbotDuvidaRequest>); 2] = [
+        ("id_curso", |q, id| q.id_curso = id),
+        ("id_usuario", |q, id| q.id_usuario = id),
+    ];
+    for (field, set) in ids {
+        let mut q = question(vec![]);
+        set(&mut q, huge.clone());
+        cases.push((q, field, "positive integer".into()));
+    }
     for (request, field, says) in cases {
         assert_invalid(client.resolve_duvida(request.clone()).await, field, &says);
         let streamed = match client.resolve_duvida_stream(request).await {
@@ -117,8 +100,7 @@ async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
 
 #[tokio::test]
 async fn the_largest_questions_are_answered_within_their_deadline_and_health_answers_meanwhile() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = offline(dir.path()).await;
+    let (_dir, svc) = offline().await;
     // Everything at its limit, and every word a term of its own.
     let words = distinct_words(limits::MEDIA_DESCRIPTION_CHARS / 6);
     let material: Vec<MaterialItem> = (0..limits::MEDIA_PER_COURSE)

@@ -47,18 +47,17 @@ fn ask(duvida: &str) -> Question {
     }
 }
 
+/// The offline answer to `duvida` on the course; it never fails for a real question.
+async fn answer(engine: &Engine, duvida: &str) -> chatbot::Answer {
+    engine.answer(&ask(duvida), None).await.unwrap()
+}
+
 #[tokio::test]
 async fn answers_from_the_material_relevant_to_the_question() {
     let engine = offline();
 
-    let massa = engine
-        .answer(&ask("Quanto tempo a massa descansa?"), None)
-        .await
-        .unwrap();
-    let forno = engine
-        .answer(&ask("Qual a temperatura do forno para pizza?"), None)
-        .await
-        .unwrap();
+    let massa = answer(&engine, "Quanto tempo a massa descansa?").await;
+    let forno = answer(&engine, "Qual a temperatura do forno para pizza?").await;
 
     assert!(massa.offline && forno.offline);
     assert_eq!(massa.model, "offline-bm25");
@@ -85,10 +84,7 @@ async fn answers_from_the_material_relevant_to_the_question() {
 #[tokio::test]
 async fn accents_and_plurals_do_not_matter() {
     let engine = offline();
-    let answer = engine
-        .answer(&ask("manjericao e TOMATE no molho?"), None)
-        .await
-        .unwrap();
+    let answer = answer(&engine, "manjericao e TOMATE no molho?").await;
     assert!(answer.text.contains("manjericão"), "{}", answer.text);
 }
 
@@ -105,10 +101,7 @@ async fn is_deterministic() {
 
 #[tokio::test]
 async fn without_a_match_says_so_and_lists_what_the_course_covers() {
-    let answer = offline()
-        .answer(&ask("Como configurar o Kubernetes?"), None)
-        .await
-        .unwrap();
+    let answer = answer(&offline(), "Como configurar o Kubernetes?").await;
     let text = &answer.text;
     assert!(text.starts_with("[modo offline]"), "{text}");
     assert!(text.contains("Não encontrei"), "{text}");

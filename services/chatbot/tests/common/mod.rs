@@ -233,3 +233,80 @@ pub fn assert_no_key(e: &impl std::fmt::Debug) {
     let text = format!("{e:?}");
     assert!(!text.contains(KEY), "key leaked: {text}");
 }
+
+/// The chatbot service in-process, a client of it, and its data directory.
+pub struct Chatbot {
+    pub service: aula_runtime::testing::TestService,
+    pub client: aula_api::chatbot_service_client::ChatbotServiceClient<tonic::transport::Channel>,
+    pub _dir: tempfile::TempDir,
+}
+
+/// The chatbot with `env`, in a temporary directory of its own.
+pub async fn chatbot(env: &[(&str, String)]) -> Chatbot {
+    chatbot_in(tempfile::tempdir().unwrap(), env).await
+}
+
+/// The chatbot with `env`, its data in `dir` (where a test put its flags file).
+pub async fn chatbot_in(dir: tempfile::TempDir, env: &[(&str, String)]) -> Chatbot {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let service = aula_runtime::testing::spawn(chatbot::service(), dir.path(), &env)
+        .await
+        .unwrap();
+    let client = aula_api::chatbot_service_client::ChatbotServiceClient::new(service.channel());
+    Chatbot {
+        service,
+        client,
+        _dir: dir,
+    }
+}
+
+/// The chatbot's settings in Gemini mode against the stand-in (insights pointed at a closed
+/// port).
+pub fn gemini_env(gemini: &StandIn) -> Vec<(&'static str, String)> {
+    vec![
+        ("GEMINI_API_KEY", KEY.to_string()),
+        ("GEMINI_MODEL", MODEL.to_string()),
+        ("GEMINI_BASE_URL", gemini.base_url()),
+        ("INSIGHTS_ADDR", aula_runtime::testing::closed_url()),
+    ]
+}
+
+/// A question of the Rust course through gRPC, with a 10 s deadline.
+pub fn rust_question() -> tonic::Request<aula_api::ChatbotDuvidaRequest> {
+    let mut req = tonic::Request::new(aula_api::ChatbotDuvidaRequest {
+        aula_contexto: "Aula 4: ownership".into(),
+        duvida: "Qual a diferença entre &T e &mut T?".into(),
+        nome_curso: "Rust para Backend".into(),
+        ..Default::default()
+    });
+    req.set_timeout(Duration::from_secs(10));
+    req
+}
+
+/// A 200 with `body` as JSON.
+pub fn ok_json(body: Value) -> Reply {
+    Reply::Json(200, body, vec![])
+}
+
+/// A 200 that is an HTML page, not JSON (a proxy's error page).
+pub fn html_page() -> Reply {
+    Reply::Raw(
+        200,
+        "text/html",
+        "<html><body>Bad gateway, have a nice day</body></html>".into(),
+    )
+}
+
+/// A streamed answer in three chunks, the second and third held until `release` is notified:
+/// "Primeiro, " "segundo, " "terceiro." (21 tokens in, 9 out).
+pub fn three_chunks(release: &Arc<Notify>) -> Reply {
+    Reply::Sse(vec![
+        SseStep::Event(delta_json("Primeiro, ")),
+        SseStep::Wait(release.clone()),
+        SseStep::Event(delta_json("segundo, ")),
+        SseStep::Event(answer_json("terceiro.", 21, 9)),
+    ])
+}
