@@ -4,7 +4,7 @@
 
 mod common;
 
-use aula_api::{GetScheduleRequest, NotifyScheduleRequest};
+use aula_api::NotifyScheduleRequest;
 use aula_runtime::{config::Settings, server, testing};
 use common::*;
 use std::time::{Duration, Instant};
@@ -25,11 +25,7 @@ async fn notify_schedule_reaches_the_appointments_user() {
     let mut c = cpar(&s);
     let a = create(&mut c, "6", "Monitoria de Álgebra", 7200).await;
 
-    let r = c
-        .notify_schedule(notify(&a.id_agendamento))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = c.notify_schedule(notify(&a.id_agendamento)).await.answer();
     assert!(!r.pendente, "{r:?}");
     assert_eq!(r.id_agendamento, a.id_agendamento);
     assert!(r.message.contains("usuário 6"), "{r:?}");
@@ -58,7 +54,7 @@ async fn an_outage_of_notificacoes_delays_the_notice_and_loses_nothing() {
     let mut c = cpar(&s);
 
     let started = Instant::now();
-    let r = c.notify_schedule(notify("1")).await.unwrap().into_inner();
+    let r = c.notify_schedule(notify("1")).await.answer();
     assert!(r.pendente, "{r:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -137,12 +133,7 @@ async fn an_appointment_starting_soon_gets_one_reminder() {
 
     let get = |id: String| {
         let mut c = c.clone();
-        async move {
-            c.get_schedule(GetScheduleRequest { id_agendamento: id })
-                .await
-                .unwrap()
-                .into_inner()
-        }
+        async move { c.get_schedule(schedule(&id)).await.answer() }
     };
     assert!(get(soon.id_agendamento).await.lembrete_enviado);
     assert!(

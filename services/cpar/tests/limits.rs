@@ -4,9 +4,7 @@
 
 mod common;
 
-use aula_api::{
-    limits, CancelScheduleRequest, GetScheduleRequest, ListSchedulesRequest, NotifyScheduleRequest,
-};
+use aula_api::{limits, ListSchedulesRequest, NotifyScheduleRequest};
 use aula_runtime::testing::{assert_invalid, closed_url};
 use common::*;
 
@@ -33,13 +31,9 @@ async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
         "id_usuario",
         id,
     );
-    let get = GetScheduleRequest {
-        id_agendamento: huge.clone(),
-    };
+    let get = schedule(&huge);
     assert_invalid(c.get_schedule(get).await, "id_agendamento", id);
-    let cancel = CancelScheduleRequest {
-        id_agendamento: huge.clone(),
-    };
+    let cancel = cancel(&huge);
     assert_invalid(c.cancel_schedule(cancel).await, "id_agendamento", id);
     let list = ListSchedulesRequest {
         id_usuario: huge.clone(),

@@ -3,30 +3,19 @@
 
 mod common;
 
-use aula_api::{
-    CancelScheduleRequest, CreateScheduleRequest, Empty, GetScheduleRequest, ListSchedulesRequest,
-    NotifyScheduleRequest,
-};
+use aula_api::{CreateScheduleRequest, Empty, ListSchedulesRequest, NotifyScheduleRequest};
 use common::*;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_appointment_and_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_cpar(dir.path(), &[]).await;
-    let mut c = cpar(&s);
-    let demo = c
-        .get_schedule(GetScheduleRequest {
-            id_agendamento: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (_dir, s, mut c) = cpar_alone().await;
+    let demo = c.get_schedule(schedule("1")).await.answer();
     assert_eq!(demo.id_usuario, "1");
     assert_eq!(demo.titulo, "Plantão de dúvidas de Python");
     assert_eq!(demo.estado, "agendado");
     assert!(demo.inicio.unwrap().seconds > 1_800_000_000);
-    let status = c.get_status(Empty {}).await.unwrap().into_inner();
+    let status = c.get_status(Empty {}).await.answer();
     assert_eq!(status.servico, "cpar");
     assert_eq!(status.contagens["agendamentos"], 1);
     assert_eq!(status.contagens["notificacoes_pendentes"], 0);
@@ -35,9 +24,7 @@ async fn demo_appointment_and_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_cancel_with_error_paths() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_cpar(dir.path(), &[]).await;
-    let mut c = cpar(&s);
+    let (_dir, s, mut c) = cpar_alone().await;
 
     let mut bad = booking("2", "Revisão", 3600);
     bad.id_usuario = String::new();
@@ -80,21 +67,15 @@ async fn create_get_cancel_with_error_paths() {
     assert!(!created.lembrete_enviado);
     assert_eq!(created.duracao_minutos, 30);
     let got = c
-        .get_schedule(GetScheduleRequest {
-            id_agendamento: created.id_agendamento.clone(),
-        })
+        .get_schedule(schedule(&created.id_agendamento))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(got, created);
 
     let cancelled = c
-        .cancel_schedule(CancelScheduleRequest {
-            id_agendamento: created.id_agendamento.clone(),
-        })
+        .cancel_schedule(cancel(&created.id_agendamento))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(cancelled.estado, "cancelado");
 
     for id in ["999", "x", ""] {
@@ -108,22 +89,8 @@ async fn create_get_cancel_with_error_paths() {
         } else {
             "id_agendamento"
         };
-        assert_code(
-            c.get_schedule(GetScheduleRequest {
-                id_agendamento: id.into(),
-            })
-            .await,
-            code,
-            starts,
-        );
-        assert_code(
-            c.cancel_schedule(CancelScheduleRequest {
-                id_agendamento: id.into(),
-            })
-            .await,
-            code,
-            starts,
-        );
+        assert_code(c.get_schedule(schedule(id)).await, code, starts);
+        assert_code(c.cancel_schedule(cancel(id)).await, code, starts);
         assert_code(
             c.notify_schedule(NotifyScheduleRequest {
                 id_agendamento: id.into(),
@@ -139,9 +106,7 @@ async fn create_get_cancel_with_error_paths() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_without_repeats_while_new_appointments_arrive() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start_cpar(dir.path(), &[]).await;
-    let mut c = cpar(&s);
+    let (_dir, s, mut c) = cpar_alone().await;
     for i in 0..5 {
         create(&mut c, "3", &format!("a{i}"), 7200 + i).await;
     }
@@ -151,11 +116,7 @@ async fn list_pages_without_repeats_while_new_appointments_arrive() {
         page_size: 2,
         page_token: token,
     };
-    let first = c
-        .list_schedules(page(String::new()))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = c.list_schedules(page(String::new())).await.answer();
     let mut seen: Vec<String> = first
         .agendamentos
         .iter()
@@ -164,7 +125,7 @@ async fn list_pages_without_repeats_while_new_appointments_arrive() {
     create(&mut c, "3", "a5", 7300).await;
     let mut token = first.next_page_token;
     while !token.is_empty() {
-        let p = c.list_schedules(page(token)).await.unwrap().into_inner();
+        let p = c.list_schedules(page(token)).await.answer();
         seen.extend(p.agendamentos.iter().map(|a| a.titulo.clone()));
         token = p.next_page_token;
     }
@@ -196,12 +157,9 @@ async fn appointments_survive_a_restart() {
     s.running.stop().await.unwrap();
     let s = start_cpar(dir.path(), &[]).await;
     let got = cpar(&s)
-        .get_schedule(GetScheduleRequest {
-            id_agendamento: created.id_agendamento.clone(),
-        })
+        .get_schedule(schedule(&created.id_agendamento))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(got, created);
     s.running.stop().await.unwrap();
 }

@@ -5,20 +5,20 @@ use aula_api::{
     insights_service_client::InsightsServiceClient, Empty, GetCourseInsightsRequest,
     RecordInteractionRequest, RegisterMetricsRequest,
 };
-use aula_runtime::testing::{self, TestService};
+use aula_runtime::testing::{self, Reply, TestService};
 use std::path::Path;
 use tonic::{transport::Channel, Code};
 
 type Client = InsightsServiceClient<Channel>;
 
-async fn start(dir: &Path) -> TestService {
-    testing::spawn(insights::service(), dir, &[])
-        .await
-        .expect("insights starts")
+/// The service on the data in `dir`, and a client of it.
+async fn start(dir: &Path) -> (TestService, Client) {
+    testing::start_in(insights::service(), dir, &[], Client::new).await
 }
 
-fn client(s: &TestService) -> Client {
-    InsightsServiceClient::new(s.channel())
+/// The service alone in a temporary directory of its own, and a client of it.
+async fn alone() -> (tempfile::TempDir, TestService, Client) {
+    testing::start_alone(insights::service(), &[], Client::new).await
 }
 
 fn interaction(
@@ -39,6 +39,18 @@ fn interaction(
     }
 }
 
+fn course(id: &str) -> GetCourseInsightsRequest {
+    GetCourseInsightsRequest {
+        id_curso: id.into(),
+    }
+}
+
+fn metrics_of(id: &str) -> RegisterMetricsRequest {
+    RegisterMetricsRequest {
+        id_interacao: id.into(),
+    }
+}
+
 fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let e = r.expect_err("an invalid request is refused");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -46,25 +58,17 @@ fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
 }
 
 async fn count(c: &mut Client) -> i64 {
-    c.get_status(Empty {}).await.unwrap().into_inner().contagens["interacoes"]
+    c.get_status(Empty {}).await.answer().contagens["interacoes"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_once_and_reports_course_statistics() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
-    let status = c.get_status(Empty {}).await.unwrap().into_inner();
+    let (_dir, s, mut c) = alone().await;
+    let status = c.get_status(Empty {}).await.answer();
     assert_eq!(status.message, "Insights: 0 interações registradas");
     assert_eq!(status.servico, "insights");
 
-    let empty = c
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "3".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let empty = c.get_course_insights(course("3")).await.answer();
     assert_eq!(empty.id_curso, "3");
     assert_eq!(empty.total_perguntas, 0);
     assert_eq!(empty.latencia_media_ms, 0.0);
@@ -74,13 +78,7 @@ async fn records_once_and_reports_course_statistics() {
 
     let rec = |r| {
         let mut c = c.clone();
-        async move {
-            c.record_interaction(r)
-                .await
-                .unwrap()
-                .into_inner()
-                .registrada
-        }
+        async move { c.record_interaction(r).await.answer().registrada }
     };
     assert!(rec(interaction("i-1", "3", "1", 100, "gemini-2.5-flash", true)).await);
     assert!(
@@ -92,13 +90,7 @@ async fn records_once_and_reports_course_statistics() {
     assert!(rec(interaction("i-4", "3", "", 400, "", true)).await);
     assert!(rec(interaction("i-5", "4", "9", 50, "offline", true)).await);
 
-    let i = c
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "3".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let i = c.get_course_insights(course("3")).await.answer();
     assert_eq!(i.total_perguntas, 4);
     assert!((i.latencia_media_ms - 250.0).abs() < 1e-9, "{i:?}");
     assert!((i.taxa_sucesso - 0.75).abs() < 1e-9, "{i:?}");
@@ -118,9 +110,7 @@ async fn records_once_and_reports_course_statistics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_requests_name_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
     assert_invalid(
         c.record_interaction(interaction("", "1", "1", 1, "m", true))
             .await,
@@ -142,46 +132,22 @@ async fn invalid_requests_name_the_field() {
         "latencia_ms",
     );
     for bad in ["", "abc", "0"] {
-        assert_invalid(
-            c.get_course_insights(GetCourseInsightsRequest {
-                id_curso: bad.into(),
-            })
-            .await,
-            "id_curso",
-        );
+        assert_invalid(c.get_course_insights(course(bad)).await, "id_curso");
     }
-    assert_invalid(
-        c.register_metrics(RegisterMetricsRequest {
-            id_interacao: " ".into(),
-        })
-        .await,
-        "id_interacao",
-    );
+    assert_invalid(c.register_metrics(metrics_of(" ")).await, "id_interacao");
     assert_eq!(count(&mut c).await, 0);
     s.running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_metrics_keeps_the_seed_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
-    let r = c
-        .register_metrics(RegisterMetricsRequest {
-            id_interacao: "abc-1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (_dir, s, mut c) = alone().await;
+    let r = c.register_metrics(metrics_of("abc-1")).await.answer();
     assert_eq!(r.message, "Métricas registradas para a interação abc-1");
     assert_eq!(r.id_interacao, "abc-1");
     let st = r.insights_servico.unwrap();
     assert_eq!(st.message, "Insights: 1 interações registradas");
-    c.register_metrics(RegisterMetricsRequest {
-        id_interacao: "abc-1".into(),
-    })
-    .await
-    .unwrap();
+    c.register_metrics(metrics_of("abc-1")).await.unwrap();
     assert_eq!(
         count(&mut c).await,
         1,
@@ -191,22 +157,14 @@ async fn register_metrics_keeps_the_seed_contract() {
     let first = c
         .record_interaction(interaction("abc-1", "2", "1", 10, "offline", true))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(first.registrada);
     let again = c
         .record_interaction(interaction("abc-1", "2", "1", 10, "offline", true))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(!again.registrada);
-    let i = c
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "2".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let i = c.get_course_insights(course("2")).await.answer();
     assert_eq!(i.total_perguntas, 1);
     assert_eq!(count(&mut c).await, 1);
     s.running.stop().await.unwrap();
@@ -214,28 +172,18 @@ async fn register_metrics_keeps_the_seed_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactions_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    client(&s)
-        .record_interaction(interaction("p-1", "5", "1", 80, "offline", true))
+    let (dir, s, mut c) = alone().await;
+    c.record_interaction(interaction("p-1", "5", "1", 80, "offline", true))
         .await
         .unwrap();
     s.running.stop().await.unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
-    let i = c
-        .get_course_insights(GetCourseInsightsRequest {
-            id_curso: "5".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let (s, mut c) = start(dir.path()).await;
+    let i = c.get_course_insights(course("5")).await.answer();
     assert_eq!(i.total_perguntas, 1);
     assert!(
         !c.record_interaction(interaction("p-1", "5", "1", 80, "offline", true))
             .await
-            .unwrap()
-            .into_inner()
+            .answer()
             .registrada
     );
     s.running.stop().await.unwrap();

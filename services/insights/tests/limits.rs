@@ -3,10 +3,10 @@
 //! back as a short message, and insights keeps serving.
 
 use aula_api::{
-    insights_service_client::InsightsServiceClient, limits, GetCourseInsightsRequest,
+    insights_service_client::InsightsServiceClient as Client, limits, GetCourseInsightsRequest,
     RecordInteractionRequest, RegisterMetricsRequest,
 };
-use aula_runtime::testing::{assert_invalid, spawn};
+use aula_runtime::testing::{assert_invalid, over_limit, start_alone, NOT_AN_ID};
 
 fn record(id_interacao: &str) -> RecordInteractionRequest {
     RecordInteractionRequest {
@@ -18,40 +18,29 @@ fn record(id_interacao: &str) -> RecordInteractionRequest {
 
 #[tokio::test]
 async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = spawn(insights::service(), dir.path(), &[]).await.unwrap();
-    let mut c = InsightsServiceClient::new(svc.channel());
-    let over = |limit: usize| ("a".repeat(limit + 1), format!("at most {limit} characters"));
+    let (_dir, svc, mut c) = start_alone(insights::service(), &[], Client::new).await;
 
-    let (text, says) = over(limits::INTERACTION_ID_CHARS);
-    assert_invalid(
-        c.record_interaction(record(&text)).await,
-        "id_interacao",
-        &says,
-    );
+    let (text, says) = over_limit(limits::INTERACTION_ID_CHARS);
+    let r = c.record_interaction(record(&text)).await;
+    assert_invalid(r, "id_interacao", &says);
     let r = RegisterMetricsRequest { id_interacao: text };
     assert_invalid(c.register_metrics(r).await, "id_interacao", &says);
-    let (text, says) = over(limits::MODEL_CHARS);
+    let (modelo, says) = over_limit(limits::MODEL_CHARS);
     let r = RecordInteractionRequest {
-        modelo: text,
+        modelo,
         ..record("i-1")
     };
     assert_invalid(c.record_interaction(r).await, "modelo", &says);
 
     let huge = "4".repeat(1 << 20);
-    let id = "must be a positive integer";
-    let r = RecordInteractionRequest {
-        id_curso: huge.clone(),
-        ..record("i-2")
-    };
-    assert_invalid(c.record_interaction(r).await, "id_curso", id);
-    let r = RecordInteractionRequest {
-        id_usuario: huge.clone(),
-        ..record("i-3")
-    };
-    assert_invalid(c.record_interaction(r).await, "id_usuario", id);
+    let mut r = record("i-2");
+    r.id_curso = huge.clone();
+    assert_invalid(c.record_interaction(r).await, "id_curso", NOT_AN_ID);
+    let mut r = record("i-3");
+    r.id_usuario = huge.clone();
+    assert_invalid(c.record_interaction(r).await, "id_usuario", NOT_AN_ID);
     let r = GetCourseInsightsRequest { id_curso: huge };
-    assert_invalid(c.get_course_insights(r).await, "id_curso", id);
+    assert_invalid(c.get_course_insights(r).await, "id_curso", NOT_AN_ID);
     svc.assert_serving().await;
     svc.running.stop().await.unwrap();
 }

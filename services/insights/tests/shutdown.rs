@@ -7,16 +7,10 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn a_health_watcher_does_not_hold_the_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
     // A grace period far longer than the test may wait: stopping within it means the watcher
     // did not hold the drain.
-    let svc = testing::spawn(
-        insights::service(),
-        dir.path(),
-        &[("AULA_SHUTDOWN_GRACE".into(), "120s".into())],
-    )
-    .await
-    .unwrap();
+    let (_dir, svc) =
+        testing::spawn_alone(insights::service(), &[("AULA_SHUTDOWN_GRACE", "120s")]).await;
     let mut watch = svc.watch_health().await;
     assert_eq!(watch.recv().await, Some(true), "SERVING first");
 

@@ -4,15 +4,12 @@
 //! registrations until the cache's next load. `GetStatus` still counts afresh.
 
 use aula_api::{insights_service_client::InsightsServiceClient, Empty, RegisterMetricsRequest};
-use aula_runtime::testing;
+use aula_runtime::testing::{self, Reply};
 
 #[tokio::test]
 async fn a_write_does_not_count_the_whole_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = testing::spawn(insights::service(), dir.path(), &[])
-        .await
-        .unwrap();
-    let mut c = InsightsServiceClient::new(svc.channel());
+    let (_dir, svc, mut c) =
+        testing::start_alone(insights::service(), &[], InsightsServiceClient::new).await;
     let register = |id: &str| RegisterMetricsRequest {
         id_interacao: id.into(),
     };
@@ -32,15 +29,14 @@ async fn a_write_does_not_count_the_whole_table() {
         let r = c
             .register_metrics(register(&format!("int-{i}")))
             .await
-            .unwrap()
-            .into_inner();
+            .answer();
         assert_eq!(
             r.insights_servico.unwrap().contagens["interacoes"],
             base + i,
             "write {i}: its own registrations counted, the table not scanned"
         );
     }
-    let status = c.get_status(Empty {}).await.unwrap().into_inner();
+    let status = c.get_status(Empty {}).await.answer();
     assert_eq!(
         status.contagens["interacoes"],
         base + 503,

@@ -4,7 +4,7 @@
 //! (cursos' tests/cursos.rs: a deleted demo enrolment stays deleted).
 
 use aula_api::{midia_conteudo_service_client::MidiaConteudoServiceClient, Empty};
-use aula_runtime::testing::{spawn, TestService};
+use aula_runtime::testing::{spawn, Reply, TestService};
 use std::path::Path;
 
 async fn start(dir: &Path, demo: &str) -> TestService {
@@ -19,7 +19,7 @@ async fn start(dir: &Path, demo: &str) -> TestService {
 
 async fn media_count(svc: &TestService) -> i64 {
     let mut client = MidiaConteudoServiceClient::new(svc.channel());
-    let status = client.get_status(Empty {}).await.unwrap().into_inner();
+    let status = client.get_status(Empty {}).await.answer();
     status.contagens["midias"]
 }
 

@@ -3,10 +3,12 @@
 //! items, and no `GetMedia` answer can outgrow one gRPC message, whatever was stored.
 
 use aula_api::{
-    limits, midia_conteudo_service_client::MidiaConteudoServiceClient, AddMediaRequest,
+    limits, midia_conteudo_service_client::MidiaConteudoServiceClient as Client, AddMediaRequest,
     GetCourseMediaRequest,
 };
-use aula_runtime::testing::{assert_invalid, spawn, wide_text};
+use aula_runtime::testing::{
+    assert_invalid, over_limit_cases, spawn_alone, start_alone, wide_text, Reply, SetText,
+};
 use prost::Message as _;
 use tonic::Code;
 
@@ -22,73 +24,47 @@ fn add(id_curso: &str, titulo: &str) -> AddMediaRequest {
 
 #[tokio::test]
 async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = spawn(midia::service(), dir.path(), &[]).await.unwrap();
-    let mut client = MidiaConteudoServiceClient::new(svc.channel());
-    let too_long = |n: usize| "a".repeat(n + 1);
+    let (_dir, svc, mut client) = start_alone(midia::service(), &[], Client::new).await;
     let huge = "9".repeat(1 << 20);
-    let cases: Vec<(AddMediaRequest, &str, String)> = vec![
-        // The issue's case: a 3 MB title.
+    let mut cases = over_limit_cases(
+        add("1", "t"),
+        &[
+            ("titulo", limits::MEDIA_TITLE_CHARS, |r, t| r.titulo = t),
+            ("descricao", limits::MEDIA_DESCRIPTION_CHARS, |r, t| {
+                r.descricao = t
+            }),
+            ("url", limits::MEDIA_URL_CHARS, |r, t| {
+                r.url = format!("https://h/{t}")
+            }),
+            ("tipo", limits::MEDIA_KIND_CHARS, |r, t| r.tipo = t),
+        ],
+    );
+    // The issue's case: a 3 MB title.
+    let says = format!("at most {} characters", limits::MEDIA_TITLE_CHARS);
+    cases.push((add("1", &"t".repeat(3 << 20)), "titulo", says));
+    let not_web: [(&str, SetText<AddMediaRequest>, &str); 3] = [
         (
-            add("1", &"t".repeat(3 << 20)),
-            "titulo",
-            format!("at most {} characters", limits::MEDIA_TITLE_CHARS),
-        ),
-        (
-            add("1", &too_long(limits::MEDIA_TITLE_CHARS)),
-            "titulo",
-            format!("at most {} characters", limits::MEDIA_TITLE_CHARS),
-        ),
-        (
-            AddMediaRequest {
-                descricao: too_long(limits::MEDIA_DESCRIPTION_CHARS),
-                ..add("1", "t")
-            },
-            "descricao",
-            format!("at most {} characters", limits::MEDIA_DESCRIPTION_CHARS),
-        ),
-        (
-            AddMediaRequest {
-                url: format!("https://h/{}", too_long(limits::MEDIA_URL_CHARS)),
-                ..add("1", "t")
-            },
             "url",
-            format!("at most {} characters", limits::MEDIA_URL_CHARS),
+            |r, _| r.url = "javascript:alert(1)".into(),
+            "http(s)",
         ),
         (
-            AddMediaRequest {
-                url: "javascript:alert(1)".into(),
-                ..add("1", "t")
-            },
             "url",
-            "http(s)".into(),
+            |r, _| r.url = "data:text/html,<script>alert(1)</script>".into(),
+            "http(s)",
         ),
         (
-            AddMediaRequest {
-                url: "data:text/html,<script>alert(1)</script>".into(),
-                ..add("1", "t")
-            },
-            "url",
-            "http(s)".into(),
-        ),
-        (
-            AddMediaRequest {
-                tipo: too_long(limits::MEDIA_KIND_CHARS),
-                ..add("1", "t")
-            },
             "tipo",
-            format!("at most {} characters", limits::MEDIA_KIND_CHARS),
+            |r, _| r.tipo = "audio".repeat(3),
+            "video, slides or texto",
         ),
-        (
-            AddMediaRequest {
-                tipo: "audio".repeat(3),
-                ..add("1", "t")
-            },
-            "tipo",
-            "video, slides or texto".into(),
-        ),
-        (add(&huge, "t"), "id_curso", "positive integer".into()),
     ];
+    for (field, set, says) in not_web {
+        let mut request = add("1", "t");
+        set(&mut request, String::new());
+        cases.push((request, field, says.into()));
+    }
+    cases.push((add(&huge, "t"), "id_curso", "positive integer".into()));
     for (request, field, says) in cases {
         assert_invalid(client.add_media(request).await, field, &says);
     }
@@ -102,8 +78,7 @@ async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
             id_curso: "1".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(listed.itens.len(), 4);
     svc.assert_serving().await;
     svc.running.stop().await.unwrap();
@@ -111,9 +86,7 @@ async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
 
 #[tokio::test]
 async fn a_course_holds_a_bounded_number_of_items_and_its_answer_fits_one_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = spawn(midia::service(), dir.path(), &[]).await.unwrap();
-    let mut client = MidiaConteudoServiceClient::new(svc.channel());
+    let (_dir, svc, mut client) = start_alone(midia::service(), &[], Client::new).await;
     // The largest items the limits allow, in 4-byte characters.
     let item = AddMediaRequest {
         id_curso: "42".into(),
@@ -141,8 +114,7 @@ async fn a_course_holds_a_bounded_number_of_items_and_its_answer_fits_one_messag
             id_curso: "42".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(media.itens.len(), limits::MEDIA_PER_COURSE);
     assert!(
         media.encoded_len() < limits::MESSAGE_BYTES,
@@ -157,8 +129,7 @@ async fn a_course_holds_a_bounded_number_of_items_and_its_answer_fits_one_messag
 #[tokio::test]
 async fn items_stored_before_the_limits_are_shown_clipped() {
     use sqlx::Executor as _;
-    let dir = tempfile::tempdir().unwrap();
-    let svc = spawn(midia::service(), dir.path(), &[]).await.unwrap();
+    let (_dir, svc) = spawn_alone(midia::service(), &[]).await;
     // What an AddMedia of the issue stored before the limits: a 3 MB title, which made this
     // course's GetMedia exceed the 4 MiB message limit for every client.
     let mut db = svc.sql().await;
@@ -172,14 +143,13 @@ async fn items_stored_before_the_limits_are_shown_clipped() {
     )
     .await
     .unwrap();
-    let mut client = MidiaConteudoServiceClient::new(svc.channel());
+    let mut client = Client::new(svc.channel());
     let media = client
         .get_media(GetCourseMediaRequest {
             id_curso: "7".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     let item = &media.itens[0];
     assert_eq!(item.titulo.chars().count(), limits::MEDIA_TITLE_CHARS);
     assert_eq!(

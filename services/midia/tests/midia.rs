@@ -5,16 +5,21 @@ use aula_api::{
     midia_conteudo_service_client::MidiaConteudoServiceClient, AddMediaRequest, Empty,
     GetCourseMediaRequest,
 };
-use aula_runtime::testing::{spawn, TestService};
+use aula_runtime::testing::{self, assert_status, Reply, TestService};
 use std::path::Path;
 use tonic::{transport::Channel, Code};
 
 async fn start(dir: &Path) -> (TestService, MidiaConteudoServiceClient<Channel>) {
-    let svc = spawn(midia::service(), dir, &[])
-        .await
-        .expect("midia starts");
-    let client = MidiaConteudoServiceClient::new(svc.channel());
-    (svc, client)
+    testing::start_in(midia::service(), dir, &[], MidiaConteudoServiceClient::new).await
+}
+
+/// midia alone in a temporary directory of its own, and a client of it.
+async fn alone() -> (
+    tempfile::TempDir,
+    TestService,
+    MidiaConteudoServiceClient<Channel>,
+) {
+    testing::start_alone(midia::service(), &[], MidiaConteudoServiceClient::new).await
 }
 
 fn media(id_curso: &str) -> GetCourseMediaRequest {
@@ -37,22 +42,17 @@ fn valid_add() -> AddMediaRequest {
 
 #[tokio::test]
 async fn status_counts_the_demo_media() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
-    let status = client.get_status(Empty {}).await.unwrap().into_inner();
-    assert_eq!(status.servico, "midia");
-    assert!(!status.versao.is_empty());
+    let (_dir, svc, mut client) = alone().await;
+    let status = client.get_status(Empty {}).await.answer();
+    assert_status(&status, "midia", &[("cursos", 5), ("midias", 17)]);
     assert!(!status.message.is_empty());
-    assert_eq!(status.contagens["cursos"], 5);
-    assert_eq!(status.contagens["midias"], 17);
     svc.running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn get_media_lists_a_course_in_order_with_a_readable_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
-    let r = client.get_media(media("1")).await.unwrap().into_inner();
+    let (_dir, svc, mut client) = alone().await;
+    let r = client.get_media(media("1")).await.answer();
     assert_eq!(r.itens.len(), 4);
     let ordens: Vec<i32> = r.itens.iter().map(|i| i.ordem).collect();
     assert_eq!(ordens, vec![1, 2, 3, 4]);
@@ -70,11 +70,7 @@ async fn get_media_lists_a_course_in_order_with_a_readable_summary() {
         r.midia_curso
     );
     for id in 2..=5 {
-        let r = client
-            .get_media(media(&id.to_string()))
-            .await
-            .unwrap()
-            .into_inner();
+        let r = client.get_media(media(&id.to_string())).await.answer();
         assert!((2..=4).contains(&r.itens.len()), "course {id}");
         assert!(r.itens.iter().all(|i| i.id_curso == id.to_string()));
     }
@@ -83,9 +79,8 @@ async fn get_media_lists_a_course_in_order_with_a_readable_summary() {
 
 #[tokio::test]
 async fn a_course_without_media_is_an_empty_list_not_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
-    let r = client.get_media(media("999")).await.unwrap().into_inner();
+    let (_dir, svc, mut client) = alone().await;
+    let r = client.get_media(media("999")).await.answer();
     assert!(r.itens.is_empty());
     assert_eq!(r.midia_curso, "Nenhuma mídia cadastrada para o curso 999");
     svc.running.stop().await.unwrap();
@@ -93,8 +88,7 @@ async fn a_course_without_media_is_an_empty_list_not_an_error() {
 
 #[tokio::test]
 async fn bad_course_ids_are_invalid_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
+    let (_dir, svc, mut client) = alone().await;
     for bad in ["", "abc", "0", "-3", "1.5"] {
         let err = client.get_media(media(bad)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}");
@@ -105,9 +99,8 @@ async fn bad_course_ids_are_invalid_naming_the_field() {
 
 #[tokio::test]
 async fn add_media_appends_after_the_demo_items_and_persists_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
-    let added = client.add_media(valid_add()).await.unwrap().into_inner();
+    let (dir, svc, mut client) = alone().await;
+    let added = client.add_media(valid_add()).await.answer();
     // New ids continue after the demo rows' explicit ids (PostgreSQL's sequence too).
     assert!(added.id > 17, "id {}", added.id);
     assert_eq!(added.ordem, 4, "after course 2's three demo items");
@@ -123,8 +116,7 @@ async fn add_media_appends_after_the_demo_items_and_persists_across_a_restart() 
             ..valid_add()
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(placed.ordem, 10);
     assert_eq!(placed.tipo, "texto");
     assert!(placed.id > added.id);
@@ -136,13 +128,12 @@ async fn add_media_appends_after_the_demo_items_and_persists_across_a_restart() 
             ..valid_add()
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(fresh.ordem, 1);
 
     svc.running.stop().await.unwrap();
     let (svc, mut client) = start(dir.path()).await;
-    let r = client.get_media(media("2")).await.unwrap().into_inner();
+    let r = client.get_media(media("2")).await.answer();
     let titulos: Vec<&str> = r.itens.iter().map(|i| i.titulo.as_str()).collect();
     assert_eq!(titulos.len(), 5);
     assert_eq!(titulos[3], "Índices e desempenho de consultas");
@@ -151,7 +142,7 @@ async fn add_media_appends_after_the_demo_items_and_persists_across_a_restart() 
     assert!(r
         .midia_curso
         .contains("Vídeo 'Índices e desempenho de consultas' (13 min)"));
-    let status = client.get_status(Empty {}).await.unwrap().into_inner();
+    let status = client.get_status(Empty {}).await.answer();
     assert_eq!(status.contagens["midias"], 20);
     assert_eq!(status.contagens["cursos"], 6);
     svc.running.stop().await.unwrap();
@@ -159,8 +150,7 @@ async fn add_media_appends_after_the_demo_items_and_persists_across_a_restart() 
 
 #[tokio::test]
 async fn add_media_names_the_bad_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let (svc, mut client) = start(dir.path()).await;
+    let (_dir, svc, mut client) = alone().await;
     let cases: Vec<(&str, AddMediaRequest)> = vec![
         (
             "id_curso",
@@ -229,7 +219,7 @@ async fn add_media_names_the_bad_field() {
         );
     }
     // Nothing was stored.
-    let status = client.get_status(Empty {}).await.unwrap().into_inner();
+    let status = client.get_status(Empty {}).await.answer();
     assert_eq!(status.contagens["midias"], 17);
     svc.running.stop().await.unwrap();
 }

@@ -3,11 +3,11 @@
 //! id comes back as a short message, and notificacoes keeps serving.
 
 use aula_api::{
-    limits, notificacoes_service_client::NotificacoesServiceClient, ListNotificationsRequest,
-    MarkAsReadRequest, NotifyScheduleRequest, SendNotificationRequest,
+    limits, notificacoes_service_client::NotificacoesServiceClient as Client,
+    ListNotificationsRequest, MarkAsReadRequest, NotifyScheduleRequest, SendNotificationRequest,
     SubscribeNotificationsRequest,
 };
-use aula_runtime::testing::{assert_invalid, spawn, wide_text};
+use aula_runtime::testing::{assert_invalid, over_limit, start_alone, wide_text, NOT_AN_ID};
 
 fn send(message: &str) -> SendNotificationRequest {
     SendNotificationRequest {
@@ -17,86 +17,80 @@ fn send(message: &str) -> SendNotificationRequest {
     }
 }
 
+/// A reminder of appointment 1 to user 1.
+fn remind() -> NotifyScheduleRequest {
+    NotifyScheduleRequest {
+        id_agendamento: "1".into(),
+        id_usuario: "1".into(),
+        ..Default::default()
+    }
+}
+
+fn mark(ids: Vec<String>) -> MarkAsReadRequest {
+    MarkAsReadRequest {
+        id_usuario: "1".into(),
+        ids,
+    }
+}
+
+fn list(id_usuario: &str, page_token: String) -> ListNotificationsRequest {
+    ListNotificationsRequest {
+        id_usuario: id_usuario.into(),
+        page_token,
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn every_field_is_bounded_and_bad_input_is_quoted_short() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = spawn(notificacoes::service(), dir.path(), &[])
-        .await
-        .unwrap();
-    let mut c = NotificacoesServiceClient::new(svc.channel());
-    let over = |limit: usize| ("a".repeat(limit + 1), format!("at most {limit} characters"));
+    let (_dir, svc, mut c) = start_alone(notificacoes::service(), &[], Client::new).await;
 
-    let (text, says) = over(limits::NOTIFICATION_MESSAGE_CHARS);
+    let (text, says) = over_limit(limits::NOTIFICATION_MESSAGE_CHARS);
     assert_invalid(c.send_notification(send(&text)).await, "message", &says);
     let longest = wide_text(limits::NOTIFICATION_MESSAGE_CHARS);
     c.send_notification(send(&longest)).await.unwrap();
-    let (text, says) = over(limits::NOTIFICATION_ORIGIN_CHARS);
+    let (origem, says) = over_limit(limits::NOTIFICATION_ORIGIN_CHARS);
     let r = SendNotificationRequest {
-        origem: text,
+        origem,
         ..send("Oi")
     };
     assert_invalid(c.send_notification(r).await, "origem", &says);
-    let (text, says) = over(limits::IDEMPOTENCY_KEY_CHARS);
-    let r = SendNotificationRequest {
-        chave_idempotencia: text.clone(),
-        ..send("Oi")
-    };
+    let (key, says) = over_limit(limits::IDEMPOTENCY_KEY_CHARS);
+    let mut r = send("Oi");
+    r.chave_idempotencia = key.clone();
     assert_invalid(c.send_notification(r).await, "chave_idempotencia", &says);
-    let r = NotifyScheduleRequest {
-        id_agendamento: "1".into(),
-        id_usuario: "1".into(),
-        chave_idempotencia: text,
-        ..Default::default()
-    };
+    let mut r = remind();
+    r.chave_idempotencia = key;
     assert_invalid(c.notify_schedule(r).await, "chave_idempotencia", &says);
-    let (text, says) = over(limits::NOTIFICATION_MESSAGE_CHARS);
+    let (message, says) = over_limit(limits::NOTIFICATION_MESSAGE_CHARS);
     let r = NotifyScheduleRequest {
-        id_agendamento: "1".into(),
-        id_usuario: "1".into(),
-        message: text,
-        ..Default::default()
+        message,
+        ..remind()
     };
     assert_invalid(c.notify_schedule(r).await, "message", &says);
-    let ids = vec!["1".to_string(); limits::MARK_AS_READ_IDS + 1];
-    let r = MarkAsReadRequest {
-        id_usuario: "1".into(),
-        ids,
-    };
+    let r = mark(vec!["1".to_string(); limits::MARK_AS_READ_IDS + 1]);
     let says = format!("at most {} elements", limits::MARK_AS_READ_IDS);
     assert_invalid(c.mark_as_read(r).await, "ids", &says);
-    let (text, says) = over(limits::PAGE_TOKEN_CHARS);
-    let r = ListNotificationsRequest {
-        id_usuario: "1".into(),
-        page_token: text,
-        ..Default::default()
-    };
-    assert_invalid(c.list_notifications(r).await, "page_token", &says);
+    let (token, says) = over_limit(limits::PAGE_TOKEN_CHARS);
+    assert_invalid(
+        c.list_notifications(list("1", token)).await,
+        "page_token",
+        &says,
+    );
 
     let huge = "8".repeat(1 << 20);
-    let id = "must be a positive integer";
-    let r = SendNotificationRequest {
-        id_usuario: huge.clone(),
-        ..send("Oi")
-    };
-    assert_invalid(c.send_notification(r).await, "id_usuario", id);
-    let r = NotifyScheduleRequest {
-        id_agendamento: huge.clone(),
-        id_usuario: "1".into(),
-        ..Default::default()
-    };
-    assert_invalid(c.notify_schedule(r).await, "id_agendamento", id);
-    let r = MarkAsReadRequest {
-        id_usuario: "1".into(),
-        ids: vec![huge.clone()],
-    };
-    assert_invalid(c.mark_as_read(r).await, "ids", id);
-    let r = ListNotificationsRequest {
-        id_usuario: huge.clone(),
-        ..Default::default()
-    };
-    assert_invalid(c.list_notifications(r).await, "id_usuario", id);
+    let mut r = send("Oi");
+    r.id_usuario = huge.clone();
+    assert_invalid(c.send_notification(r).await, "id_usuario", NOT_AN_ID);
+    let mut r = remind();
+    r.id_agendamento = huge.clone();
+    assert_invalid(c.notify_schedule(r).await, "id_agendamento", NOT_AN_ID);
+    let r = mark(vec![huge.clone()]);
+    assert_invalid(c.mark_as_read(r).await, "ids", NOT_AN_ID);
+    let r = list(&huge, String::new());
+    assert_invalid(c.list_notifications(r).await, "id_usuario", NOT_AN_ID);
     let r = SubscribeNotificationsRequest { id_usuario: huge };
-    assert_invalid(c.subscribe_notifications(r).await, "id_usuario", id);
+    assert_invalid(c.subscribe_notifications(r).await, "id_usuario", NOT_AN_ID);
     svc.assert_serving().await;
     svc.running.stop().await.unwrap();
 }

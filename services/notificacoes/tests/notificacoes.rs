@@ -6,24 +6,20 @@ use aula_api::{
     MarkAsReadRequest, Notification, NotifyScheduleRequest, SendNotificationRequest,
     SubscribeNotificationsRequest,
 };
-use aula_runtime::testing::{self, TestService};
+use aula_runtime::testing::{self, Reply, TestService};
 use std::{path::Path, time::Duration};
 use tonic::{transport::Channel, Code};
 
 type Client = NotificacoesServiceClient<Channel>;
 
-async fn start(dir: &Path) -> TestService {
-    testing::spawn(notificacoes::service(), dir, &[])
-        .await
-        .expect("notificacoes starts")
+/// The service on the data in `dir`, and a client of it.
+async fn start(dir: &Path) -> (TestService, Client) {
+    testing::start_in(notificacoes::service(), dir, &[], Client::new).await
 }
 
-fn client(s: &TestService) -> Client {
-    NotificacoesServiceClient::new(s.channel())
-}
-
-fn on_postgres() -> bool {
-    std::env::var("AULA_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+/// The service alone in a temporary directory of its own, and a client of it.
+async fn alone() -> (tempfile::TempDir, TestService, Client) {
+    testing::start_alone(notificacoes::service(), &[], Client::new).await
 }
 
 async fn send(c: &mut Client, user: &str, message: &str, key: &str) -> String {
@@ -40,16 +36,7 @@ async fn send(c: &mut Client, user: &str, message: &str, key: &str) -> String {
 }
 
 async fn list(c: &mut Client, user: &str, unread_only: bool) -> Vec<Notification> {
-    c.list_notifications(ListNotificationsRequest {
-        id_usuario: user.into(),
-        unread_only,
-        page_size: 100,
-        page_token: String::new(),
-    })
-    .await
-    .expect("ListNotifications")
-    .into_inner()
-    .notificacoes
+    testing::notifications_of(c, user, unread_only).await
 }
 
 fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
@@ -60,10 +47,8 @@ fn assert_invalid(r: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_demo_welcome() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
-    let status = c.get_status(Empty {}).await.unwrap().into_inner();
+    let (_dir, s, mut c) = alone().await;
+    let status = c.get_status(Empty {}).await.answer();
     assert_eq!(status.servico, "notificacoes");
     assert_eq!(status.contagens["notificacoes"], 1);
     assert_eq!(status.contagens["nao_lidas"], 1);
@@ -77,9 +62,7 @@ async fn status_and_demo_welcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_validates_and_stores_once_per_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
 
     let req = |user: &str, msg: &str| SendNotificationRequest {
         id_usuario: user.into(),
@@ -104,8 +87,7 @@ async fn send_validates_and_stores_once_per_key() {
             origem: "cursos".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(r.message, "Notificação enviada para o usuário 7");
     assert!(!r.pendente);
     assert_eq!(r.notificacao_servico.unwrap().servico, "notificacoes");
@@ -135,9 +117,7 @@ async fn send_validates_and_stores_once_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_schedule_stores_for_the_user_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
     let req = |user: &str, key: &str| NotifyScheduleRequest {
         id_agendamento: "9".into(),
         id_usuario: user.into(),
@@ -145,11 +125,7 @@ async fn notify_schedule_stores_for_the_user_once() {
         chave_idempotencia: key.into(),
     };
     assert_invalid(c.notify_schedule(req("", "a")).await, "id_usuario");
-    let r = c
-        .notify_schedule(req("5", "cpar-9"))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = c.notify_schedule(req("5", "cpar-9")).await.answer();
     assert_eq!(r.id_agendamento, "9");
     assert!(r.message.contains('5'));
     assert!(!r.pendente);
@@ -163,9 +139,7 @@ async fn notify_schedule_stores_for_the_user_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_is_newest_first_without_repeats_while_new_items_arrive() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
     let mut sent = Vec::new();
     for i in 0..5 {
         sent.push(send(&mut c, "8", &format!("n{i}"), "").await);
@@ -176,11 +150,7 @@ async fn paging_is_newest_first_without_repeats_while_new_items_arrive() {
         page_size: 2,
         page_token: token,
     };
-    let first = c
-        .list_notifications(page(String::new()))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = c.list_notifications(page(String::new())).await.answer();
     assert_eq!(
         first
             .notificacoes
@@ -200,11 +170,7 @@ async fn paging_is_newest_first_without_repeats_while_new_items_arrive() {
         .collect();
     let mut token = first.next_page_token;
     while !token.is_empty() {
-        let p = c
-            .list_notifications(page(token))
-            .await
-            .unwrap()
-            .into_inner();
+        let p = c.list_notifications(page(token)).await.answer();
         seen.extend(p.notificacoes.iter().map(|n| n.message.clone()));
         token = p.next_page_token;
     }
@@ -228,9 +194,7 @@ async fn paging_is_newest_first_without_repeats_while_new_items_arrive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mark_as_read_only_touches_the_users_notifications() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
     let a = send(&mut c, "11", "a", "").await;
     let b = send(&mut c, "11", "b", "").await;
     let theirs = send(&mut c, "12", "c", "").await;
@@ -241,8 +205,7 @@ async fn mark_as_read_only_touches_the_users_notifications() {
             ids: vec![a.clone(), theirs.clone(), a.clone()],
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(r.marcadas, 1);
     let unread = list(&mut c, "11", true).await;
     assert_eq!(unread.iter().map(|n| n.id.clone()).collect::<Vec<_>>(), [b]);
@@ -275,8 +238,7 @@ async fn mark_as_read_only_touches_the_users_notifications() {
             ids: vec![],
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(none.marcadas, 0);
     s.running.stop().await.unwrap();
 }
@@ -292,9 +254,7 @@ async fn next_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_receive_their_new_notifications_and_streams_end_on_drain() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (_dir, s, mut c) = alone().await;
     assert_invalid(
         c.subscribe_notifications(SubscribeNotificationsRequest::default())
             .await
@@ -306,8 +266,7 @@ async fn subscribers_receive_their_new_notifications_and_streams_end_on_drain() 
             id_usuario: "21".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     send(&mut c, "22", "para outro", "").await;
     let id = send(&mut c, "21", "para você", "s-1").await;
     send(&mut c, "21", "para você", "s-1").await; // a retry is not announced again
@@ -335,14 +294,11 @@ async fn subscribers_receive_their_new_notifications_and_streams_end_on_drain() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (dir, s, mut c) = alone().await;
     let id = send(&mut c, "31", "guardada", "p-1").await;
     s.running.stop().await.unwrap();
 
-    let s = start(dir.path()).await;
-    let mut c = client(&s);
+    let (s, mut c) = start(dir.path()).await;
     let got = list(&mut c, "31", false).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, id);
@@ -358,27 +314,25 @@ async fn notifications_survive_a_restart() {
 /// stores (LISTEN/NOTIFY). On SQLite replicas share a file but not memory: not applicable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_hears_notifications_stored_by_another_replica() {
-    if !on_postgres() {
+    if !testing::on_postgres() {
         eprintln!("skipped: needs AULA_TEST_DATABASE_URL (PostgreSQL)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let a = start(dir.path()).await;
-    let b = start(dir.path()).await;
-    let mut stream = client(&a)
+    let (a, mut ca) = start(dir.path()).await;
+    let (b, mut cb) = start(dir.path()).await;
+    let mut stream = ca
         .subscribe_notifications(SubscribeNotificationsRequest {
             id_usuario: "41".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
-    let mut cb = client(&b);
+        .answer();
     let id = send(&mut cb, "41", "via réplica B", "r-1").await;
     send(&mut cb, "41", "via réplica B", "r-1").await;
     let n = next_for(&mut stream).await.unwrap().unwrap();
     assert_eq!(n.id, id);
     assert_eq!(n.message, "via réplica B");
-    let later = send(&mut client(&a), "41", "via réplica A", "").await;
+    let later = send(&mut ca, "41", "via réplica A", "").await;
     let n = next_for(&mut stream).await.unwrap().unwrap();
     assert_eq!(n.id, later, "the retry was announced once");
     a.running.stop().await.unwrap();

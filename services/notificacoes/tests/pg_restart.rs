@@ -24,7 +24,7 @@ use std::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_postgres_loses_no_acknowledged_notification() {
-    if !std::env::var("AULA_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+    if !testing::on_postgres() {
         eprintln!("!!! SKIPPED here: runs in the PostgreSQL pass (AULA_TEST_DATABASE_URL set)");
         return;
     }
@@ -110,18 +110,8 @@ async fn a_restarted_postgres_loses_no_acknowledged_notification() {
         .collect();
     let acked = acked.lock().unwrap();
     let lost: Vec<_> = acked.difference(&present).collect();
-    eprintln!(
-        "acknowledged {}, present {}, lost {}",
-        acked.len(),
-        acked.len() - lost.len(),
-        lost.len()
-    );
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged notifications are gone after the restarts: {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
+    let what = "acknowledged notifications are gone after the restarts";
+    testing::assert_none_lost(acked.len(), &lost, what);
 }
 
 async fn wait_for(what: &str, done: impl Fn() -> bool) {

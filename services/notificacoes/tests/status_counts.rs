@@ -9,7 +9,7 @@ use aula_api::{
     notificacoes_service_client::NotificacoesServiceClient, Empty, MarkAsReadRequest,
     SendNotificationRequest,
 };
-use aula_runtime::testing;
+use aula_runtime::testing::{self, Reply};
 use notificacoes::grpc::STATUS_TTL;
 use sqlx::Row as _;
 
@@ -29,20 +29,16 @@ fn counts(s: &aula_api::StatusResponse) -> (i64, i64) {
 
 #[tokio::test]
 async fn every_answer_counts_its_own_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = testing::spawn(notificacoes::service(), dir.path(), &[])
-        .await
-        .unwrap();
-    let mut c = NotificacoesServiceClient::new(svc.channel());
-    let (total, unread) = counts(&c.get_status(Empty {}).await.unwrap().into_inner());
+    let (_dir, _svc, mut c) =
+        testing::start_alone(notificacoes::service(), &[], NotificacoesServiceClient::new).await;
+    let (total, unread) = counts(&c.get_status(Empty {}).await.answer());
     assert_eq!((total, unread), (1, 1), "the demo's welcome");
     let mut ids = Vec::new();
     for i in 1..=5 {
         let r = c
             .send_notification(send(7, format!("proprio-{i}")))
             .await
-            .unwrap()
-            .into_inner();
+            .answer();
         assert_eq!(
             counts(&r.notificacao_servico.unwrap()),
             (total + i, unread + i),
@@ -54,8 +50,7 @@ async fn every_answer_counts_its_own_write() {
     let again = c
         .send_notification(send(7, "proprio-1".into()))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(
         counts(&again.notificacao_servico.unwrap()),
         (total + 5, unread + 5)
@@ -66,10 +61,9 @@ async fn every_answer_counts_its_own_write() {
             ids: ids[..2].to_vec(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(marked.marcadas, 2);
-    let status = c.get_status(Empty {}).await.unwrap().into_inner();
+    let status = c.get_status(Empty {}).await.answer();
     assert_eq!(
         counts(&status),
         (total + 5, unread + 3),
@@ -79,10 +73,7 @@ async fn every_answer_counts_its_own_write() {
 
 #[tokio::test]
 async fn counts_stay_exact_under_concurrent_writes_from_anywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let svc = testing::spawn(notificacoes::service(), dir.path(), &[])
-        .await
-        .unwrap();
+    let (_dir, svc) = testing::spawn_alone(notificacoes::service(), &[]).await;
     let client = NotificacoesServiceClient::new(svc.channel());
 
     // Eight writers at once: new notifications, retries of the same keys (stored once), and
@@ -142,12 +133,7 @@ async fn counts_stay_exact_under_concurrent_writes_from_anywhere() {
     assert_eq!(truth.0, 1 + 7 * 20 + 10 - 3);
     // What the service reports, once its counts are reloaded.
     tokio::time::sleep(STATUS_TTL + std::time::Duration::from_millis(50)).await;
-    let status = client
-        .clone()
-        .get_status(Empty {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = client.clone().get_status(Empty {}).await.answer();
     assert_eq!(
         counts(&status),
         truth,

@@ -24,18 +24,15 @@ async fn subscribe(
 
 #[tokio::test]
 async fn streams_are_bounded_per_user_and_in_total() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = testing::spawn(
+    let (_dir, s, mut c) = testing::start_alone(
         notificacoes::service(),
-        dir.path(),
         &[
-            ("NOTIFICACOES_STREAMS_PER_USER".into(), "2".into()),
-            ("NOTIFICACOES_STREAMS_MAX".into(), "3".into()),
+            ("NOTIFICACOES_STREAMS_PER_USER", "2"),
+            ("NOTIFICACOES_STREAMS_MAX", "3"),
         ],
+        NotificacoesServiceClient::new,
     )
-    .await
-    .expect("notificacoes starts");
-    let mut c = NotificacoesServiceClient::new(s.channel());
+    .await;
 
     let first = subscribe(&mut c, "1").await.expect("first stream");
     let _second = subscribe(&mut c, "1").await.expect("second stream");
@@ -85,15 +82,12 @@ async fn streams_are_bounded_per_user_and_in_total() {
 /// response headers are out, so before this a subscription ran on past it, holding its place.
 #[tokio::test]
 async fn a_stream_ends_with_deadline_exceeded_at_the_callers_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = testing::spawn(
+    let (_dir, s, mut c) = testing::start_alone(
         notificacoes::service(),
-        dir.path(),
-        &[("NOTIFICACOES_STREAMS_PER_USER".into(), "1".into())],
+        &[("NOTIFICACOES_STREAMS_PER_USER", "1")],
+        NotificacoesServiceClient::new,
     )
-    .await
-    .expect("notificacoes starts");
-    let mut c = NotificacoesServiceClient::new(s.channel());
+    .await;
 
     let mut request = tonic::Request::new(SubscribeNotificationsRequest {
         id_usuario: "1".into(),

@@ -3,30 +3,31 @@
 
 use aula_api::{
     cpar_service_client::CparServiceClient, notificacoes_service_client::NotificacoesServiceClient,
-    CreateScheduleRequest, ListNotificationsRequest, Notification, Schedule,
+    CancelScheduleRequest, CreateScheduleRequest, GetScheduleRequest, Notification, Schedule,
 };
 use aula_runtime::testing::{self, TestService};
 // Not every test binary uses each helper.
 #[allow(unused_imports)]
-pub use aula_runtime::testing::{eventually, SETTLE};
+pub use aula_runtime::testing::{assert_code, eventually, Reply, SETTLE};
 use std::{
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
-use tonic::{transport::Channel, Code};
+use tonic::transport::Channel;
 
 pub type Cpar = CparServiceClient<Channel>;
 pub type Notificacoes = NotificacoesServiceClient<Channel>;
 
 /// cpar with `extra` variables (peer addresses, reminder timing).
 pub async fn start_cpar(dir: &Path, extra: &[(&str, &str)]) -> TestService {
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    testing::spawn(cpar::service(), dir, &extra)
+    testing::spawn(cpar::service(), dir, &testing::vars(extra))
         .await
         .expect("cpar starts")
+}
+
+/// cpar alone (its peers down) in a temporary directory of its own, and a client of it.
+pub async fn cpar_alone() -> (tempfile::TempDir, TestService, Cpar) {
+    testing::start_alone(cpar::service(), &[], Cpar::new).await
 }
 
 pub async fn start_notificacoes(dir: &Path) -> TestService {
@@ -65,23 +66,26 @@ pub fn booking(user: &str, titulo: &str, starts_in_secs: i64) -> CreateScheduleR
 }
 
 pub async fn create(c: &mut Cpar, user: &str, titulo: &str, starts_in_secs: i64) -> Schedule {
-    c.create_schedule(booking(user, titulo, starts_in_secs))
-        .await
-        .expect("CreateSchedule")
-        .into_inner()
+    let created = c
+        .create_schedule(booking(user, titulo, starts_in_secs))
+        .await;
+    created.expect("CreateSchedule").into_inner()
 }
 
 pub async fn notifications_of(n: &mut Notificacoes, user: &str) -> Vec<Notification> {
-    n.list_notifications(ListNotificationsRequest {
-        id_usuario: user.into(),
-        unread_only: false,
-        page_size: 100,
-        page_token: String::new(),
-    })
-    .await
-    .expect("ListNotifications")
-    .into_inner()
-    .notificacoes
+    testing::notifications_of(n, user, false).await
+}
+
+pub fn schedule(id: &str) -> GetScheduleRequest {
+    GetScheduleRequest {
+        id_agendamento: id.into(),
+    }
+}
+
+pub fn cancel(id: &str) -> CancelScheduleRequest {
+    CancelScheduleRequest {
+        id_agendamento: id.into(),
+    }
 }
 
 /// The outbox is empty: everything cpar queued was delivered.
@@ -94,10 +98,4 @@ pub async fn outbox_drained(c: &Cpar) {
         }
     })
     .await;
-}
-
-pub fn assert_code<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, starts: &str) {
-    let e = r.expect_err("the request is refused");
-    assert_eq!(e.code(), code, "{e:?}");
-    assert!(e.message().starts_with(starts), "{starts}: {e:?}");
 }
