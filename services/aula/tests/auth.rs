@@ -14,6 +14,7 @@ use aula_runtime::auth::{
     dev::{claims, now, SigningKey},
     Rule, RULES,
 };
+use aula_runtime::testing::Reply;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use common::Platform;
 use serde_json::{json, Value};
@@ -355,8 +356,7 @@ async fn every_rpc_taking_a_user_checks_whose_data_it_is() {
         .cursos()
         .get_user_courses(req(GetUserCoursesRequest::default(), Some(&a)))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(!mine.cursos_inscritos.is_empty() || mine.message.contains(A));
 
     // Staff-only RPCs, the catalogue for anyone signed in, health for anyone.
@@ -438,8 +438,7 @@ async fn schedules_are_their_owners() {
             Some(&b),
         ))
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(created.id_usuario, B, "an empty id_usuario is the caller's");
     let id = created.id_agendamento;
     for token in [&a, &b, &staff] {
@@ -526,8 +525,7 @@ async fn every_rest_route_taking_a_user_checks_it_too() {
             Some(&staff),
         ))
         .await
-        .unwrap()
-        .into_inner()
+        .answer()
         .id_agendamento;
 
     // (route, its path for user `{u}`); a POST carries a question asked by `u`.

@@ -156,10 +156,7 @@ const NOWHERE: &str = "13000";
 
 #[tokio::test]
 async fn status_lists_the_gateway_and_speaks_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let midia = aula_runtime::testing::spawn(midia::service(), dir.path(), &[])
-        .await
-        .unwrap();
+    let (_dir, midia) = aula_runtime::testing::spawn_alone(midia::service(), &[]).await;
     let (var, value) = midia.addr_var();
     let out = tokio::process::Command::new(AULA)
         .args(["status", "--json", "--port-offset", NOWHERE])

@@ -9,6 +9,7 @@ use aula_api::{
     limits, AddMediaRequest, AskQuestionRequest, ChatbotDuvidaRequest, CreateScheduleRequest,
     MaterialItem, NotifyScheduleRequest, SendNotificationRequest,
 };
+use aula_runtime::testing::Reply;
 use aula_runtime::testing::{assert_invalid, wide_text};
 use common::spawn_platform;
 use prost::Message as _;
@@ -112,8 +113,7 @@ async fn the_largest_inputs_are_accepted_at_every_hop() {
             origem: wide_text(limits::NOTIFICATION_ORIGIN_CHARS),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(!sent.pendente, "{sent:?}");
     let longer = SendNotificationRequest {
         id_usuario: "1".into(),
@@ -145,15 +145,14 @@ async fn the_largest_inputs_are_accepted_at_every_hop() {
         id_usuario: i64::MAX.to_string(),
     });
     question.set_timeout(std::time::Duration::from_secs(30));
-    let answer = cursos.ask_question(question).await.unwrap().into_inner();
+    let answer = cursos.ask_question(question).await.answer();
     assert!(answer.offline, "{answer:?}");
     let media = cursos
         .get_course_media(aula_api::GetCourseMediaRequest {
             id_curso: "1".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert_eq!(media.itens.len(), limits::MEDIA_PER_COURSE);
 
     // cpar -> notificacoes: the longest title makes a notice notificacoes stores.
@@ -174,16 +173,14 @@ async fn the_largest_inputs_are_accepted_at_every_hop() {
             duracao_minutos: 30,
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     let notified = cpar
         .notify_schedule(NotifyScheduleRequest {
             id_agendamento: schedule.id_agendamento,
             ..Default::default()
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     assert!(!notified.pendente, "{notified:?}");
     p.stop().await;
 }

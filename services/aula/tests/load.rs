@@ -172,22 +172,11 @@ fn token(dir: &Path, args: &[&str]) -> String {
 /// The platform with `AULA_AUTH=jwt`, verifying against the key set `aula token` wrote (as
 /// `aula up --auth` and docker-compose.auth.yml do), and a staff and a student token.
 async fn stack_with_auth() -> (Platform, gateway::RunningGateway, String, String) {
-    use aula_runtime::auth::dev::{DevKeys, DEV_AUDIENCE, DEV_ISSUER};
+    use aula_runtime::auth::dev::DevKeys;
     let dir = tempfile::tempdir().unwrap();
     let staff = token(dir.path(), &["--user", "1", "--role", "staff"]);
     let student = token(dir.path(), &["--user", "1"]);
-    let jwks = DevKeys::in_data_dir(dir.path()).jwks_path();
-    let auth: Vec<(String, String)> = [
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", jwks.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        // Calls between the services carry no proof here (no mTLS in this test).
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let auth = common::jwt_env(&DevKeys::in_data_dir(dir.path()).jwks_path());
     let (p, gw) = stack(dir, &auth).await;
     (p, gw, staff, student)
 }

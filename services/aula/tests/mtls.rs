@@ -7,6 +7,7 @@ use aula_api::{
     notificacoes_service_client::NotificacoesServiceClient, ListNotificationsRequest,
     SendNotificationRequest,
 };
+use aula_runtime::testing::Reply;
 use aula_runtime::{
     healthcheck,
     metrics::Metrics,
@@ -120,7 +121,7 @@ async fn services_the_gateway_and_the_operator_work_over_mtls_and_nobody_else_do
             client.list_notifications(user).await
         }
     };
-    let inbox = inbox_as("operator").await.unwrap().into_inner();
+    let inbox = inbox_as("operator").await.answer();
     assert!(
         format!("{inbox:?}").contains("over mTLS"),
         "the notification arrived: {inbox:?}"

@@ -4,6 +4,7 @@
 mod common;
 
 use aula_api::*;
+use aula_runtime::testing::Reply;
 use common::{eventually, spawn_in, spawn_platform, WAIT};
 use std::time::Duration;
 use tonic::Code;
@@ -18,7 +19,7 @@ async fn the_seed_api_works_across_the_platform() {
     for s in p.all() {
         s.assert_serving().await;
     }
-    let status = p.cursos().get_status(Empty {}).await.unwrap().into_inner();
+    let status = p.cursos().get_status(Empty {}).await.answer();
     assert!(!status.message.is_empty());
 
     // GetUserCourses reads real enrolments: the demo user is in at least two courses.
@@ -105,13 +106,7 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
         let listed = alpha
             .server_reflection_info(tokio_stream::iter([req]))
             .await;
-        let msg = listed
-            .unwrap()
-            .into_inner()
-            .message()
-            .await
-            .unwrap()
-            .unwrap();
+        let msg = listed.answer().message().await.unwrap().unwrap();
         let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
             msg.message_response
         else {
@@ -141,13 +136,7 @@ async fn reflection_v1_and_v1alpha_list_every_service() {
             ),
         };
         let found = v1c.server_reflection_info(tokio_stream::iter([req])).await;
-        let msg = found
-            .unwrap()
-            .into_inner()
-            .message()
-            .await
-            .unwrap()
-            .unwrap();
+        let msg = found.answer().message().await.unwrap().unwrap();
         assert!(matches!(
             msg.message_response,
             Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
@@ -163,13 +152,13 @@ async fn health_turns_not_serving_when_a_service_drains() {
         let check = HealthCheckRequest {
             service: name.into(),
         };
-        let r = health.check(check).await.unwrap().into_inner();
+        let r = health.check(check).await.answer();
         assert_eq!(r.status(), ServingStatus::Serving);
     }
     let watch = HealthCheckRequest {
         service: "services.MidiaConteudoService".into(),
     };
-    let mut watch = health.watch(watch).await.unwrap().into_inner();
+    let mut watch = health.watch(watch).await.answer();
     assert_eq!(
         watch.message().await.unwrap().unwrap().status(),
         ServingStatus::Serving
@@ -200,8 +189,7 @@ async fn data_survives_a_restart() {
             descricao: "Formulários HTML".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .answer();
     let dir = p.stop().await;
 
     let p = spawn_in(dir).await;
@@ -305,13 +293,7 @@ async fn metrics_show_server_and_client_sides() {
 async fn questions_outside_a_course_are_recorded_too() {
     let p = spawn_platform().await;
     let held = |s: StatusResponse| s.contagens.values().copied().max().unwrap_or(0);
-    let before = held(
-        p.insights()
-            .get_status(Empty {})
-            .await
-            .unwrap()
-            .into_inner(),
-    );
+    let before = held(p.insights().get_status(Empty {}).await.answer());
     // The seed's ResolveDuvida, called directly: no course, only a context and a question.
     let question = ChatbotDuvidaRequest {
         aula_contexto: "Listas em Python guardam vários valores em ordem.".into(),

@@ -7,10 +7,7 @@ use aula_runtime::testing;
 
 #[tokio::test]
 async fn the_seed_routes_over_real_cursos_and_midia() {
-    let dir = tempfile::tempdir().unwrap();
-    let midia = testing::spawn(midia::service(), dir.path(), &[])
-        .await
-        .unwrap();
+    let (dir, midia) = testing::spawn_alone(midia::service(), &[]).await;
     let cursos = testing::spawn(cursos::service(), dir.path(), &[midia.addr_var()])
         .await
         .unwrap();

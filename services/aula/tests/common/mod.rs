@@ -464,17 +464,15 @@ pub fn auth_env(
     dir: &Path,
     keys: &[&aula_runtime::auth::dev::SigningKey],
 ) -> Vec<(String, String)> {
-    use aula_runtime::auth::dev::{jwks, DEV_AUDIENCE, DEV_ISSUER};
     let path = dir.join("jwks.json");
-    std::fs::write(&path, jwks(keys).to_string()).unwrap();
-    [
-        ("AULA_AUTH", "jwt"),
-        ("AULA_JWT_JWKS", path.to_str().unwrap()),
-        ("AULA_JWT_ISSUER", DEV_ISSUER),
-        ("AULA_JWT_AUDIENCE", DEV_AUDIENCE),
-        ("AULA_AUTH_TRUST_NETWORK", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    std::fs::write(&path, aula_runtime::auth::dev::jwks(keys).to_string()).unwrap();
+    jwt_env(&path)
+}
+
+/// End-user auth on (`AULA_AUTH=jwt`) with the dev issuer and audience, verifying tokens
+/// against the key set at `jwks`; calls between services without a token trusted (no mTLS in
+/// these tests, so they carry no proof).
+pub fn jwt_env(jwks: &Path) -> Vec<(String, String)> {
+    let env = aula_runtime::auth::dev::dev_env(jwks.to_str().unwrap(), true);
+    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
