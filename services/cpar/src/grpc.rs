@@ -16,9 +16,9 @@ use aula_runtime::{
     error::{Kind, ServiceError},
     fields::{self, InvalidField},
     ids::{parse_id, UserId},
-    outbox::{Delivery, Outbox},
     paging::Page,
 };
+use notificacoes::courier::{Delivery, Outbox, Sent};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
@@ -127,7 +127,7 @@ impl CparService for CparGrpc {
             ..Default::default()
         };
         let (message, status, pendente) = match self.outbox.deliver_now(row, DELIVER_NOW).await {
-            Delivery::Delivered { status, .. } => (
+            Delivery::Delivered(Sent { status, .. }) => (
                 format!(
                     "Notificação do agendamento {} enviada para o usuário {}",
                     s.id, s.id_usuario

@@ -20,11 +20,8 @@ pub mod store;
 
 use aula_api::cpar_service_server::CparServiceServer;
 use aula_runtime::db::Released;
-use aula_runtime::{
-    outbox::Outbox,
-    spec::{CPAR, NOTIFICACOES},
-    BuildFuture, ServiceContext, ServiceDef,
-};
+use aula_runtime::{spec::CPAR, BuildFuture, ServiceContext, ServiceDef};
+use notificacoes::courier::{Notificacoes, Outbox};
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -53,7 +50,7 @@ pub fn service() -> ServiceDef {
 fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
         let store = store::Store::new(ctx.db().clone());
-        let outbox = Outbox::start(&ctx, ctx.peer(&NOTIFICACOES)?).await?;
+        let outbox = Outbox::start(&ctx, Notificacoes::new(&ctx)?).await?;
         let metrics = metrics::CparMetrics::register(ctx.metrics());
         reminders::start(&ctx, store.clone(), outbox.clone(), metrics)?;
         Ok(aula_runtime::routes!(

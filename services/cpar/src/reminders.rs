@@ -6,7 +6,8 @@
 
 use crate::{metrics::CparMetrics, store::Store};
 use anyhow::Context as _;
-use aula_runtime::{db::now_ms, outbox::Outbox, ServiceContext};
+use aula_runtime::{db::now_ms, ServiceContext};
+use notificacoes::courier::Outbox;
 use std::time::Duration;
 
 /// The worker's timing, from the environment.

@@ -6,9 +6,9 @@
 use crate::domain::{NewSchedule, Schedule, AGENDADO, CANCELADO};
 use aula_runtime::{
     db::{now_ms, Db},
-    outbox::{Message, Outbox},
     paging::Page,
 };
+use notificacoes::courier::{Message, Outbox};
 use sqlx::{any::AnyRow, Row};
 
 const COLUMNS: &str = "id, id_usuario, titulo, inicio_ms, duracao_minutos, estado, \

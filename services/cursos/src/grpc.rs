@@ -19,12 +19,12 @@ use aula_runtime::{
     auth,
     error::{Kind, ServiceError},
     fields,
-    outbox::{Delivery, Message, Outbox},
     paging::Page,
     peers::{PeerChannel, PeerError},
     recent::Recent,
     spec,
 };
+use notificacoes::courier::{Delivery, Message, Outbox, Sent};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
@@ -250,10 +250,10 @@ impl CursosService for CursosGrpc {
         };
         Ok(Response::new(
             match self.outbox.deliver_now(row, DELIVER_NOW).await {
-                Delivery::Delivered {
+                Delivery::Delivered(Sent {
                     id_notificacao,
                     status,
-                } => SendNotificationResponse {
+                }) => SendNotificationResponse {
                     message: format!("Notificação enviada ao usuário {user}"),
                     notificacao_servico: Some(StatusResponse {
                         message: status,

@@ -23,10 +23,10 @@ use aula_api::{
 };
 use aula_runtime::db::Released;
 use aula_runtime::{
-    outbox::Outbox,
-    spec::{CHATBOT, CURSOS, MIDIA, NOTIFICACOES},
+    spec::{CHATBOT, CURSOS, MIDIA},
     BuildFuture, ServiceContext, ServiceDef,
 };
+use notificacoes::courier::{Notificacoes, Outbox};
 
 /// Version 1 as first released also inserted the demo rows, now in `demo.sql` ([`Released`]).
 const RELEASED: &[Released] = &[Released {
@@ -53,7 +53,7 @@ pub fn service() -> ServiceDef {
 
 fn build(ctx: ServiceContext) -> BuildFuture {
     Box::pin(async move {
-        let outbox = Outbox::start(&ctx, ctx.peer(&NOTIFICACOES)?).await?;
+        let outbox = Outbox::start(&ctx, Notificacoes::new(&ctx)?).await?;
         let service = grpc::CursosGrpc {
             store: store::Store::new(ctx.db().clone()),
             outbox,

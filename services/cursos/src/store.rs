@@ -9,10 +9,8 @@
 //! waiting); starting with the write takes the lock up front and `busy_timeout` queues the rest.
 
 use crate::domain::{Course, CourseId, CursosError, Enrolment, UserId};
-use aula_runtime::{
-    db::{now_ms, Db},
-    outbox::{Message, Outbox},
-};
+use aula_runtime::db::{now_ms, Db};
+use notificacoes::courier::{Message, Outbox};
 use sqlx::{any::AnyRow, AnyConnection, Row};
 
 /// The catalogue and the enrolments.

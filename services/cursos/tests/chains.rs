@@ -217,3 +217,48 @@ async fn ask_question_offline_answers_from_the_course_material() {
     bot.running.stop().await.unwrap();
     midia.running.stop().await.unwrap();
 }
+
+/// Rows stored before the outbox became generic over its courier (#17) are delivered after it:
+/// the table and each row's JSON (`tipo` and the fields) are what the runtime's `outbox.rs`
+/// wrote, one row of each kind, put straight into cursos' table as an upgraded database has them.
+#[tokio::test]
+async fn rows_stored_before_the_outbox_was_generic_are_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_notif, inbox, svc, mut client) = with_notificacoes(dir.path()).await;
+    let stored = [
+        (
+            "antiga-notificacao",
+            r#"{"tipo":"notification","id_usuario":"901","message":"Aula amanhã","origem":""}"#,
+        ),
+        (
+            "antiga-agendamento",
+            r#"{"tipo":"schedule","id_agendamento":"5","id_usuario":"902","message":"Lembrete"}"#,
+        ),
+    ];
+    let mut sql = svc.sql().await;
+    for (key, payload) in stored {
+        sqlx::query(
+            "INSERT INTO outbox (chave, payload, proxima_ms, criado_ms) VALUES ($1, $2, 0, 0)",
+        )
+        .bind(key)
+        .bind(payload)
+        .execute(&mut sql)
+        .await
+        .unwrap();
+    }
+    // The worker finds rows it was not woken for within 5 s.
+    let n = arrived(&inbox, "901", "the stored notification").await;
+    assert_eq!(
+        (n.len(), n[0].message.as_str(), n[0].origem.as_str()),
+        (1, "Aula amanhã", "cursos"),
+        "an empty origem is the sending service"
+    );
+    let n = arrived(&inbox, "902", "the stored appointment notice").await;
+    assert_eq!((n.len(), n[0].message.as_str()), (1, "Lembrete"));
+    outbox_drained(&mut client).await;
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&mut sql)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "no row left behind, dead or alive");
+}

@@ -12,7 +12,9 @@
 //!   LISTEN/NOTIFY so that every replica hears about every notification.
 //! - [`streams`]: the bounds on open subscriptions, per user and in total.
 //! - [`metrics`]: what the service counts (registered handles).
+//! - [`courier`]: for notificacoes' callers (cursos, cpar): how their outboxes deliver to it.
 
+pub mod courier;
 pub mod domain;
 pub mod fanout;
 pub mod grpc;

@@ -24,7 +24,8 @@
 //! - [`demo`]: the demo rows `aula up` seeds (`AULA_DEMO_DATA`), never in a migration.
 //! - [`reads`]: inline reads from the SQLite file on hot paths.
 //! - [`storage_health`]: health NOT_SERVING while the database cannot write (a write probe).
-//! - [`outbox`]: a transactional outbox delivering to notificacoes.
+//! - [`outbox`]: a transactional outbox, generic over what it delivers and to whom (a
+//!   [`outbox::Courier`]), with its table's own migrations (`migrations/outbox`).
 //! - [`error`]: the one mapping of every service's domain error to a gRPC status.
 //! - [`fields`]: request fields checked at the edge (lengths, URLs) and short quotes of bad input.
 //! - [`identity`]: the caller's proved service identity (mTLS), read by authorization.
