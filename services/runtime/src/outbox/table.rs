@@ -75,26 +75,28 @@ pub(super) async fn delivered(pool: &AnyPool, id: i64) -> sqlx::Result<()> {
         .map(drop)
 }
 
-/// A failed attempt: counted, the lease ended, due again after `backoff`.
-pub(super) async fn retry_after(
-    pool: &AnyPool,
-    id: i64,
-    backoff: Duration,
-    reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE outbox SET tentativas = tentativas + 1, proxima_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3")
-        .bind(now_ms() + backoff.as_millis() as i64)
-        .bind(reason)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(drop)
+/// What a failed attempt leaves behind.
+pub(super) enum Then {
+    /// The row, due again after this long.
+    RetryAfter(Duration),
+    /// A dead letter: the row stays, out of delivery, with the time it was given up.
+    Bury,
 }
 
-/// A failed attempt that gives the message up: it stays, out of delivery, as a dead letter.
-pub(super) async fn bury(pool: &AnyPool, id: i64, reason: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE outbox SET tentativas = tentativas + 1, morta_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3")
-        .bind(now_ms())
+/// A failed attempt: counted, its reason kept, the lease ended; then due again, or buried.
+pub(super) async fn failed(pool: &AnyPool, id: i64, reason: &str, then: Then) -> sqlx::Result<()> {
+    let (sql, at) = match then {
+        Then::RetryAfter(backoff) => (
+            "UPDATE outbox SET tentativas = tentativas + 1, proxima_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3",
+            now_ms() + backoff.as_millis() as i64,
+        ),
+        Then::Bury => (
+            "UPDATE outbox SET tentativas = tentativas + 1, morta_ms = $1, lease_ms = 0, ultimo_erro = $2 WHERE id = $3",
+            now_ms(),
+        ),
+    };
+    sqlx::query(sql)
+        .bind(at)
         .bind(reason)
         .bind(id)
         .execute(pool)

@@ -1,7 +1,10 @@
 //! Delivery: the worker that looks for due rows, and the attempt at one row that both the
 //! worker and [`Outbox::deliver_now`] make (claim, deliver, then delete, retry or bury).
 
-use super::{table, Courier, Delivery, Failure, Outbox};
+use super::{
+    table::{self, Then},
+    Courier, Delivery, Failure, Outbox,
+};
 use crate::{
     backoff::Backoff,
     db::now_ms,
@@ -135,13 +138,15 @@ impl<C: Courier> Outbox<C> {
         let reason: String = failure.reason().chars().take(REASON_CHARS).collect();
         if failure.is_permanent() || attempt >= self.inner.max_attempts {
             tracing::error!(id, attempt, %reason, "outbox: message given up (a dead letter)");
-            table::bury(pool, id, &reason).await.map_err(text)?;
+            table::failed(pool, id, &reason, Then::Bury)
+                .await
+                .map_err(text)?;
             metrics.dead_lettered.increment(1);
             return Err(format!("given up: {reason}"));
         }
         let backoff = RETRY.delay(attempt - 1);
         tracing::info!(id, attempt, retry_in = ?backoff, %reason, "outbox: delivery failed; will retry");
-        table::retry_after(pool, id, backoff, &reason)
+        table::failed(pool, id, &reason, Then::RetryAfter(backoff))
             .await
             .map_err(text)?;
         Err(reason)
