@@ -119,55 +119,45 @@ fn oversized(headers: &mut http::HeaderMap) {
 mod tests {
     use super::*;
 
-    fn headers_of(status: tonic::Status) -> http::HeaderMap {
+    /// `status` as a client sees it after [`rewrite`] went over its trailers.
+    fn rewritten(status: tonic::Status) -> tonic::Status {
         let mut h = http::HeaderMap::new();
         status.add_header(&mut h).unwrap();
-        h
+        rewrite(&mut h);
+        tonic::Status::from_header_map(&h).unwrap()
     }
 
     #[test]
     fn decode_errors_become_invalid_argument_and_nothing_else_changes() {
-        let mut h = headers_of(tonic::Status::internal(
+        let s = rewritten(tonic::Status::internal(
             "failed to decode Protobuf message: X.id: invalid string value: data is not UTF-8 encoded",
         ));
-        rewrite(&mut h);
-        let s = tonic::Status::from_header_map(&h).unwrap();
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().contains("X.id: invalid string value"), "{s:?}");
-        let mut h = headers_of(tonic::Status::internal("Missing request message."));
-        rewrite(&mut h);
-        assert_eq!(
-            tonic::Status::from_header_map(&h).unwrap().code(),
-            Code::InvalidArgument
-        );
+        let s = rewritten(tonic::Status::internal("Missing request message."));
+        assert_eq!(s.code(), Code::InvalidArgument);
         // A handler's own INTERNAL, and other codes, stay as they are.
         for s in [
             tonic::Status::internal("internal error"),
             tonic::Status::unavailable("failed to decode Protobuf message"),
         ] {
-            let mut h = headers_of(s.clone());
-            rewrite(&mut h);
-            let after = tonic::Status::from_header_map(&h).unwrap();
+            let after = rewritten(s.clone());
             assert_eq!((after.code(), after.message()), (s.code(), s.message()));
         }
     }
 
     #[test]
     fn an_oversized_request_is_resource_exhausted_naming_the_limit() {
-        let mut h = headers_of(tonic::Status::out_of_range(
+        let back = rewritten(tonic::Status::out_of_range(
             "Error, decoded message length too large: found 5242885 bytes, the limit is: 4194304 bytes",
         ));
-        rewrite(&mut h);
-        let back = tonic::Status::from_header_map(&h).unwrap();
         assert_eq!(back.code(), Code::ResourceExhausted);
         assert_eq!(
             back.message(),
             "request message is 5242885 bytes, larger than 4194304 bytes (AULA_MAX_MESSAGE_SIZE)"
         );
         // Anything else passes untouched.
-        let mut h = headers_of(tonic::Status::out_of_range("page 9"));
-        rewrite(&mut h);
-        let back = tonic::Status::from_header_map(&h).unwrap();
+        let back = rewritten(tonic::Status::out_of_range("page 9"));
         assert_eq!(back.code(), Code::OutOfRange);
     }
 }

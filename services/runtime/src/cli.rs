@@ -364,19 +364,28 @@ mod tests {
         })
     }
 
+    /// `cmd`'s long help, which names each of `needles`.
+    fn help_naming(cmd: &mut clap::Command, needles: &[&str]) -> String {
+        let help = cmd.render_long_help().to_string();
+        for needle in needles {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+        help
+    }
+
     #[test]
     fn the_gateways_help_names_its_ports_and_variables() {
         let mut cmd = command(&gateway());
-        let help = cmd.render_long_help().to_string();
-        for needle in [
-            "8080",
-            "9080",
-            "GATEWAY_LISTEN",
-            "GATEWAY_DRAIN_DELAY",
-            "AULA_PEER_TIMEOUT",
-        ] {
-            assert!(help.contains(needle), "{needle} missing from:\n{help}");
-        }
+        let help = help_naming(
+            &mut cmd,
+            &[
+                "8080",
+                "9080",
+                "GATEWAY_LISTEN",
+                "GATEWAY_DRAIN_DELAY",
+                "AULA_PEER_TIMEOUT",
+            ],
+        );
         assert!(!help.contains("DATABASE_URL"), "{help}");
         assert_eq!(cmd.render_version().trim(), "gateway 0.1.0");
         let mut env = Env::default();
@@ -394,16 +403,16 @@ mod tests {
     #[test]
     fn help_and_version_name_the_service_its_ports_and_variables() {
         let mut cmd = command(&def(spec::CHATBOT));
-        let help = cmd.render_long_help().to_string();
-        for needle in [
-            "chatbot",
-            "50052",
-            "9052",
-            "GEMINI_API_KEY",
-            "AULA_PEER_TIMEOUT",
-        ] {
-            assert!(help.contains(needle), "{needle} missing from:\n{help}");
-        }
+        help_naming(
+            &mut cmd,
+            &[
+                "chatbot",
+                "50052",
+                "9052",
+                "GEMINI_API_KEY",
+                "AULA_PEER_TIMEOUT",
+            ],
+        );
         assert_eq!(cmd.render_version().trim(), "chatbot 0.1.0");
     }
 

@@ -60,6 +60,20 @@ impl Env {
         }
     }
 
+    /// A count of at least one (connections, calls in flight, streams): zero would refuse
+    /// everything, so it is surely a mistake, named at start-up.
+    pub fn count<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + From<u8> + PartialEq,
+        T::Err: std::fmt::Display,
+    {
+        let n = self.parse(key, default)?;
+        if n == T::from(0) {
+            return Err(bad(key, "0", "must be at least 1"));
+        }
+        Ok(n)
+    }
+
     /// A positive duration (`500ms`, `10s`, `5m`, `1h`): zero is refused, because every
     /// duration here is a deadline, a period or a grace, and zero of those means "fail always".
     pub fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
@@ -241,10 +255,7 @@ impl Settings {
                 Database::Sqlite(dir.join(format!("{}.db", spec.name)))
             }
         };
-        let db_max_connections = env.parse("AULA_DB_MAX_CONNECTIONS", 10u32)?;
-        if db_max_connections == 0 {
-            return Err(bad("AULA_DB_MAX_CONNECTIONS", "0", "must be at least 1"));
-        }
+        let db_max_connections = env.count("AULA_DB_MAX_CONNECTIONS", 10u32)?;
         Ok(Self {
             spec,
             server,

@@ -47,6 +47,32 @@ macro_rules! migrations {
     }};
 }
 
+/// A service's store, the type its SQL (`store.rs`) hangs on: a clone of the service's [`Db`],
+/// made with `Store::new(ctx.db().clone())`.
+///
+/// ```ignore
+/// aula_runtime::store! {
+///     /// The media table.
+///     pub struct Store;
+/// }
+/// ```
+#[macro_export]
+macro_rules! store {
+    ($(#[$attr:meta])* $vis:vis struct $name:ident;) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        $vis struct $name {
+            db: $crate::db::Db,
+        }
+
+        impl $name {
+            pub fn new(db: $crate::db::Db) -> Self {
+                Self { db }
+            }
+        }
+    };
+}
+
 /// A service's embedded migrations, one set per dialect.
 #[derive(Clone, Copy)]
 pub struct Migrations {
@@ -193,6 +219,17 @@ impl PoolGauges {
 }
 
 impl Db {
+    /// The row `sql` finds by its one parameter, `id`, read by `read`; `None` when none does.
+    pub async fn by_id<T>(
+        &self,
+        sql: &str,
+        id: i64,
+        read: impl Fn(&sqlx::any::AnyRow) -> sqlx::Result<T>,
+    ) -> sqlx::Result<Option<T>> {
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(read).transpose()
+    }
+
     /// Connects and applies the migrations; the pool's metrics go to `metrics`.
     pub async fn connect(
         settings: &Settings,

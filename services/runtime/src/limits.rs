@@ -195,8 +195,7 @@ mod tests {
 
     #[test]
     fn defaults_are_safe() {
-        let l = Limits::load(&Env::default()).unwrap();
-        assert_eq!(l, Limits::default());
+        let l = crate::testing::assert_defaults(Limits::load);
         assert_eq!(l.max_message_bytes, 4 << 20);
         assert_eq!(l.max_concurrent_streams, 256);
         assert!(l.reflection);
@@ -204,29 +203,31 @@ mod tests {
 
     #[test]
     fn overrides_and_errors_name_the_variable() {
-        let env = Env::from_pairs([
-            ("AULA_MAX_MESSAGE_SIZE", "512KiB"),
-            ("AULA_MAX_IN_FLIGHT", "3"),
-            ("AULA_REFLECTION", "off"),
-            ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "2s"),
-        ]);
-        let l = Limits::load(&env).unwrap();
+        let l = crate::testing::loaded(
+            Limits::load,
+            &[
+                ("AULA_MAX_MESSAGE_SIZE", "512KiB"),
+                ("AULA_MAX_IN_FLIGHT", "3"),
+                ("AULA_REFLECTION", "off"),
+                ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "2s"),
+            ],
+        );
         assert_eq!(l.max_message_bytes, 512 * 1024);
         assert_eq!(l.max_in_flight, 3);
         assert!(!l.reflection);
         assert_eq!(l.keepalive_timeout, Duration::from_secs(2));
-        for (var, value) in [
-            ("AULA_MAX_MESSAGE_SIZE", "lots"),
-            ("AULA_MAX_MESSAGE_SIZE", "0"),
-            ("AULA_MAX_IN_FLIGHT", "0"),
-            ("AULA_MAX_IN_FLIGHT", "-1"),
-            ("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
-            ("AULA_REFLECTION", "maybe"),
-            ("AULA_MAX_CONNECTION_AGE", "0s"),
-        ] {
-            let err = Limits::load(&Env::from_pairs([(var, value)])).unwrap_err();
-            assert_eq!(err.var, var, "{value}");
-        }
+        crate::testing::assert_each_refused(
+            Limits::load,
+            &[
+                ("AULA_MAX_MESSAGE_SIZE", "lots"),
+                ("AULA_MAX_MESSAGE_SIZE", "0"),
+                ("AULA_MAX_IN_FLIGHT", "0"),
+                ("AULA_MAX_IN_FLIGHT", "-1"),
+                ("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
+                ("AULA_REFLECTION", "maybe"),
+                ("AULA_MAX_CONNECTION_AGE", "0s"),
+            ],
+        );
     }
 
     #[test]

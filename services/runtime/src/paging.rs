@@ -47,6 +47,27 @@ impl Page {
         self.size + 1
     }
 
+    /// Runs a keyset page `query` whose last two parameters are left to bind here: the key to
+    /// start after (`first` on the first page: below every key for an ascending order, above
+    /// every key for a descending one) and [`Self::limit`]. Each row is read by `read`, and the
+    /// page [`Self::finish`]ed by `key`.
+    pub async fn fetch<'q, T>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        pool: &sqlx::AnyPool,
+        first: i64,
+        read: impl Fn(&sqlx::any::AnyRow) -> sqlx::Result<T>,
+        key: impl Fn(&T) -> i64,
+    ) -> sqlx::Result<(Vec<T>, String)> {
+        let rows = query
+            .bind(self.after.unwrap_or(first))
+            .bind(self.limit())
+            .fetch_all(pool)
+            .await?;
+        let items = rows.iter().map(read).collect::<sqlx::Result<Vec<_>>>()?;
+        Ok(self.finish(items, key))
+    }
+
     /// Trims a fetched `limit()` rows to the page and returns the next token ("" at the end).
     pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> i64) -> (Vec<T>, String) {
         if rows.len() as i64 > self.size {

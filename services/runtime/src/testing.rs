@@ -476,6 +476,48 @@ impl<T: std::fmt::Debug> Reply<T> for Result<tonic::Response<T>, tonic::Status> 
     }
 }
 
+/// Serves `routes` (a fake peer: a stand-in chatbot, a scripted notificacoes) on an ephemeral
+/// port of 127.0.0.1 until the test's runtime ends; returns its URL.
+pub async fn serve_fake(routes: tonic::service::Routes) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    url
+}
+
+/// What `load` gives with no variable set, which must be `T::default()`.
+pub fn assert_defaults<T: std::fmt::Debug + Default + PartialEq>(
+    load: impl Fn(&Env) -> Result<T, crate::config::ConfigError>,
+) -> T {
+    let loaded = load(&Env::default()).unwrap();
+    assert_eq!(loaded, T::default());
+    loaded
+}
+
+/// What `load` gives with `pairs` set, which it must accept.
+pub fn loaded<T>(
+    load: impl Fn(&Env) -> Result<T, crate::config::ConfigError>,
+    pairs: &[(&str, &str)],
+) -> T {
+    let env = Env::from_pairs(pairs.iter().copied());
+    load(&env).unwrap_or_else(|e| panic!("{pairs:?}: {e}"))
+}
+
+/// Each `(variable, value)`, set alone, makes `load` refuse the settings naming `variable`.
+pub fn assert_each_refused<T: std::fmt::Debug>(
+    load: impl Fn(&Env) -> Result<T, crate::config::ConfigError>,
+    cases: &[(&str, &str)],
+) {
+    for (var, value) in cases {
+        let err = load(&Env::from_pairs([(*var, *value)])).unwrap_err();
+        assert_eq!(err.var, *var, "{var}={value}");
+    }
+}
+
 /// Environment pairs for [`spawn`] from string slices: `vars(&[("AULA_MAX_IN_FLIGHT", "2")])`.
 pub fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

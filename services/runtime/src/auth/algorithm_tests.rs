@@ -5,7 +5,6 @@
 //! the HMAC was computed with.
 
 use super::{dev::*, *};
-use crate::config::Env;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rsa::{
@@ -56,20 +55,15 @@ struct Set {
 /// A verifier whose key set holds the RSA key three times (declared RS256, declared PS256, and
 /// without `alg`), a P-256 key and an Ed25519 key.
 fn set() -> Set {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jwks.json");
     let ed = SigningKey::ed25519("ed");
     let ec = SigningKey::p256("ec");
-    let keys = json!({"keys": [
+    let (dir, _, config) = super::tests::config_with(&json!({"keys": [
         rsa_jwk("rsa-rs256", Some("RS256")),
         rsa_jwk("rsa-ps256", Some("PS256")),
         rsa_jwk("rsa-any", None),
         ec.jwk(),
         ed.jwk(),
-    ]});
-    std::fs::write(&path, keys.to_string()).unwrap();
-    let env = Env::from_pairs(dev_env(path.to_str().unwrap(), true));
-    let config = AuthConfig::load(&env).unwrap().unwrap();
+    ]}));
     Set {
         _dir: dir,
         verifier: Verifier::new(config).unwrap(),

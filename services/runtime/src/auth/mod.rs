@@ -132,6 +132,17 @@ pub fn own_message<T>(
     Ok(request.into_inner())
 }
 
+/// [`own_message`] for a handler acting on the user the request names: the message, and that
+/// user (a field that is not an id is INVALID_ARGUMENT naming `id_usuario`).
+pub fn own_message_user<T>(
+    request: tonic::Request<T>,
+    id_usuario: impl Fn(&mut T) -> &mut String,
+) -> Result<(T, UserId), tonic::Status> {
+    let mut message = own_message(request, &id_usuario)?;
+    let user = UserId::parse(id_usuario(&mut message))?;
+    Ok((message, user))
+}
+
 /// Checks that the caller may act on an object owned by `owner` (a stored schedule's user).
 pub fn may_act_on<T>(request: &tonic::Request<T>, owner: UserId) -> Result<(), tonic::Status> {
     let Some(grant) = Grant::of(request) else {
