@@ -63,6 +63,18 @@ impl CparGrpc {
         let id = parse_id("id_agendamento", id)?;
         self.store.get(id).await?.ok_or(CparError::NotFound(id))
     }
+
+    /// The appointment the request's `id` names, once the caller is known to act on its owner's data (the
+    /// owner, or staff): checked before anything is read out or changed.
+    async fn owned<T>(
+        &self,
+        request: &Request<T>,
+        id: impl Fn(&T) -> &String,
+    ) -> Result<Schedule, Status> {
+        let s = self.find(id(request.get_ref())).await?;
+        auth::may_act_on(request, UserId::from_stored(s.id_usuario))?;
+        Ok(s)
+    }
 }
 
 fn timestamp(ms: i64) -> prost_types::Timestamp {
@@ -114,8 +126,7 @@ impl CparService for CparGrpc {
             limits::IDEMPOTENCY_KEY_CHARS,
         )?;
         UserId::parse_optional(&r.id_usuario)?;
-        let s = self.find(&r.id_agendamento).await?;
-        auth::may_act_on(&request, UserId::from_stored(s.id_usuario))?;
+        let s = self.owned(&request, |r| &r.id_agendamento).await?;
         let row = self
             .store
             .enqueue_notice(&self.outbox, &s)
@@ -174,8 +185,7 @@ impl CparService for CparGrpc {
         &self,
         request: Request<GetScheduleRequest>,
     ) -> Result<Response<aula_api::Schedule>, Status> {
-        let s = self.find(&request.get_ref().id_agendamento).await?;
-        auth::may_act_on(&request, UserId::from_stored(s.id_usuario))?;
+        let s = self.owned(&request, |r| &r.id_agendamento).await?;
         Ok(Response::new(to_proto(&s)))
     }
 
@@ -202,10 +212,7 @@ impl CparService for CparGrpc {
         &self,
         request: Request<CancelScheduleRequest>,
     ) -> Result<Response<aula_api::Schedule>, Status> {
-        // The owner is checked before anything changes.
-        let owner = self.find(&request.get_ref().id_agendamento).await?;
-        auth::may_act_on(&request, UserId::from_stored(owner.id_usuario))?;
-        let id = owner.id;
+        let id = self.owned(&request, |r| &r.id_agendamento).await?.id;
         let s = self
             .store
             .cancel(id)

@@ -4,27 +4,19 @@
 //! failing to upgrade a read.
 
 use crate::domain::{NewSchedule, Schedule, AGENDADO, CANCELADO};
-use aula_runtime::{
-    db::{now_ms, Db},
-    paging::Page,
-};
+use aula_runtime::{db::now_ms, paging::Page};
 use notificacoes::courier::{Message, Outbox};
 use sqlx::{any::AnyRow, Row};
 
 const COLUMNS: &str = "id, id_usuario, titulo, inicio_ms, duracao_minutos, estado, \
      CASE WHEN lembrete_enviado THEN 1 ELSE 0 END, criado_ms";
 
-/// The appointments table.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
+aula_runtime::store! {
+    /// The appointments table.
+    pub struct Store;
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
     /// Books an appointment, committed before it returns: a `RETURNING` row read outside a
     /// transaction arrives before the commit's outcome (a full disk or a PostgreSQL shutting
     /// down then fails the commit, and the id answered would not exist; sqlx #1370, #2099).
@@ -57,28 +49,18 @@ impl Store {
     }
 
     pub async fn get(&self, id: i64) -> sqlx::Result<Option<Schedule>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM agendamentos WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        let sql = format!("SELECT {COLUMNS} FROM agendamentos WHERE id = $1");
+        self.db.by_id(&sql, id, from_row).await
     }
 
     /// A user's appointments in the order they were booked, keyset-paged on the id.
     pub async fn list(&self, id_usuario: i64, page: Page) -> sqlx::Result<(Vec<Schedule>, String)> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM agendamentos WHERE id_usuario = $1 AND id > $2 ORDER BY id LIMIT $3"
-        ))
-        .bind(id_usuario)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit())
-        .fetch_all(&self.db.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        Ok(page.finish(items, |s| s.id))
+        );
+        let query = sqlx::query(&sql).bind(id_usuario);
+        page.fetch(query, &self.db.pool, 0, from_row, |s| s.id)
+            .await
     }
 
     /// Cancels an appointment (cancelling twice is harmless); `None` when unknown.

@@ -23,7 +23,8 @@ pub enum CursosError {
 }
 
 /// A course of the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Read from a row by column name (`sqlx::FromRow`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Course {
     pub id: i64,
     pub nome: String,

@@ -132,8 +132,7 @@ impl CursosService for CursosGrpc {
         &self,
         request: Request<GetUserCoursesRequest>,
     ) -> Result<Response<GetUserCoursesResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let user = UserId::parse(&r.id_usuario)?;
+        let (_, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let courses = self
             .store
             .user_courses(user)
@@ -207,8 +206,7 @@ impl CursosService for CursosGrpc {
         &self,
         request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let user = UserId::parse(&r.id_usuario)?;
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         // The limits are notificacoes' own: what is queued here must be accepted there.
         let message =
             fields::required_text("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
@@ -308,8 +306,7 @@ impl CursosService for CursosGrpc {
         &self,
         request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let user = UserId::parse(&r.id_usuario)?;
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
         let enrolment = self.store.enroll(&self.outbox, user, id).await?;
         let message = if enrolment.nova {
@@ -333,8 +330,7 @@ impl CursosService for CursosGrpc {
         &self,
         request: Request<UnenrollRequest>,
     ) -> Result<Response<UnenrollResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let user = UserId::parse(&r.id_usuario)?;
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let id = CourseId::parse(&r.id_curso)?;
         let removida = self.store.unenroll(user, id).await?;
         Ok(Response::new(UnenrollResponse {

@@ -9,14 +9,13 @@
 //! waiting); starting with the write takes the lock up front and `busy_timeout` queues the rest.
 
 use crate::domain::{Course, CourseId, CursosError, Enrolment, UserId};
-use aula_runtime::db::{now_ms, Db};
+use aula_runtime::db::now_ms;
 use notificacoes::courier::{Message, Outbox};
-use sqlx::{any::AnyRow, AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
-/// The catalogue and the enrolments.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
+aula_runtime::store! {
+    /// The catalogue and the enrolments.
+    pub struct Store;
 }
 
 /// What `GetStatus` counts.
@@ -63,32 +62,17 @@ fn sqlite_course(row: &rusqlite::Row<'_>) -> rusqlite::Result<Course> {
     })
 }
 
-fn course(row: &AnyRow) -> sqlx::Result<Course> {
-    Ok(Course {
-        id: row.try_get("id")?,
-        nome: row.try_get("nome")?,
-        descricao: row.try_get("descricao")?,
-        carga_horaria: row.try_get("carga_horaria")?,
-        instrutor: row.try_get("instrutor")?,
-        categoria: row.try_get("categoria")?,
-    })
-}
-
 async fn find_course(conn: &mut AnyConnection, id: CourseId) -> sqlx::Result<Option<Course>> {
     sqlx::query(COURSE_BY_ID)
         .bind(id.get())
         .fetch_optional(conn)
         .await?
         .as_ref()
-        .map(course)
+        .map(Course::from_row)
         .transpose()
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
     pub async fn counts(&self) -> sqlx::Result<Counts> {
         let row = sqlx::query(COUNTS).fetch_one(&self.db.pool).await?;
         Ok(Counts {
@@ -125,7 +109,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.db.pool)
             .await?;
-        rows.iter().map(course).collect()
+        rows.iter().map(Course::from_row).collect()
     }
 
     /// The courses a user is enrolled in, by course id.
@@ -141,7 +125,7 @@ impl Store {
             .bind(user.get())
             .fetch_all(&self.db.pool)
             .await?;
-        rows.iter().map(course).collect()
+        rows.iter().map(Course::from_row).collect()
     }
 
     /// Enrols a user, idempotently. Only the call whose insert created the enrolment enqueues

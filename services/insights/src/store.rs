@@ -3,20 +3,15 @@
 //! driver cannot read); booleans are compared in SQL, never read back.
 
 use crate::domain::{CourseInsights, Interaction};
-use aula_runtime::db::{now_ms, Db};
+use aula_runtime::db::now_ms;
 use sqlx::Row;
 
-/// The interactions table.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
+aula_runtime::store! {
+    /// The interactions table.
+    pub struct Store;
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
     /// Records an interaction; false when its id was already recorded (a retry). A row left by
     /// `RegisterMetrics` (a bare id, no model yet) is completed instead.
     pub async fn record(&self, i: &Interaction) -> sqlx::Result<bool> {

@@ -59,7 +59,8 @@ impl MediaKind {
 }
 
 /// A stored media item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Read from a row by column name (`sqlx::FromRow`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MediaItem {
     pub id: i64,
     pub id_curso: i64,

@@ -2,13 +2,12 @@
 
 use crate::domain::{CourseId, MediaItem, MidiaError, NewMedia};
 use aula_api::limits::MEDIA_PER_COURSE;
-use aula_runtime::db::{now_ms, Db};
-use sqlx::{any::AnyRow, Row};
+use aula_runtime::db::now_ms;
+use sqlx::{FromRow, Row};
 
-/// The media table.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
+aula_runtime::store! {
+    /// The media table.
+    pub struct Store;
 }
 
 /// What `GetStatus` counts.
@@ -20,24 +19,7 @@ pub struct Counts {
 
 const COLUMNS: &str = "id, id_curso, titulo, tipo, url, duracao_segundos, ordem, descricao";
 
-fn item(row: &AnyRow) -> sqlx::Result<MediaItem> {
-    Ok(MediaItem {
-        id: row.try_get("id")?,
-        id_curso: row.try_get("id_curso")?,
-        titulo: row.try_get("titulo")?,
-        tipo: row.try_get("tipo")?,
-        url: row.try_get("url")?,
-        duracao_segundos: row.try_get("duracao_segundos")?,
-        ordem: row.try_get("ordem")?,
-        descricao: row.try_get("descricao")?,
-    })
-}
-
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
     pub async fn counts(&self) -> sqlx::Result<Counts> {
         let row = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT id_curso) FROM midias")
             .fetch_one(&self.db.pool)
@@ -58,7 +40,7 @@ impl Store {
         .bind(MEDIA_PER_COURSE as i64)
         .fetch_all(&self.db.pool)
         .await?;
-        rows.iter().map(item).collect()
+        rows.iter().map(MediaItem::from_row).collect()
     }
 
     /// Stores a new item; without an `ordem` it goes after the course's last item. A course
@@ -89,7 +71,7 @@ impl Store {
         let Some(row) = row else {
             return Err(MidiaError::CourseFull(new.id_curso.get()));
         };
-        let added = item(&row)?;
+        let added = MediaItem::from_row(&row)?;
         // Committed before it is answered (a RETURNING row is not a commit).
         tx.commit().await?;
         Ok(added)

@@ -10,12 +10,12 @@ pub enum NotificacoesError {
     /// Bad input, naming the field (INVALID_ARGUMENT).
     #[error(transparent)]
     Invalid(#[from] InvalidField),
-    /// The database failed (classified by the runtime; never shown to the caller).
-    #[error("storage: {0}")]
-    Storage(#[from] sqlx::Error),
     /// A subscription beyond the open streams' limits (RESOURCE_EXHAUSTED).
     #[error(transparent)]
     TooManyStreams(#[from] crate::streams::Refused),
+    /// The database failed (classified by the runtime; never shown to the caller).
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
 }
 
 /// A stored notification.

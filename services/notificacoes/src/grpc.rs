@@ -18,7 +18,7 @@ use aula_runtime::{
     auth, deadline,
     error::{Kind, ServiceError},
     fields,
-    ids::{parse_id, UserId},
+    ids::parse_id,
     paging::Page,
     recent::Recent,
     ServiceContext,
@@ -117,21 +117,20 @@ impl NotificacoesService for NotificacoesGrpc {
         &self,
         request: Request<SendNotificationRequest>,
     ) -> Result<Response<SendNotificationResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let message = parse_message(&r.message)?;
         let origem = parse_origem(&r.origem)?;
         let chave = parse_key(&r.chave_idempotencia)?;
         let n = self
             .store(NewNotification {
-                id_usuario,
+                id_usuario: user.get(),
                 message,
                 origem,
                 chave,
             })
             .await?;
         Ok(Response::new(SendNotificationResponse {
-            message: format!("Notificação enviada para o usuário {id_usuario}"),
+            message: format!("Notificação enviada para o usuário {user}"),
             notificacao_servico: Some(self.status().await?),
             pendente: false,
             id_notificacao: n.id.to_string(),
@@ -142,8 +141,7 @@ impl NotificacoesService for NotificacoesGrpc {
         &self,
         request: Request<NotifyScheduleRequest>,
     ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let id_agendamento = parse_id("id_agendamento", &r.id_agendamento)?;
         let message = fields::bounded("message", &r.message, limits::NOTIFICATION_MESSAGE_CHARS)?;
         let message = if message.is_empty() {
@@ -153,7 +151,7 @@ impl NotificacoesService for NotificacoesGrpc {
         };
         let chave = parse_key(&r.chave_idempotencia)?;
         self.store(NewNotification {
-            id_usuario,
+            id_usuario: user.get(),
             message,
             origem: "cpar".into(),
             chave,
@@ -161,7 +159,7 @@ impl NotificacoesService for NotificacoesGrpc {
         .await?;
         Ok(Response::new(NotifyScheduleResponse {
             message: format!(
-                "Notificação do agendamento {id_agendamento} enviada para o usuário {id_usuario}"
+                "Notificação do agendamento {id_agendamento} enviada para o usuário {user}"
             ),
             id_agendamento: id_agendamento.to_string(),
             notificacao_servico: Some(self.status().await?),
@@ -173,12 +171,11 @@ impl NotificacoesService for NotificacoesGrpc {
         &self,
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         let page = Page::parse(r.page_size, &r.page_token)?;
         let (items, next_page_token) = self
             .store
-            .list(id_usuario, r.unread_only, page)
+            .list(user.get(), r.unread_only, page)
             .await
             .map_err(NotificacoesError::from)?;
         Ok(Response::new(ListNotificationsResponse {
@@ -191,8 +188,7 @@ impl NotificacoesService for NotificacoesGrpc {
         &self,
         request: Request<MarkAsReadRequest>,
     ) -> Result<Response<MarkAsReadResponse>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let (r, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
         fields::count("ids", &r.ids, limits::MARK_AS_READ_IDS)?;
         let mut ids = r
             .ids
@@ -203,7 +199,7 @@ impl NotificacoesService for NotificacoesGrpc {
         ids.dedup();
         let (marked, newly_read) = self
             .store
-            .mark_read(id_usuario, &ids)
+            .mark_read(user.get(), &ids)
             .await
             .map_err(NotificacoesError::from)?;
         self.counts
@@ -219,8 +215,8 @@ impl NotificacoesService for NotificacoesGrpc {
         &self,
         request: Request<SubscribeNotificationsRequest>,
     ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
-        let r = auth::own_message(request, |r| &mut r.id_usuario)?;
-        let id_usuario = UserId::parse(&r.id_usuario)?.get();
+        let (_, user) = auth::own_message_user(request, |r| &mut r.id_usuario)?;
+        let id_usuario = user.get();
         let (receiver, permit) = self
             .fanout
             .subscribe(id_usuario)

@@ -2,10 +2,7 @@
 //! read back through `CASE` as integers: sqlx's `Any` driver sees SQLite's booleans as integers.
 
 use crate::domain::{NewNotification, Notification};
-use aula_runtime::{
-    db::{now_ms, Db},
-    paging::Page,
-};
+use aula_runtime::{db::now_ms, paging::Page};
 use sqlx::{any::AnyRow, Row};
 
 const COLUMNS: &str =
@@ -29,17 +26,12 @@ fn list_sql(unread_only: bool) -> String {
     )
 }
 
-/// The notifications table.
-#[derive(Clone)]
-pub struct Store {
-    db: Db,
+aula_runtime::store! {
+    /// The notifications table.
+    pub struct Store;
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
     /// Stores a notification unless one with the same key exists; returns the stored one and
     /// whether it is new.
     ///
@@ -81,11 +73,8 @@ impl Store {
     }
 
     pub async fn get(&self, id: i64) -> sqlx::Result<Option<Notification>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        let sql = format!("SELECT {COLUMNS} FROM notificacoes WHERE id = $1");
+        self.db.by_id(&sql, id, from_row).await
     }
 
     /// A user's notifications, newest first, keyset-paged on the id.
@@ -95,17 +84,10 @@ impl Store {
         unread_only: bool,
         page: Page,
     ) -> sqlx::Result<(Vec<Notification>, String)> {
-        let rows = sqlx::query(&list_sql(unread_only))
-            .bind(id_usuario)
-            .bind(page.after.unwrap_or(i64::MAX))
-            .bind(page.limit())
-            .fetch_all(&self.db.pool)
-            .await?;
-        let items = rows
-            .iter()
-            .map(from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        Ok(page.finish(items, |n| n.id))
+        let sql = list_sql(unread_only);
+        let query = sqlx::query(&sql).bind(id_usuario);
+        page.fetch(query, &self.db.pool, i64::MAX, from_row, |n| n.id)
+            .await
     }
 
     /// Marks the user's notifications among `ids` as read; returns how many of `ids` are the

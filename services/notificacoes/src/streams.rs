@@ -56,20 +56,8 @@ pub struct StreamPermit {
 impl Streams {
     /// The limits from `NOTIFICACOES_STREAMS_PER_USER` and `NOTIFICACOES_STREAMS_MAX`.
     pub fn from_env(env: &Env, metrics: &Metrics) -> Result<Self, ConfigError> {
-        let per_user = env.parse("NOTIFICACOES_STREAMS_PER_USER", DEFAULT_PER_USER)?;
-        let total = env.parse("NOTIFICACOES_STREAMS_MAX", DEFAULT_TOTAL)?;
-        for (var, v) in [
-            ("NOTIFICACOES_STREAMS_PER_USER", per_user),
-            ("NOTIFICACOES_STREAMS_MAX", total),
-        ] {
-            if v == 0 {
-                return Err(ConfigError {
-                    var: var.into(),
-                    value: "0".into(),
-                    reason: "must be at least 1".into(),
-                });
-            }
-        }
+        let per_user = env.count("NOTIFICACOES_STREAMS_PER_USER", DEFAULT_PER_USER)?;
+        let total = env.count("NOTIFICACOES_STREAMS_MAX", DEFAULT_TOTAL)?;
         Ok(Self::new(per_user, total, metrics))
     }
 
