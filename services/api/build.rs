@@ -15,6 +15,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .compile_fds(fds.clone())?;
+
+    // The server traits again, every method with a default that answers UNIMPLEMENTED, for
+    // test fakes (feature `stubs`); the messages are the ones above. The services implement
+    // the traits above, which have no defaults, so an RPC a service forgets does not compile.
+    let stubbed = out.join("stubbed");
+    fs::create_dir_all(&stubbed)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .generate_default_stubs(true)
+        .extern_path(".services", "crate::services")
+        .out_dir(stubbed)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 
 use aula_api::{
     cursos_service_client::CursosServiceClient,
-    cursos_service_server::{CursosService, CursosServiceServer},
+    stubbed::cursos_service_server::{CursosService, CursosServiceServer},
     *,
 };
 use clap::Parser;
@@ -59,49 +59,6 @@ impl CursosService for Floor {
         _: Request<GetUserCoursesRequest>,
     ) -> Result<Response<GetUserCoursesResponse>, Status> {
         Ok(Response::new(self.courses.clone()))
-    }
-
-    async fn get_course_media(
-        &self,
-        _: Request<GetCourseMediaRequest>,
-    ) -> Result<Response<GetCourseMediaResponse>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn ask_question(
-        &self,
-        _: Request<AskQuestionRequest>,
-    ) -> Result<Response<AskQuestionResponse>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn send_notification(
-        &self,
-        _: Request<SendNotificationRequest>,
-    ) -> Result<Response<SendNotificationResponse>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn list_courses(
-        &self,
-        _: Request<ListCoursesRequest>,
-    ) -> Result<Response<ListCoursesResponse>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn get_course(&self, _: Request<GetCourseRequest>) -> Result<Response<Course>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn enroll(&self, _: Request<EnrollRequest>) -> Result<Response<EnrollResponse>, Status> {
-        Err(Status::unimplemented("floor"))
-    }
-
-    async fn unenroll(
-        &self,
-        _: Request<UnenrollRequest>,
-    ) -> Result<Response<UnenrollResponse>, Status> {
-        Err(Status::unimplemented("floor"))
     }
 }
 

@@ -7,17 +7,14 @@
 mod common;
 
 use aula_api::{
-    notificacoes_service_server::{NotificacoesService, NotificacoesServiceServer},
-    Empty, ListNotificationsRequest, ListNotificationsResponse, MarkAsReadRequest,
-    MarkAsReadResponse, Notification, NotifyScheduleRequest, NotifyScheduleResponse,
-    SendNotificationRequest, SendNotificationResponse, StatusResponse,
+    stubbed::notificacoes_service_server::{NotificacoesService, NotificacoesServiceServer},
+    Empty, SendNotificationRequest, SendNotificationResponse,
 };
 use aula_runtime::testing::Reply;
 use common::{closed_url, cursos_with, eventually, start_cursos, vars, SETTLE};
 use sqlx::Row;
 use std::{
     collections::VecDeque,
-    pin::Pin,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -53,13 +50,8 @@ impl Scripted {
     }
 }
 
-type Stream = Pin<Box<dyn futures::Stream<Item = Result<Notification, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl NotificacoesService for Scripted {
-    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(StatusResponse::default()))
-    }
     async fn send_notification(
         &self,
         r: Request<SendNotificationRequest>,
@@ -81,42 +73,11 @@ impl NotificacoesService for Scripted {
             ..Default::default()
         }))
     }
-    async fn notify_schedule(
-        &self,
-        _: Request<NotifyScheduleRequest>,
-    ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        Err(Status::unimplemented("scripted"))
-    }
-    async fn list_notifications(
-        &self,
-        _: Request<ListNotificationsRequest>,
-    ) -> Result<Response<ListNotificationsResponse>, Status> {
-        Err(Status::unimplemented("scripted"))
-    }
-    async fn mark_as_read(
-        &self,
-        _: Request<MarkAsReadRequest>,
-    ) -> Result<Response<MarkAsReadResponse>, Status> {
-        Err(Status::unimplemented("scripted"))
-    }
-    type SubscribeNotificationsStream = Stream;
-    async fn subscribe_notifications(
-        &self,
-        _: Request<aula_api::SubscribeNotificationsRequest>,
-    ) -> Result<Response<Stream>, Status> {
-        Err(Status::unimplemented("scripted"))
-    }
 }
 
 async fn serve(fake: Scripted) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(NotificacoesServiceServer::new(fake))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    url
+    let routes = tonic::service::Routes::new(NotificacoesServiceServer::new(fake));
+    aula_runtime::testing::serve_fake(routes).await
 }
 
 fn notice(user: &str) -> SendNotificationRequest {

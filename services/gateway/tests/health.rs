@@ -14,8 +14,7 @@ const SLOW_DRAIN: &[(&str, &str)] = &[
 #[tokio::test]
 async fn healthz_is_200_when_every_service_serves() {
     let app = spawn_app(&[]).await;
-    let (status, body) = app.get("/healthz").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/healthz", 200).await;
     assert_eq!(body["status"], "SERVING");
     for name in common::all() {
         assert_eq!(
@@ -29,8 +28,7 @@ async fn healthz_is_200_when_every_service_serves() {
 #[tokio::test]
 async fn healthz_is_503_when_one_service_is_down() {
     let app = spawn_app(&["insights"]).await;
-    let (status, body) = app.get("/healthz").await;
-    assert_eq!(status, 503, "{body}");
+    let body = app.get_as("/healthz", 503).await;
     assert_eq!(body["status"], "NOT_SERVING");
     assert_eq!(
         body["servicos"]["insights"]["status"], "UNAVAILABLE",
@@ -52,8 +50,7 @@ async fn draining_turns_readyz_503_then_stops() {
     assert_eq!(readyz().await.unwrap(), 200);
     app.gateway.drain();
     assert!(app.gateway.is_draining());
-    let (status, body) = app.get("/readyz").await;
-    assert_eq!(status, 503, "{body}");
+    let body = app.get_as("/readyz", 503).await;
     assert_eq!(body["status"], "draining");
     assert_eq!(readyz().await.unwrap(), 503);
     // Still serving requests while not ready.

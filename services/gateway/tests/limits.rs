@@ -14,17 +14,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn a_body_over_the_limit_is_413() {
     let app = spawn_app_with(&[], &[("GATEWAY_MAX_BODY", "1KiB")]).await;
     let context = "a".repeat(4096);
-    let (status, body) = app
-        .post(
+    let body = app
+        .post_as(
             "/chatbot/duvida",
             &format!(r#"{{"aula_contexto": "{context}", "duvida": "e REST?"}}"#),
+            413,
         )
         .await;
-    assert_eq!(status, 413, "{body}");
     assert_erro_names(&body, "GATEWAY_MAX_BODY");
     // Within the limit, as usual.
-    let (status, body) = app.post("/chatbot/duvida", common::QUESTION).await;
-    assert_eq!(status, 200, "{body}");
+    app.post_as("/chatbot/duvida", common::QUESTION, 200).await;
     app.stop().await;
 }
 
@@ -177,33 +176,34 @@ async fn a_body_that_never_arrives_is_answered_408() {
 #[tokio::test]
 async fn the_three_state_changing_routes_accept_post() {
     let app = spawn_app(&[]).await;
-    let (status, body) = app
-        .post("/cursos/enviar_notificacao/42", r#"{"message": "olá"}"#)
+    let body = app
+        .post_as(
+            "/cursos/enviar_notificacao/42",
+            r#"{"message": "olá"}"#,
+            200,
+        )
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], "Notificação enviada: olá");
     let sent = app.seen.last("cursos.SendNotification").request;
     assert!(sent.contains(r#"id_usuario: "42""#), "{sent}");
 
-    let (status, body) = app.post("/cursos/enviar_notificacao/42", "").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.post_as("/cursos/enviar_notificacao/42", "", 200).await;
     let default = gateway::routes::DEFAULT_NOTIFICATION;
     assert_eq!(body["message"], common::notice_sent(default));
 
-    let (status, body) = app.post("/cpar/notificar_agendamento/5", "{}").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app
+        .post_as("/cpar/notificar_agendamento/5", "{}", 200)
+        .await;
     assert_eq!(body["id_agendamento"], "5");
 
-    let (status, body) = app.post("/chatbot/registrar_metricas/int-2", "").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app
+        .post_as("/chatbot/registrar_metricas/int-2", "", 200)
+        .await;
     assert_eq!(body["id_interacao"], "int-2");
 
-    let (status, body) = app.post("/cursos/enviar_notificacao/42", "{").await;
-    assert_eq!(status, 400, "{body}");
-    let (status, body) = app
-        .post("/cursos/enviar_notificacao/42", r#"{"message": []}"#)
+    app.post_as("/cursos/enviar_notificacao/42", "{", 400).await;
+    app.post_as("/cursos/enviar_notificacao/42", r#"{"message": []}"#, 400)
         .await;
-    assert_eq!(status, 400, "{body}");
     // GET still works for the seed's clients.
     let (status, _) = app.get("/cpar/notificar_agendamento/5").await;
     assert_eq!(status, 200);

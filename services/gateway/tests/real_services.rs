@@ -16,13 +16,11 @@ async fn the_seed_routes_over_real_cursos_and_midia() {
     let real = [("CURSOS_ADDR", &*cursos.url), ("MIDIA_ADDR", &*midia.url)];
     let app = common::spawn_app_with(&down, &real).await;
 
-    let (status, body) = app.get("/cursos").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/cursos", 200).await;
     assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
 
     // The demo data enrols user 1 in courses 1 and 2.
-    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/1").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/cursos/ver_inscricoes_do_usuario/1", 200).await;
     let ids: Vec<i64> = body["cursos_inscritos"]
         .as_array()
         .unwrap()
@@ -32,8 +30,9 @@ async fn the_seed_routes_over_real_cursos_and_midia() {
     assert_eq!(ids, [1, 2], "{body}");
     assert!(body["cursos_inscritos"][0]["nome"].as_str().unwrap().len() > 3);
 
-    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/abc").await;
-    assert_eq!(status, 400, "{body}");
+    let body = app
+        .get_as("/cursos/ver_inscricoes_do_usuario/abc", 400)
+        .await;
     common::assert_erro_names(&body, "id_usuario");
 
     // cursos -> midia, and midia directly, tell the same story.
@@ -44,8 +43,7 @@ async fn the_seed_routes_over_real_cursos_and_midia() {
     assert!(!direct["itens"].as_array().unwrap().is_empty(), "{direct}");
     assert_eq!(via_cursos["itens"], direct["itens"]);
 
-    let (status, body) = app.get("/healthz").await;
-    assert_eq!(status, 503, "{body}");
+    let body = app.get_as("/healthz", 503).await;
     assert_eq!(body["servicos"]["cursos"]["status"], "SERVING", "{body}");
     assert_eq!(body["servicos"]["midia"]["status"], "SERVING", "{body}");
     assert_eq!(

@@ -16,8 +16,7 @@ async fn status_routes_answer_each_service_s_status() {
         ("/insights", "insights"),
         ("/midia_conteudo", "midia"),
     ] {
-        let (status, body) = app.get(path).await;
-        assert_eq!(status, 200, "{path}: {body}");
+        let body = app.get_as(path, 200).await;
         assert!(
             body["message"].as_str().unwrap().contains("funcionando"),
             "{path}: {body}"
@@ -39,8 +38,9 @@ async fn status_routes_answer_each_service_s_status() {
 async fn cursos_routes_keep_the_seed_shapes() {
     let app = spawn_app(&[]).await;
 
-    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/42").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app
+        .get_as("/cursos/ver_inscricoes_do_usuario/42", 200)
+        .await;
     assert_eq!(body["message"], "Cursos do usuário 42");
     assert_eq!(
         body["cursos_inscritos"],
@@ -55,21 +55,20 @@ async fn cursos_routes_keep_the_seed_shapes() {
         .request
         .contains(r#"id_usuario: "42""#));
 
-    let (status, body) = app.get("/cursos/consumir_midia_curso/3").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/cursos/consumir_midia_curso/3", 200).await;
     assert_eq!(body["midia_curso"], "Curso 3: 1 vídeo");
     assert_eq!(body["itens"][0]["titulo"], "Introdução");
     assert_eq!(body["itens"][0]["tipo"], "video");
     assert_eq!(body["itens"][0]["duracao_segundos"], 600);
     assert_eq!(body["itens"][0]["id_curso"], "3");
 
-    let (status, body) = app
-        .post(
+    let body = app
+        .post_as(
             "/cursos/tirar_duvida/3",
             r#"{"aula_contexto": "aula 1", "duvida": "o que é gRPC?", "id_usuario": 42}"#,
+            200,
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(body["resposta"], "Resposta para: o que é gRPC?");
     assert_eq!(body["offline"], true);
     let call = app.seen.last("cursos.AskQuestion").request;
@@ -77,8 +76,7 @@ async fn cursos_routes_keep_the_seed_shapes() {
     assert!(call.contains(r#"aula_contexto: "aula 1""#), "{call}");
     assert!(call.contains(r#"id_usuario: "42""#), "{call}");
 
-    let (status, body) = app.get("/cursos/enviar_notificacao/42").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/cursos/enviar_notificacao/42", 200).await;
     let default = gateway::routes::DEFAULT_NOTIFICATION;
     assert_eq!(body["message"], common::notice_sent(default));
     assert_eq!(
@@ -87,10 +85,12 @@ async fn cursos_routes_keep_the_seed_shapes() {
     );
     assert_eq!(body["pendente"], false);
 
-    let (status, body) = app
-        .get("/cursos/enviar_notificacao/42?message=Prova%20amanh%C3%A3")
+    let body = app
+        .get_as(
+            "/cursos/enviar_notificacao/42?message=Prova%20amanh%C3%A3",
+            200,
+        )
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], "Notificação enviada: Prova amanhã");
     app.stop().await;
 }
@@ -99,20 +99,17 @@ async fn cursos_routes_keep_the_seed_shapes() {
 async fn chatbot_cpar_and_midia_routes_keep_the_seed_shapes() {
     let app = spawn_app(&[]).await;
 
-    let (status, body) = app.post("/chatbot/duvida", common::QUESTION).await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.post_as("/chatbot/duvida", common::QUESTION, 200).await;
     assert_eq!(body["resposta"], "Sobre aula 2: e REST?");
     assert_eq!(body["id_interacao"], "int-2");
     assert_eq!(body["tokens_saida"], 5);
 
-    let (status, body) = app.get("/chatbot/registrar_metricas/int-2").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/chatbot/registrar_metricas/int-2", 200).await;
     assert_eq!(body["message"], "Métricas registradas");
     assert_eq!(body["id_interacao"], "int-2");
     assert_eq!(body["insights_servico"]["message"], "Métricas recebidas");
 
-    let (status, body) = app.get("/cpar/notificar_agendamento/5").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/cpar/notificar_agendamento/5", 200).await;
     assert_eq!(body["message"], "Agendamento notificado");
     assert_eq!(body["id_agendamento"], "5");
     assert_eq!(
@@ -120,8 +117,7 @@ async fn chatbot_cpar_and_midia_routes_keep_the_seed_shapes() {
         "Notificação recebida"
     );
 
-    let (status, body) = app.get("/midia_conteudo/8").await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.get_as("/midia_conteudo/8", 200).await;
     assert_eq!(body["midia_curso"], "Curso 8: 1 vídeo");
     assert_eq!(body["itens"].as_array().unwrap().len(), 1);
     app.stop().await;
@@ -131,23 +127,19 @@ async fn chatbot_cpar_and_midia_routes_keep_the_seed_shapes() {
 async fn a_missing_body_or_field_is_400_naming_it() {
     let app = spawn_app(&[]).await;
     for path in ["/chatbot/duvida", "/cursos/tirar_duvida/1"] {
-        let (status, body) = app.post(path, "").await;
-        assert_eq!(status, 400, "{path}: {body}");
+        let body = app.post_as(path, "", 400).await;
         assert!(body["erro"].as_str().unwrap().contains("missing"), "{body}");
 
-        let (status, body) = app.post(path, "{not json").await;
-        assert_eq!(status, 400, "{path}: {body}");
+        let body = app.post_as(path, "{not json", 400).await;
         assert!(body["erro"].as_str().unwrap().contains("JSON"), "{body}");
 
-        let (status, body) = app.post(path, r#"{"duvida": "x"}"#).await;
-        assert_eq!(status, 400, "{path}: {body}");
+        let body = app.post_as(path, r#"{"duvida": "x"}"#, 400).await;
         assert_eq!(
             body,
             json!({ "erro": "aula_contexto: required field missing" })
         );
 
-        let (status, body) = app.post(path, r#"{"aula_contexto": "x"}"#).await;
-        assert_eq!(status, 400, "{path}: {body}");
+        let body = app.post_as(path, r#"{"aula_contexto": "x"}"#, 400).await;
         assert_eq!(body, json!({ "erro": "duvida: required field missing" }));
     }
     // None of them reached a service.
@@ -162,38 +154,36 @@ async fn a_missing_body_or_field_is_400_naming_it() {
 #[tokio::test]
 async fn grpc_codes_become_http_statuses() {
     let app = spawn_app(&[]).await;
-    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/999").await;
-    assert_eq!(status, 404, "{body}");
+    let body = app
+        .get_as("/cursos/ver_inscricoes_do_usuario/999", 404)
+        .await;
     assert_eq!(body["erro"], "id_usuario 999: no such user");
     assert_eq!(body["codigo"], "NOT_FOUND");
     assert_eq!(body["servico"], "cursos");
 
-    let (status, body) = app.get("/midia_conteudo/999").await;
-    assert_eq!(status, 404, "{body}");
+    app.get_as("/midia_conteudo/999", 404).await;
 
-    let (status, body) = app.get("/cursos/consumir_midia_curso/abc").await;
-    assert_eq!(status, 400, "{body}");
+    let body = app.get_as("/cursos/consumir_midia_curso/abc", 400).await;
     assert!(
         body["erro"].as_str().unwrap().starts_with("id_curso"),
         "{body}"
     );
 
-    let (status, body) = app.get("/nada/aqui").await;
-    assert_eq!(status, 404, "{body}");
+    let body = app.get_as("/nada/aqui", 404).await;
     assert_eq!(body["erro"], "no such route: /nada/aqui");
 
     // Found by fuzz_gateway.rs: what axum cannot read is JSON naming the field, not its own
     // plain-text 400; a long path is quoted by a short prefix only.
-    let (status, body) = app.get("/cursos/ver_inscricoes_do_usuario/%FF%00").await;
-    assert_eq!(status, 400, "{body}");
+    let body = app
+        .get_as("/cursos/ver_inscricoes_do_usuario/%FF%00", 400)
+        .await;
     assert!(
         body["erro"].as_str().unwrap().starts_with("id_usuario: "),
         "{body}"
     );
-    let (status, body) = app
-        .get("/cursos/enviar_notificacao/1?message=a&message=b")
+    let body = app
+        .get_as("/cursos/enviar_notificacao/1?message=a&message=b", 400)
         .await;
-    assert_eq!(status, 400, "{body}");
     assert!(body["erro"].as_str().unwrap().contains("message"), "{body}");
     let (status, body) = app.get(&format!("/nada/{}", "x".repeat(10_000))).await;
     assert_eq!(status, 404, "{body}");
@@ -208,8 +198,7 @@ async fn grpc_codes_become_http_statuses() {
 #[tokio::test]
 async fn a_service_that_is_down_is_503_naming_it() {
     let app = spawn_app(&["midia"]).await;
-    let (status, body) = app.get("/midia_conteudo/1").await;
-    assert_eq!(status, 503, "{body}");
+    let body = app.get_as("/midia_conteudo/1", 503).await;
     common::assert_erro_names(&body, "midia");
     assert_eq!(body["servico"], "midia");
     assert_eq!(body["codigo"], "UNAVAILABLE");

@@ -3,22 +3,21 @@
 #![allow(dead_code)]
 
 use aula_api::{
-    chatbot_service_server::{ChatbotService, ChatbotServiceServer},
     cursos_service_client::CursosServiceClient,
-    ChatbotDuvidaChunk, ChatbotDuvidaRequest, ChatbotDuvidaResponse, Empty, EnrollRequest,
-    GetCourseMediaRequest, GetCourseRequest, GetUserCoursesRequest, RegisterMetricsRequest,
-    RegisterMetricsResponse, SendNotificationRequest, StatusResponse, UnenrollRequest,
+    stubbed::chatbot_service_server::{ChatbotService, ChatbotServiceServer},
+    ChatbotDuvidaRequest, ChatbotDuvidaResponse, EnrollRequest, GetCourseMediaRequest,
+    GetCourseRequest, GetUserCoursesRequest, SendNotificationRequest, UnenrollRequest,
 };
 // Not every test binary uses each helper.
 #[allow(unused_imports)]
 pub use aula_runtime::testing::{closed_url, eventually, vars, Reply, SETTLE};
-use aula_runtime::testing::{spawn, TestService};
+use aula_runtime::testing::{serve_fake, spawn, TestService};
 use std::{
     path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tonic::{transport::Channel, Request, Response, Status};
+use tonic::{service::Routes, transport::Channel, Request, Response, Status};
 
 /// Peers cursos should not reach unless a test says otherwise: all pointed at closed ports, so
 /// a service running on the machine's default ports is never touched.
@@ -136,10 +135,6 @@ pub struct RecordingChatbot {
 
 #[tonic::async_trait]
 impl ChatbotService for RecordingChatbot {
-    async fn get_status(&self, _: Request<Empty>) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(StatusResponse::default()))
-    }
-
     async fn resolve_duvida(
         &self,
         request: Request<ChatbotDuvidaRequest>,
@@ -169,33 +164,9 @@ impl ChatbotService for RecordingChatbot {
             ..Default::default()
         }))
     }
-
-    async fn register_metrics(
-        &self,
-        _: Request<RegisterMetricsRequest>,
-    ) -> Result<Response<RegisterMetricsResponse>, Status> {
-        Err(Status::unimplemented("stand-in"))
-    }
-
-    type ResolveDuvidaStreamStream =
-        tokio_stream::Iter<std::vec::IntoIter<Result<ChatbotDuvidaChunk, Status>>>;
-
-    async fn resolve_duvida_stream(
-        &self,
-        _: Request<ChatbotDuvidaRequest>,
-    ) -> Result<Response<Self::ResolveDuvidaStreamStream>, Status> {
-        Err(Status::unimplemented("stand-in"))
-    }
 }
 
 /// Serves the stand-in on an ephemeral port; returns its URL.
 pub async fn serve_chatbot(bot: RecordingChatbot) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(ChatbotServiceServer::new(bot))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    url
+    serve_fake(Routes::new(ChatbotServiceServer::new(bot))).await
 }

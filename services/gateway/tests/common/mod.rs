@@ -6,20 +6,19 @@
 #![allow(dead_code)]
 
 use aula_api::{
-    chatbot_service_server::{ChatbotService, ChatbotServiceServer},
-    cpar_service_server::{CparService, CparServiceServer},
-    cursos_service_server::{CursosService, CursosServiceServer},
-    insights_service_server::{InsightsService, InsightsServiceServer},
-    midia_conteudo_service_server::{MidiaConteudoService, MidiaConteudoServiceServer},
-    notificacoes_service_server::{NotificacoesService, NotificacoesServiceServer},
+    stubbed::{
+        chatbot_service_server::{ChatbotService, ChatbotServiceServer},
+        cpar_service_server::{CparService, CparServiceServer},
+        cursos_service_server::{CursosService, CursosServiceServer},
+        insights_service_server::{InsightsService, InsightsServiceServer},
+        midia_conteudo_service_server::{MidiaConteudoService, MidiaConteudoServiceServer},
+        notificacoes_service_server::{NotificacoesService, NotificacoesServiceServer},
+    },
     *,
 };
 use aula_runtime::{config::Env, spec};
 use gateway::RunningGateway;
-use std::{
-    pin::Pin,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
 
 /// One call a fake backend received.
@@ -115,12 +114,6 @@ fn media(id_curso: &str) -> GetCourseMediaResponse {
     }
 }
 
-type Stream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
-
-fn unimplemented<T>() -> Result<T, Status> {
-    Err(Status::unimplemented("not in the fake"))
-}
-
 pub struct Fake(pub Seen);
 
 #[tonic::async_trait]
@@ -177,24 +170,6 @@ impl CursosService for Fake {
             id_notificacao: "n-1".into(),
         }))
     }
-    async fn list_courses(
-        &self,
-        _: Request<ListCoursesRequest>,
-    ) -> Result<Response<ListCoursesResponse>, Status> {
-        unimplemented()
-    }
-    async fn get_course(&self, _: Request<GetCourseRequest>) -> Result<Response<Course>, Status> {
-        unimplemented()
-    }
-    async fn enroll(&self, _: Request<EnrollRequest>) -> Result<Response<EnrollResponse>, Status> {
-        unimplemented()
-    }
-    async fn unenroll(
-        &self,
-        _: Request<UnenrollRequest>,
-    ) -> Result<Response<UnenrollResponse>, Status> {
-        unimplemented()
-    }
 }
 
 #[tonic::async_trait]
@@ -234,13 +209,6 @@ impl ChatbotService for Fake {
             insights_servico: Some(status("insights", "Métricas recebidas")),
         }))
     }
-    type ResolveDuvidaStreamStream = Stream<ChatbotDuvidaChunk>;
-    async fn resolve_duvida_stream(
-        &self,
-        _: Request<ChatbotDuvidaRequest>,
-    ) -> Result<Response<Self::ResolveDuvidaStreamStream>, Status> {
-        unimplemented()
-    }
 }
 
 #[tonic::async_trait]
@@ -262,30 +230,6 @@ impl CparService for Fake {
             pendente: false,
         }))
     }
-    async fn create_schedule(
-        &self,
-        _: Request<CreateScheduleRequest>,
-    ) -> Result<Response<Schedule>, Status> {
-        unimplemented()
-    }
-    async fn get_schedule(
-        &self,
-        _: Request<GetScheduleRequest>,
-    ) -> Result<Response<Schedule>, Status> {
-        unimplemented()
-    }
-    async fn list_schedules(
-        &self,
-        _: Request<ListSchedulesRequest>,
-    ) -> Result<Response<ListSchedulesResponse>, Status> {
-        unimplemented()
-    }
-    async fn cancel_schedule(
-        &self,
-        _: Request<CancelScheduleRequest>,
-    ) -> Result<Response<Schedule>, Status> {
-        unimplemented()
-    }
 }
 
 #[tonic::async_trait]
@@ -297,37 +241,6 @@ impl NotificacoesService for Fake {
             "Serviço de Notificações funcionando",
         )))
     }
-    async fn send_notification(
-        &self,
-        _: Request<SendNotificationRequest>,
-    ) -> Result<Response<SendNotificationResponse>, Status> {
-        unimplemented()
-    }
-    async fn notify_schedule(
-        &self,
-        _: Request<NotifyScheduleRequest>,
-    ) -> Result<Response<NotifyScheduleResponse>, Status> {
-        unimplemented()
-    }
-    async fn list_notifications(
-        &self,
-        _: Request<ListNotificationsRequest>,
-    ) -> Result<Response<ListNotificationsResponse>, Status> {
-        unimplemented()
-    }
-    async fn mark_as_read(
-        &self,
-        _: Request<MarkAsReadRequest>,
-    ) -> Result<Response<MarkAsReadResponse>, Status> {
-        unimplemented()
-    }
-    type SubscribeNotificationsStream = Stream<Notification>;
-    async fn subscribe_notifications(
-        &self,
-        _: Request<SubscribeNotificationsRequest>,
-    ) -> Result<Response<Self::SubscribeNotificationsStream>, Status> {
-        unimplemented()
-    }
 }
 
 #[tonic::async_trait]
@@ -337,24 +250,6 @@ impl InsightsService for Fake {
         let mut s = status("insights", "Serviço de Insights funcionando");
         s.contagens.insert("interacoes".into(), 4);
         Ok(Response::new(s))
-    }
-    async fn register_metrics(
-        &self,
-        _: Request<RegisterMetricsRequest>,
-    ) -> Result<Response<RegisterMetricsResponse>, Status> {
-        unimplemented()
-    }
-    async fn record_interaction(
-        &self,
-        _: Request<RecordInteractionRequest>,
-    ) -> Result<Response<RecordInteractionResponse>, Status> {
-        unimplemented()
-    }
-    async fn get_course_insights(
-        &self,
-        _: Request<GetCourseInsightsRequest>,
-    ) -> Result<Response<CourseInsights>, Status> {
-        unimplemented()
     }
 }
 
@@ -374,9 +269,6 @@ impl MidiaConteudoService for Fake {
         self.0.record("midia.GetMedia", &r);
         check_id("id_curso", &r.get_ref().id_curso, "course")?;
         Ok(Response::new(media(&r.get_ref().id_curso)))
-    }
-    async fn add_media(&self, _: Request<AddMediaRequest>) -> Result<Response<MediaItem>, Status> {
-        unimplemented()
     }
 }
 
@@ -522,6 +414,17 @@ impl App {
         (status, r.json().await.unwrap())
     }
 
+    /// `GET path`'s JSON body, which must come with `status`.
+    pub async fn get_as(&self, path: &str, status: u16) -> serde_json::Value {
+        expect(path, status, self.get(path).await)
+    }
+
+    /// `POST path` with a JSON `body`: the JSON answer, which must come with `status`.
+    pub async fn post_as(&self, path: &str, body: &str, status: u16) -> serde_json::Value {
+        expect(path, status, self.post(path, body).await)
+    }
+
+    /// `POST path` with a JSON `body`: the status and the JSON answer.
     pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         let r = self
             .http
@@ -554,4 +457,9 @@ impl App {
             let _ = b.done.await;
         }
     }
+}
+
+fn expect(path: &str, status: u16, (got, body): (u16, serde_json::Value)) -> serde_json::Value {
+    assert_eq!(got, status, "{path}: {body}");
+    body
 }
