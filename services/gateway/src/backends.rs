@@ -59,28 +59,24 @@ impl Backends {
                 "services/catalogue.toml lists the gateway as a caller of every service it calls",
             )
     }
+}
 
-    pub fn cursos(&self) -> CursosServiceClient<PeerChannel> {
-        CursosServiceClient::new(self.channel(&spec::CURSOS))
-    }
+/// A typed client of each service, on its channel: `backends.cursos()` and so on.
+macro_rules! clients {
+    ($($name:ident: $client:ident = $spec:ident),+ $(,)?) => {
+        impl Backends {$(
+            pub fn $name(&self) -> $client<PeerChannel> {
+                $client::new(self.channel(&spec::$spec))
+            }
+        )+}
+    };
+}
 
-    pub fn chatbot(&self) -> ChatbotServiceClient<PeerChannel> {
-        ChatbotServiceClient::new(self.channel(&spec::CHATBOT))
-    }
-
-    pub fn cpar(&self) -> CparServiceClient<PeerChannel> {
-        CparServiceClient::new(self.channel(&spec::CPAR))
-    }
-
-    pub fn notificacoes(&self) -> NotificacoesServiceClient<PeerChannel> {
-        NotificacoesServiceClient::new(self.channel(&spec::NOTIFICACOES))
-    }
-
-    pub fn insights(&self) -> InsightsServiceClient<PeerChannel> {
-        InsightsServiceClient::new(self.channel(&spec::INSIGHTS))
-    }
-
-    pub fn midia(&self) -> MidiaConteudoServiceClient<PeerChannel> {
-        MidiaConteudoServiceClient::new(self.channel(&spec::MIDIA))
-    }
+clients! {
+    cursos: CursosServiceClient = CURSOS,
+    chatbot: ChatbotServiceClient = CHATBOT,
+    cpar: CparServiceClient = CPAR,
+    notificacoes: NotificacoesServiceClient = NOTIFICACOES,
+    insights: InsightsServiceClient = INSIGHTS,
+    midia: MidiaConteudoServiceClient = MIDIA,
 }

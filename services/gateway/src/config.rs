@@ -70,17 +70,17 @@ mod tests {
         assert!(s.metrics_listen.is_none());
         assert_eq!(s.peer_timeout, Duration::from_millis(250));
 
-        for (var, value) in [
-            ("GATEWAY_LISTEN", "everywhere"),
-            ("AULA_METRICS_LISTEN", "9080"),
-            ("AULA_PEER_TIMEOUT", "soon"),
-            ("AULA_PEER_TIMEOUT", "0s"),
-            ("AULA_SHUTDOWN_GRACE", "10"),
-            ("AULA_DNS_REFRESH", "1m"),
-            ("GATEWAY_DRAIN_DELAY", "later"),
-        ] {
-            let err = load(&Env::from_pairs([(var, value)])).unwrap_err();
-            assert_eq!(err.var, var);
-        }
+        aula_runtime::testing::assert_each_refused(
+            load,
+            &[
+                ("GATEWAY_LISTEN", "everywhere"),
+                ("AULA_METRICS_LISTEN", "9080"),
+                ("AULA_PEER_TIMEOUT", "soon"),
+                ("AULA_PEER_TIMEOUT", "0s"),
+                ("AULA_SHUTDOWN_GRACE", "10"),
+                ("AULA_DNS_REFRESH", "1m"),
+                ("GATEWAY_DRAIN_DELAY", "later"),
+            ],
+        );
     }
 }

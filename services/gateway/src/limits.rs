@@ -91,22 +91,6 @@ impl HttpLimits {
                 .parse::<NonZeroU32>()
                 .map_err(|_| bad("GATEWAY_RATE_BURST", v, "must be 1 or more"))?,
         };
-        let header_timeout = env.duration("GATEWAY_HEADER_TIMEOUT", d.header_timeout)?;
-        if header_timeout.is_zero() {
-            return Err(bad("GATEWAY_HEADER_TIMEOUT", "0s", "must be more than 0s"));
-        }
-        let body_timeout = env.duration("GATEWAY_BODY_TIMEOUT", d.body_timeout)?;
-        if body_timeout.is_zero() {
-            return Err(bad("GATEWAY_BODY_TIMEOUT", "0s", "must be more than 0s"));
-        }
-        let max_connections = env.parse("GATEWAY_MAX_CONNECTIONS", d.max_connections)?;
-        if max_connections == 0 {
-            return Err(bad("GATEWAY_MAX_CONNECTIONS", "0", "must be at least 1"));
-        }
-        let max_in_flight = env.parse("GATEWAY_MAX_IN_FLIGHT", d.max_in_flight)?;
-        if max_in_flight == 0 {
-            return Err(bad("GATEWAY_MAX_IN_FLIGHT", "0", "must be at least 1"));
-        }
         Ok(Self {
             max_body_bytes,
             rate_per_second,
@@ -114,10 +98,11 @@ impl HttpLimits {
             client_ip_header: env
                 .get("GATEWAY_CLIENT_IP_HEADER")
                 .map(str::to_ascii_lowercase),
-            header_timeout,
-            body_timeout,
-            max_connections,
-            max_in_flight,
+            // Env::duration refuses zero: no request could finish in no time.
+            header_timeout: env.duration("GATEWAY_HEADER_TIMEOUT", d.header_timeout)?,
+            body_timeout: env.duration("GATEWAY_BODY_TIMEOUT", d.body_timeout)?,
+            max_connections: env.count("GATEWAY_MAX_CONNECTIONS", d.max_connections)?,
+            max_in_flight: env.count("GATEWAY_MAX_IN_FLIGHT", d.max_in_flight)?,
         })
     }
 }
@@ -269,31 +254,32 @@ mod tests {
 
     #[test]
     fn defaults_and_errors_name_the_variable() {
-        let l = HttpLimits::from_env(&Env::default()).unwrap();
-        assert_eq!(l, HttpLimits::default());
-        let env = Env::from_pairs([
-            ("GATEWAY_RATE_LIMIT", "off"),
-            ("GATEWAY_MAX_BODY", "64KiB"),
-            ("GATEWAY_HEADER_TIMEOUT", "2s"),
-            ("GATEWAY_CLIENT_IP_HEADER", "X-Forwarded-For"),
-        ]);
-        let l = HttpLimits::from_env(&env).unwrap();
+        aula_runtime::testing::assert_defaults(HttpLimits::from_env);
+        let l = aula_runtime::testing::loaded(
+            HttpLimits::from_env,
+            &[
+                ("GATEWAY_RATE_LIMIT", "off"),
+                ("GATEWAY_MAX_BODY", "64KiB"),
+                ("GATEWAY_HEADER_TIMEOUT", "2s"),
+                ("GATEWAY_CLIENT_IP_HEADER", "X-Forwarded-For"),
+            ],
+        );
         assert_eq!(l.rate_per_second, None);
         assert_eq!(l.max_body_bytes, 64 << 10);
         assert_eq!(l.header_timeout, Duration::from_secs(2));
         assert_eq!(l.client_ip_header.as_deref(), Some("x-forwarded-for"));
-        for (var, value) in [
-            ("GATEWAY_RATE_LIMIT", "0"),
-            ("GATEWAY_RATE_LIMIT", "fast"),
-            ("GATEWAY_RATE_BURST", "0"),
-            ("GATEWAY_MAX_BODY", "big"),
-            ("GATEWAY_HEADER_TIMEOUT", "0s"),
-            ("GATEWAY_MAX_CONNECTIONS", "0"),
-            ("GATEWAY_MAX_IN_FLIGHT", "0"),
-        ] {
-            let err = HttpLimits::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
-            assert_eq!(err.var, var, "{value}");
-        }
+        aula_runtime::testing::assert_each_refused(
+            HttpLimits::from_env,
+            &[
+                ("GATEWAY_RATE_LIMIT", "0"),
+                ("GATEWAY_RATE_LIMIT", "fast"),
+                ("GATEWAY_RATE_BURST", "0"),
+                ("GATEWAY_MAX_BODY", "big"),
+                ("GATEWAY_HEADER_TIMEOUT", "0s"),
+                ("GATEWAY_MAX_CONNECTIONS", "0"),
+                ("GATEWAY_MAX_IN_FLIGHT", "0"),
+            ],
+        );
     }
 
     #[test]

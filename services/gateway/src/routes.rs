@@ -14,12 +14,13 @@ use aula_api::{
 use axum::{
     extract::{rejection::BytesRejection, State},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, MethodRouter},
     Json, Router,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::future::Future;
 
 type Reply = Result<Response, ApiError>;
 
@@ -53,12 +54,12 @@ pub fn api() -> Router<AppState> {
         .route("/chatbot/duvida", post(chatbot_duvida))
         .route(
             "/chatbot/registrar_metricas/{id}",
-            get(chatbot_registrar_metricas).post(chatbot_registrar_metricas_post),
+            get_or_post("id_interacao", register_metrics),
         )
         .route("/cpar", get(cpar_status))
         .route(
             "/cpar/notificar_agendamento/{id}",
-            get(cpar_notificar_agendamento).post(cpar_notificar_agendamento_post),
+            get_or_post("id_agendamento", notify_schedule),
         )
         .route("/notificacoes", get(notificacoes_status))
         .route("/insights", get(insights_status))
@@ -129,6 +130,41 @@ impl JsonBody {
     }
 }
 
+/// A seed GET route `{id}` that changes state, and its POST form (an empty or `{}` JSON body),
+/// which new clients should use: both `call` with the id, named `field` in errors.
+fn get_or_post<F, Fut>(field: &'static str, call: F) -> MethodRouter<AppState>
+where
+    F: Fn(AppState, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let post_call = call.clone();
+    get(move |State(s): State<AppState>, id: Segment| {
+        let call = call.clone();
+        async move { call(s, segment(field, id)?).await }
+    })
+    .post(
+        move |State(s): State<AppState>, id: Segment, body: RawBody| {
+            let call = post_call.clone();
+            async move {
+                let id = segment(field, id)?;
+                JsonBody::parse_optional(&read(&s, body)?)?;
+                call(s, id).await
+            }
+        },
+    )
+}
+
+/// `backends.<service>().<rpc>(request)`, its failure an [`ApiError`] naming the service.
+macro_rules! call {
+    ($s:expr, $service:ident.$rpc:ident($request:expr)) => {
+        $s.backends
+            .$service()
+            .$rpc($request)
+            .await
+            .map_err(|e| ApiError::grpc(stringify!($service), e))?
+    };
+}
+
 /// A question waits for the chatbot's answer, far longer than `AULA_PEER_TIMEOUT`.
 fn answer_budget<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -139,34 +175,25 @@ fn answer_budget<T>(message: T) -> tonic::Request<T> {
 // ------------------------------------------------------------------ cursos
 
 async fn cursos_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .cursos()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("cursos", e))?;
+    let r = call!(s, cursos.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
 async fn ver_inscricoes_do_usuario(State(s): State<AppState>, id: Segment) -> Reply {
     let id = segment("id_usuario", id)?;
-    let r = s
-        .backends
-        .cursos()
-        .get_user_courses(GetUserCoursesRequest { id_usuario: id })
-        .await
-        .map_err(|e| ApiError::grpc("cursos", e))?;
+    let r = call!(
+        s,
+        cursos.get_user_courses(GetUserCoursesRequest { id_usuario: id })
+    );
     ok(json::user_courses(r.get_ref()))
 }
 
 async fn consumir_midia_curso(State(s): State<AppState>, id: Segment) -> Reply {
     let id = segment("id_curso", id)?;
-    let r = s
-        .backends
-        .cursos()
-        .get_course_media(GetCourseMediaRequest { id_curso: id })
-        .await
-        .map_err(|e| ApiError::grpc("cursos", e))?;
+    let r = call!(
+        s,
+        cursos.get_course_media(GetCourseMediaRequest { id_curso: id })
+    );
     ok(json::course_media(r.get_ref()))
 }
 
@@ -179,12 +206,7 @@ async fn tirar_duvida(State(s): State<AppState>, id: Segment, body: RawBody) -> 
         duvida: body.required("duvida")?,
         id_usuario: body.optional("id_usuario")?,
     };
-    let r = s
-        .backends
-        .cursos()
-        .ask_question(answer_budget(request))
-        .await
-        .map_err(|e| ApiError::grpc("cursos", e))?;
+    let r = call!(s, cursos.ask_question(answer_budget(request)));
     ok(json::answer(r.get_ref()))
 }
 
@@ -218,29 +240,22 @@ async fn send_notification(s: AppState, id: String, message: Option<String>) -> 
     let message = message
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_NOTIFICATION.to_string());
-    let r = s
-        .backends
-        .cursos()
-        .send_notification(SendNotificationRequest {
+    let r = call!(
+        s,
+        cursos.send_notification(SendNotificationRequest {
             id_usuario: id,
             message,
             origem: "gateway".into(),
             ..Default::default()
         })
-        .await
-        .map_err(|e| ApiError::grpc("cursos", e))?;
+    );
     ok(json::notification(r.get_ref()))
 }
 
 // ------------------------------------------------------------------ chatbot
 
 async fn chatbot_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .chatbot()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    let r = call!(s, chatbot.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
@@ -253,118 +268,54 @@ async fn chatbot_duvida(State(s): State<AppState>, body: RawBody) -> Reply {
         id_usuario: body.optional("id_usuario")?,
         ..Default::default()
     };
-    let r = s
-        .backends
-        .chatbot()
-        .resolve_duvida(answer_budget(request))
-        .await
-        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    let r = call!(s, chatbot.resolve_duvida(answer_budget(request)));
     ok(json::chatbot_answer(r.get_ref()))
 }
 
-/// `POST /chatbot/registrar_metricas/{id}`: the same, with an empty or `{}` JSON body.
-async fn chatbot_registrar_metricas_post(
-    State(s): State<AppState>,
-    id: Segment,
-    body: RawBody,
-) -> Reply {
-    let id = segment("id_interacao", id)?;
-    JsonBody::parse_optional(&read(&s, body)?)?;
-    register_metrics(s, id).await
-}
-
-async fn chatbot_registrar_metricas(State(s): State<AppState>, id: Segment) -> Reply {
-    register_metrics(s, segment("id_interacao", id)?).await
-}
-
 async fn register_metrics(s: AppState, id: String) -> Reply {
-    let r = s
-        .backends
-        .chatbot()
-        .register_metrics(RegisterMetricsRequest { id_interacao: id })
-        .await
-        .map_err(|e| ApiError::grpc("chatbot", e))?;
+    let r = call!(
+        s,
+        chatbot.register_metrics(RegisterMetricsRequest { id_interacao: id })
+    );
     ok(json::registered_metrics(r.get_ref()))
 }
 
 // ------------------------------------------------------------------ cpar, notificacoes, insights, midia
 
 async fn cpar_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .cpar()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("cpar", e))?;
+    let r = call!(s, cpar.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
-/// `POST /cpar/notificar_agendamento/{id}`: the same, with an empty or `{}` JSON body.
-async fn cpar_notificar_agendamento_post(
-    State(s): State<AppState>,
-    id: Segment,
-    body: RawBody,
-) -> Reply {
-    let id = segment("id_agendamento", id)?;
-    JsonBody::parse_optional(&read(&s, body)?)?;
-    notify_schedule(s, id).await
-}
-
-async fn cpar_notificar_agendamento(State(s): State<AppState>, id: Segment) -> Reply {
-    notify_schedule(s, segment("id_agendamento", id)?).await
-}
-
 async fn notify_schedule(s: AppState, id: String) -> Reply {
-    let r = s
-        .backends
-        .cpar()
-        .notify_schedule(NotifyScheduleRequest {
+    let r = call!(
+        s,
+        cpar.notify_schedule(NotifyScheduleRequest {
             id_agendamento: id,
             ..Default::default()
         })
-        .await
-        .map_err(|e| ApiError::grpc("cpar", e))?;
+    );
     ok(json::schedule_notified(r.get_ref()))
 }
 
 async fn notificacoes_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .notificacoes()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("notificacoes", e))?;
+    let r = call!(s, notificacoes.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
 async fn insights_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .insights()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("insights", e))?;
+    let r = call!(s, insights.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
 async fn midia_status(State(s): State<AppState>) -> Reply {
-    let r = s
-        .backends
-        .midia()
-        .get_status(Empty {})
-        .await
-        .map_err(|e| ApiError::grpc("midia", e))?;
+    let r = call!(s, midia.get_status(Empty {}));
     ok(json::status(r.get_ref()))
 }
 
 async fn midia_get(State(s): State<AppState>, id: Segment) -> Reply {
     let id = segment("id_curso", id)?;
-    let r = s
-        .backends
-        .midia()
-        .get_media(GetCourseMediaRequest { id_curso: id })
-        .await
-        .map_err(|e| ApiError::grpc("midia", e))?;
+    let r = call!(s, midia.get_media(GetCourseMediaRequest { id_curso: id }));
     ok(json::course_media(r.get_ref()))
 }
 
