@@ -199,39 +199,28 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (
-                &[("GEMINI_API_KEY_FILE", "/nonexistent/key")],
-                "GEMINI_API_KEY_FILE",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_TIMEOUT", "soon")],
-                "GEMINI_TIMEOUT",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_TIMEOUT", "0s")],
-                "GEMINI_TIMEOUT",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_BASE_URL", "not a url")],
-                "GEMINI_BASE_URL",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_BASE_URL", "ftp://x")],
-                "GEMINI_BASE_URL",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_MODEL", "../../x?y")],
-                "GEMINI_MODEL",
-            ),
-            (
-                &[("GEMINI_API_KEY", "k"), ("GEMINI_API_KEY_FILE", "/k")],
-                "GEMINI_API_KEY",
-            ),
-        ];
+        // Each bad value next to a good key, and the two ways of giving no usable key.
+        let mut cases: Vec<(Vec<(&str, &str)>, &str)> = [
+            ("GEMINI_TIMEOUT", "soon"),
+            ("GEMINI_TIMEOUT", "0s"),
+            ("GEMINI_BASE_URL", "not a url"),
+            ("GEMINI_BASE_URL", "ftp://x"),
+            ("GEMINI_MODEL", "../../x?y"),
+        ]
+        .into_iter()
+        .map(|(var, value)| (vec![("GEMINI_API_KEY", "k"), (var, value)], var))
+        .collect();
+        cases.push((
+            vec![("GEMINI_API_KEY_FILE", "/nonexistent/key")],
+            "GEMINI_API_KEY_FILE",
+        ));
+        cases.push((
+            vec![("GEMINI_API_KEY", "k"), ("GEMINI_API_KEY_FILE", "/k")],
+            "GEMINI_API_KEY",
+        ));
         for (pairs, var) in cases {
-            let err = Engine::from_env(&env_of(pairs)).unwrap_err();
-            assert_eq!(err.var, *var, "{pairs:?}");
+            let err = Engine::from_env(&env_of(&pairs)).unwrap_err();
+            assert_eq!(err.var, var, "{pairs:?}");
             assert!(err.to_string().starts_with(var), "{err}");
         }
     }

@@ -407,38 +407,30 @@ mod tests {
                     field: "duvida",
                     reason: "must not be empty".into(),
                 },
-                tonic::Code::InvalidArgument,
+                Code::InvalidArgument,
                 "duvida: must not be empty",
             ),
             (
                 AnswerError::Quota { retry_after: None },
-                tonic::Code::ResourceExhausted,
+                Code::ResourceExhausted,
                 "quota",
             ),
             (
                 AnswerError::Blocked {
                     reason: "SAFETY".into(),
                 },
-                tonic::Code::FailedPrecondition,
+                Code::FailedPrecondition,
                 "SAFETY",
             ),
-            (
-                AnswerError::Timeout,
-                tonic::Code::DeadlineExceeded,
-                "deadline",
-            ),
+            (AnswerError::Timeout, Code::DeadlineExceeded, "deadline"),
             (
                 AnswerError::Unavailable {
                     detail: "HTTP 500".into(),
                 },
-                tonic::Code::Unavailable,
+                Code::Unavailable,
                 "gemini: ",
             ),
-            (
-                AnswerError::CircuitOpen,
-                tonic::Code::Unavailable,
-                "gemini: ",
-            ),
+            (AnswerError::CircuitOpen, Code::Unavailable, "gemini: "),
         ];
         for (e, code, needle) in cases {
             let s = Status::from(e.clone());

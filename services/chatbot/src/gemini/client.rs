@@ -215,15 +215,7 @@ impl GeminiClient {
         if let Some(outage) = self.injected_outage(&span) {
             return Err(outage);
         }
-        let response = self
-            .post(&self.inner.generate_url, body)
-            .send()
-            .await
-            .map_err(Failure::transport)?;
-        span.record("http.status", response.status().as_u16());
-        if !response.status().is_success() {
-            return Err(Failure::from_status(response).await);
-        }
+        let response = send(self.post(&self.inner.generate_url, body), &span).await?;
         let bytes = read_limited(response).await?;
         let parsed: GenerateContentResponse = serde_json::from_slice(&bytes).map_err(|e| {
             Failure::Malformed(format!("response is not a generateContent JSON body: {e}"))
@@ -242,17 +234,10 @@ impl GeminiClient {
         if let Some(outage) = self.injected_outage(&span) {
             return Err(outage);
         }
-        let response = self
+        let request = self
             .post(&self.inner.stream_url, body)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(Failure::transport)?;
-        span.record("http.status", response.status().as_u16());
-        if !response.status().is_success() {
-            return Err(Failure::from_status(response).await);
-        }
-        Ok(response)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        send(request, &span).await
     }
 
     /// Removes the key from text that may have come from elsewhere (an upstream message, an error).
@@ -264,6 +249,17 @@ impl GeminiClient {
             text.replace(key.as_str(), "[REDACTED]")
         }
     }
+}
+
+/// Sends a request to Gemini: the HTTP status goes on the call's span, and a status other than
+/// 2xx is the failure it stands for (quota, overload, a bad key...).
+async fn send(request: reqwest::RequestBuilder, span: &Span) -> Result<reqwest::Response, Failure> {
+    let response = request.send().await.map_err(Failure::transport)?;
+    span.record("http.status", response.status().as_u16());
+    if !response.status().is_success() {
+        return Err(Failure::from_status(response).await);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
