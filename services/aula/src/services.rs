@@ -61,6 +61,26 @@ pub fn apply_port_offset(env: &mut Env, host: &str, offset: u16) -> anyhow::Resu
     Ok(())
 }
 
+/// What a client of the stack (`aula status`, `aula load`) connects with: the process's
+/// settings with the ports moved by `port_offset`, and the certificate it presents when
+/// AULA_TLS_* is set (mutual TLS). `None` when they are wrong, after saying why on one line
+/// as `aula <command>: ...`: the caller exits 2.
+pub fn client_settings(
+    command: &str,
+    port_offset: u16,
+) -> Option<(Env, Option<aula_runtime::tls::Tls>)> {
+    let mut env = Env::from_process();
+    let tls = apply_port_offset(&mut env, "127.0.0.1", port_offset)
+        .and_then(|()| aula_runtime::tls::Tls::from_env(&env));
+    match tls {
+        Ok(tls) => Some((env, tls)),
+        Err(e) => {
+            eprintln!("aula {command}: {e:#}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! address, health, round-trip time (or `--json`); exit 1 unless every one is serving.
 
 use crate::services;
-use aula_runtime::{config::peer_addr, healthcheck, spec, Env};
+use aula_runtime::{config::peer_addr, healthcheck, spec};
 use clap::Args;
 use std::{
     process::ExitCode,
@@ -69,18 +69,9 @@ impl Row {
 }
 
 pub async fn run(args: StatusArgs) -> ExitCode {
-    let mut env = Env::from_process();
-    if let Err(e) = services::apply_port_offset(&mut env, "127.0.0.1", args.port_offset) {
-        eprintln!("aula status: {e:#}");
-        return ExitCode::from(2);
-    }
     // With AULA_TLS_* set, `aula status` connects like a peer: an operator's certificate.
-    let tls = match aula_runtime::tls::Tls::from_env(&env) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("aula status: {e:#}");
-            return ExitCode::from(2);
-        }
+    let Some((env, tls)) = services::client_settings("status", args.port_offset) else {
+        return ExitCode::from(2);
     };
     let tls = tls.as_ref();
     let checks = spec::ALL.iter().map(|s| {

@@ -15,7 +15,7 @@ mod common;
 use aula_api::*;
 use common::attacker_text;
 use proptest::{collection::vec, prelude::*, test_runner::TestCaseError};
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tonic::{Code, Request, Status};
 
 #[derive(Debug, Clone)]
@@ -92,87 +92,65 @@ fn verdict<T>(rpc: &str, result: Result<T, Status>) -> Result<(), TestCaseError>
     Ok(())
 }
 
-async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> {
+/// `client.method(message)` with a deadline, judged by [`verdict`] under the method's name.
+macro_rules! call {
+    ($client:ident.$method:ident($message:expr)) => {
+        verdict(
+            concat!(stringify!($client), ".", stringify!($method)),
+            $client.$method(req($message)).await,
+        )?
+    };
+}
+
+async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseError> {
     let (mut cursos, mut chatbot, mut cpar) = (p.cursos(), p.chatbot(), p.cpar());
     let (mut notificacoes, mut insights, mut midia) = (p.notificacoes(), p.insights(), p.midia());
     let timestamp = Some(prost_types::Timestamp {
         seconds: i.big,
         nanos: i.n,
     });
+    // What two services each take: cursos relays notices, cpar sends reminders.
+    let notice = SendNotificationRequest {
+        id_usuario: i.a.clone(),
+        message: i.b.clone(),
+        chave_idempotencia: i.c.clone(),
+        origem: i.d.clone(),
+    };
+    let reminder = NotifyScheduleRequest {
+        id_agendamento: i.a.clone(),
+        id_usuario: i.b.clone(),
+        message: i.c.clone(),
+        chave_idempotencia: i.d.clone(),
+    };
 
-    verdict(
-        "cursos.GetUserCourses",
-        cursos
-            .get_user_courses(req(GetUserCoursesRequest {
-                id_usuario: i.a.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.GetCourseMedia",
-        cursos
-            .get_course_media(req(GetCourseMediaRequest {
-                id_curso: i.a.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.AskQuestion",
-        cursos
-            .ask_question(req(AskQuestionRequest {
-                id_curso: i.a.clone(),
-                aula_contexto: i.b.clone(),
-                duvida: i.c.clone(),
-                id_usuario: i.d.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.SendNotification",
-        cursos
-            .send_notification(req(SendNotificationRequest {
-                id_usuario: i.a.clone(),
-                message: i.b.clone(),
-                chave_idempotencia: i.c.clone(),
-                origem: i.d.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.ListCourses",
-        cursos
-            .list_courses(req(ListCoursesRequest {
-                page_size: i.n,
-                page_token: i.a.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.GetCourse",
-        cursos
-            .get_course(req(GetCourseRequest {
-                id_curso: i.b.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.Enroll",
-        cursos
-            .enroll(req(EnrollRequest {
-                id_usuario: i.a.clone(),
-                id_curso: i.b.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "cursos.Unenroll",
-        cursos
-            .unenroll(req(UnenrollRequest {
-                id_usuario: i.a.clone(),
-                id_curso: i.b.clone(),
-            }))
-            .await,
-    )?;
+    call!(cursos.get_user_courses(GetUserCoursesRequest {
+        id_usuario: i.a.clone(),
+    }));
+    call!(cursos.get_course_media(GetCourseMediaRequest {
+        id_curso: i.a.clone(),
+    }));
+    call!(cursos.ask_question(AskQuestionRequest {
+        id_curso: i.a.clone(),
+        aula_contexto: i.b.clone(),
+        duvida: i.c.clone(),
+        id_usuario: i.d.clone(),
+    }));
+    call!(cursos.send_notification(notice.clone()));
+    call!(cursos.list_courses(ListCoursesRequest {
+        page_size: i.n,
+        page_token: i.a.clone(),
+    }));
+    call!(cursos.get_course(GetCourseRequest {
+        id_curso: i.b.clone(),
+    }));
+    call!(cursos.enroll(EnrollRequest {
+        id_usuario: i.a.clone(),
+        id_curso: i.b.clone(),
+    }));
+    call!(cursos.unenroll(UnenrollRequest {
+        id_usuario: i.a.clone(),
+        id_curso: i.b.clone(),
+    }));
 
     let duvida = ChatbotDuvidaRequest {
         aula_contexto: i.a.clone(),
@@ -181,10 +159,7 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
         nome_curso: i.d.clone(),
         ..Default::default()
     };
-    verdict(
-        "chatbot.ResolveDuvida",
-        chatbot.resolve_duvida(req(duvida.clone())).await,
-    )?;
+    call!(chatbot.resolve_duvida(duvida.clone()));
     let streamed = async {
         let mut s = chatbot
             .resolve_duvida_stream(req(duvida))
@@ -193,102 +168,42 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
         while s.message().await?.is_some() {}
         Ok::<_, Status>(())
     };
-    verdict("chatbot.ResolveDuvidaStream", streamed.await)?;
-    verdict(
-        "chatbot.RegisterMetrics",
-        chatbot
-            .register_metrics(req(RegisterMetricsRequest {
-                id_interacao: i.a.clone(),
-            }))
-            .await,
-    )?;
+    verdict("chatbot.resolve_duvida_stream", streamed.await)?;
+    call!(chatbot.register_metrics(RegisterMetricsRequest {
+        id_interacao: i.a.clone(),
+    }));
 
-    verdict(
-        "cpar.CreateSchedule",
-        cpar.create_schedule(req(CreateScheduleRequest {
-            id_usuario: i.a.clone(),
-            titulo: i.b.clone(),
-            inicio: timestamp,
-            duracao_minutos: i.n,
-        }))
-        .await,
-    )?;
-    verdict(
-        "cpar.NotifySchedule",
-        cpar.notify_schedule(req(NotifyScheduleRequest {
-            id_agendamento: i.a.clone(),
-            id_usuario: i.b.clone(),
-            message: i.c.clone(),
-            chave_idempotencia: i.d.clone(),
-        }))
-        .await,
-    )?;
-    verdict(
-        "cpar.GetSchedule",
-        cpar.get_schedule(req(GetScheduleRequest {
-            id_agendamento: i.c.clone(),
-        }))
-        .await,
-    )?;
-    verdict(
-        "cpar.ListSchedules",
-        cpar.list_schedules(req(ListSchedulesRequest {
-            id_usuario: i.a.clone(),
-            page_size: i.n,
-            page_token: i.d.clone(),
-        }))
-        .await,
-    )?;
-    verdict(
-        "cpar.CancelSchedule",
-        cpar.cancel_schedule(req(CancelScheduleRequest {
-            id_agendamento: i.d.clone(),
-        }))
-        .await,
-    )?;
+    call!(cpar.create_schedule(CreateScheduleRequest {
+        id_usuario: i.a.clone(),
+        titulo: i.b.clone(),
+        inicio: timestamp,
+        duracao_minutos: i.n,
+    }));
+    call!(cpar.notify_schedule(reminder.clone()));
+    call!(cpar.get_schedule(GetScheduleRequest {
+        id_agendamento: i.c.clone(),
+    }));
+    call!(cpar.list_schedules(ListSchedulesRequest {
+        id_usuario: i.a.clone(),
+        page_size: i.n,
+        page_token: i.d.clone(),
+    }));
+    call!(cpar.cancel_schedule(CancelScheduleRequest {
+        id_agendamento: i.d.clone(),
+    }));
 
-    verdict(
-        "notificacoes.SendNotification",
-        notificacoes
-            .send_notification(req(SendNotificationRequest {
-                id_usuario: i.a.clone(),
-                message: i.b.clone(),
-                chave_idempotencia: i.c.clone(),
-                origem: i.d.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "notificacoes.NotifySchedule",
-        notificacoes
-            .notify_schedule(req(NotifyScheduleRequest {
-                id_agendamento: i.a.clone(),
-                id_usuario: i.b.clone(),
-                message: i.c.clone(),
-                chave_idempotencia: i.d.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "notificacoes.ListNotifications",
-        notificacoes
-            .list_notifications(req(ListNotificationsRequest {
-                id_usuario: i.a.clone(),
-                unread_only: i.flag,
-                page_size: i.n,
-                page_token: i.b.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "notificacoes.MarkAsRead",
-        notificacoes
-            .mark_as_read(req(MarkAsReadRequest {
-                id_usuario: i.a.clone(),
-                ids: i.list.clone(),
-            }))
-            .await,
-    )?;
+    call!(notificacoes.send_notification(notice));
+    call!(notificacoes.notify_schedule(reminder));
+    call!(notificacoes.list_notifications(ListNotificationsRequest {
+        id_usuario: i.a.clone(),
+        unread_only: i.flag,
+        page_size: i.n,
+        page_token: i.b.clone(),
+    }));
+    call!(notificacoes.mark_as_read(MarkAsReadRequest {
+        id_usuario: i.a.clone(),
+        ids: i.list.clone(),
+    }));
     // A stream that stays open when the request is good (until the call's deadline, 15 s):
     // its first answer, or nothing for a moment.
     let subscribed = async {
@@ -301,61 +216,36 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
         s.message().await.map(drop)
     };
     if let Ok(result) = tokio::time::timeout(Duration::from_millis(200), subscribed).await {
-        verdict("notificacoes.SubscribeNotifications", result)?;
+        verdict("notificacoes.subscribe_notifications", result)?;
     }
 
-    verdict(
-        "insights.RegisterMetrics",
-        insights
-            .register_metrics(req(RegisterMetricsRequest {
-                id_interacao: i.b.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "insights.RecordInteraction",
-        insights
-            .record_interaction(req(RecordInteractionRequest {
-                id_interacao: i.a.clone(),
-                id_curso: i.b.clone(),
-                id_usuario: i.c.clone(),
-                latencia_ms: i.big,
-                modelo: i.d.clone(),
-                sucesso: i.flag,
-            }))
-            .await,
-    )?;
-    verdict(
-        "insights.GetCourseInsights",
-        insights
-            .get_course_insights(req(GetCourseInsightsRequest {
-                id_curso: i.c.clone(),
-            }))
-            .await,
-    )?;
+    call!(insights.register_metrics(RegisterMetricsRequest {
+        id_interacao: i.b.clone(),
+    }));
+    call!(insights.record_interaction(RecordInteractionRequest {
+        id_interacao: i.a.clone(),
+        id_curso: i.b.clone(),
+        id_usuario: i.c.clone(),
+        latencia_ms: i.big,
+        modelo: i.d.clone(),
+        sucesso: i.flag,
+    }));
+    call!(insights.get_course_insights(GetCourseInsightsRequest {
+        id_curso: i.c.clone(),
+    }));
 
-    verdict(
-        "midia.GetMedia",
-        midia
-            .get_media(req(GetCourseMediaRequest {
-                id_curso: i.d.clone(),
-            }))
-            .await,
-    )?;
-    verdict(
-        "midia.AddMedia",
-        midia
-            .add_media(req(AddMediaRequest {
-                id_curso: i.a.clone(),
-                titulo: i.b.clone(),
-                tipo: i.c.clone(),
-                url: i.d.clone(),
-                duracao_segundos: i.n,
-                ordem: i.n.wrapping_mul(7),
-                descricao: i.list.join(" "),
-            }))
-            .await,
-    )?;
+    call!(midia.get_media(GetCourseMediaRequest {
+        id_curso: i.d.clone(),
+    }));
+    call!(midia.add_media(AddMediaRequest {
+        id_curso: i.a.clone(),
+        titulo: i.b.clone(),
+        tipo: i.c.clone(),
+        url: i.d.clone(),
+        duracao_segundos: i.n,
+        ordem: i.n.wrapping_mul(7),
+        descricao: i.list.join(" "),
+    }));
     for (name, status) in [
         ("cursos", cursos.get_status(req(Empty {})).await),
         ("chatbot", chatbot.get_status(req(Empty {})).await),
@@ -364,16 +254,13 @@ async fn every_rpc(p: &common::Platform, i: Input) -> Result<(), TestCaseError> 
         ("insights", insights.get_status(req(Empty {})).await),
         ("midia", midia.get_status(req(Empty {})).await),
     ] {
-        verdict(&format!("{name}.GetStatus"), status)?;
+        verdict(&format!("{name}.get_status"), status)?;
     }
     Ok(())
 }
 
 #[test]
 fn no_request_gets_internal_or_breaks_a_service() {
-    let rt = common::runtime();
-    let platform = rt.block_on(common::spawn_platform());
-    let cases = common::run_cases(&rt, input(), 24, 64, |i| every_rpc(&platform, i));
-    rt.block_on(platform.assert_serving());
+    let cases = common::run_cases_on_platform(input(), 24, 64, every_rpc);
     eprintln!("{cases} cases, every RPC of the six services each; all answered as they should");
 }

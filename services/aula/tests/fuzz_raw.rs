@@ -19,7 +19,7 @@ mod common;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use proptest::{collection::vec, prelude::*, test_runner::TestCaseError};
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::{transport::Channel, Code};
 use tower::ServiceExt as _;
@@ -270,7 +270,7 @@ async fn garbage_connection(url: &str, bytes: Vec<u8>) {
     .await;
 }
 
-async fn one(p: &common::Platform, c: Case) -> Result<(), TestCaseError> {
+async fn one(p: Arc<common::Platform>, c: Case) -> Result<(), TestCaseError> {
     let services = p.all();
     for (i, (pick, frame)) in c.calls.into_iter().enumerate() {
         let path = RPCS[i][pick % RPCS[i].len()];
@@ -298,10 +298,7 @@ async fn one(p: &common::Platform, c: Case) -> Result<(), TestCaseError> {
 
 #[test]
 fn no_body_or_connection_gets_internal_or_breaks_a_service() {
-    let rt = common::runtime();
-    let platform = rt.block_on(common::spawn_platform());
-    let cases = common::run_cases(&rt, case(), 64, 128, |c| one(&platform, c));
-    rt.block_on(platform.assert_serving());
+    let cases = common::run_cases_on_platform(case(), 64, 128, one);
     eprintln!(
         "{cases} cases: 6 raw calls and a garbage connection each; all answered as they should"
     );

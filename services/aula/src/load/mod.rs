@@ -24,7 +24,7 @@ pub mod schedule;
 
 use aula_runtime::{
     config::{duration_arg, peer_addr},
-    spec, Env,
+    spec,
 };
 use calls::{Bearer, Conn};
 use clap::Args;
@@ -132,11 +132,11 @@ pub async fn run(args: LoadArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut env = Env::from_process();
-    if let Err(e) = crate::services::apply_port_offset(&mut env, "127.0.0.1", args.port_offset) {
-        eprintln!("aula load: {e:#}");
+    // With AULA_TLS_* set, the load comes over mutual TLS (an admin identity's certificate, as
+    // the mix calls RPCs only users reach through the gateway).
+    let Some((env, tls)) = crate::services::client_settings("load", args.port_offset) else {
         return ExitCode::from(2);
-    }
+    };
     let gateway_url = match &args.gateway_url {
         Some(u) => u.clone(),
         None => match crate::services::offset_port(spec::GATEWAY.port, args.port_offset) {
@@ -161,15 +161,6 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => {
             eprintln!("aula load: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // With AULA_TLS_* set, the load comes over mutual TLS (an admin identity's certificate, as
-    // the mix calls RPCs only users reach through the gateway).
-    let tls = match aula_runtime::tls::Tls::from_env(&env) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("aula load: {e:#}");
             return ExitCode::from(2);
         }
     };

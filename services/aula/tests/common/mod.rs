@@ -452,6 +452,25 @@ where
     cases
 }
 
+/// [`run_cases`] against the six started once, which must all still be serving afterwards.
+pub fn run_cases_on_platform<S: proptest::strategy::Strategy, Fut>(
+    strategy: S,
+    default_cases: u32,
+    max_shrink_iters: u32,
+    check: impl Fn(std::sync::Arc<Platform>, S::Value) -> Fut,
+) -> u32
+where
+    Fut: std::future::Future<Output = Result<(), proptest::test_runner::TestCaseError>>,
+{
+    let rt = runtime();
+    let platform = std::sync::Arc::new(rt.block_on(spawn_platform()));
+    let cases = run_cases(&rt, strategy, default_cases, max_shrink_iters, |value| {
+        check(platform.clone(), value)
+    });
+    rt.block_on(platform.assert_serving());
+    cases
+}
+
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
