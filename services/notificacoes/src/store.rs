@@ -144,15 +144,14 @@ fn from_row(row: &AnyRow) -> sqlx::Result<Notification> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aula_runtime::{reads::full_scans, testing::SqlitePlans};
+    use aula_runtime::testing::SqlitePlans;
 
     /// SendNotification and ListNotifications find their rows through an index (SQLite's
     /// plans): their cost does not grow with the table. The counts of GetStatus read only the
     /// counts' own row, which the writes keep (migration 0002).
     #[tokio::test]
     async fn no_call_scans_a_table() {
-        let plans = SqlitePlans::new(&crate::service()).await;
-        plans.assert_indexed(&[
+        let calls = [
             ("SendNotification", INSERT.to_string()),
             (
                 "SendNotification (a retry)",
@@ -164,12 +163,7 @@ mod tests {
             ),
             ("ListNotifications", list_sql(false)),
             ("ListNotifications (unread)", list_sql(true)),
-        ]);
-        let counts = plans.plan(COUNTS);
-        assert_eq!(
-            full_scans(&counts),
-            ["SCAN contagens"],
-            "the counts read their own table of one row, never notificacoes: {counts:?}"
-        );
+        ];
+        SqlitePlans::assert_service(&crate::service(), &calls, COUNTS).await;
     }
 }

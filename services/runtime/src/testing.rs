@@ -320,6 +320,23 @@ impl SqlitePlans {
             .expect("the query is planned")
     }
 
+    /// [`Self::assert_indexed`] for the calls of `def`, whose GetStatus `counts` query reads
+    /// only the one-row table of counts its writes keep (`contagens`), never what it counts.
+    pub async fn assert_service<S: AsRef<str>>(
+        def: &ServiceDef,
+        calls: &[(&str, S)],
+        counts: &str,
+    ) {
+        let plans = Self::new(def).await;
+        plans.assert_indexed(calls);
+        let steps = plans.plan(counts);
+        assert_eq!(
+            crate::reads::full_scans(&steps),
+            ["SCAN contagens"],
+            "the counts read their own table of one row, never what they count: {steps:?}"
+        );
+    }
+
     /// Asserts that each call's query finds its rows through an index (no full scan) and
     /// sorts nothing per call (no temporary B-tree).
     pub fn assert_indexed<S: AsRef<str>>(&self, calls: &[(&str, S)]) {
