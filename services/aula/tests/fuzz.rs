@@ -109,12 +109,19 @@ async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseErr
         seconds: i.big,
         nanos: i.n,
     });
-    // What two services each take: cursos relays notices, cpar sends reminders.
+    // What two services each take: cursos relays notices, cpar sends reminders, cursos asks
+    // midia for a course's media, chatbot records its answers' metrics in insights.
     let notice = SendNotificationRequest {
         id_usuario: i.a.clone(),
         message: i.b.clone(),
         chave_idempotencia: i.c.clone(),
         origem: i.d.clone(),
+    };
+    let media = GetCourseMediaRequest {
+        id_curso: i.a.clone(),
+    };
+    let metrics = RegisterMetricsRequest {
+        id_interacao: i.b.clone(),
     };
     let reminder = NotifyScheduleRequest {
         id_agendamento: i.a.clone(),
@@ -126,9 +133,7 @@ async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseErr
     call!(cursos.get_user_courses(GetUserCoursesRequest {
         id_usuario: i.a.clone(),
     }));
-    call!(cursos.get_course_media(GetCourseMediaRequest {
-        id_curso: i.a.clone(),
-    }));
+    call!(cursos.get_course_media(media.clone()));
     call!(cursos.ask_question(AskQuestionRequest {
         id_curso: i.a.clone(),
         aula_contexto: i.b.clone(),
@@ -169,9 +174,7 @@ async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseErr
         Ok::<_, Status>(())
     };
     verdict("chatbot.resolve_duvida_stream", streamed.await)?;
-    call!(chatbot.register_metrics(RegisterMetricsRequest {
-        id_interacao: i.a.clone(),
-    }));
+    call!(chatbot.register_metrics(metrics.clone()));
 
     call!(cpar.create_schedule(CreateScheduleRequest {
         id_usuario: i.a.clone(),
@@ -219,9 +222,7 @@ async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseErr
         verdict("notificacoes.subscribe_notifications", result)?;
     }
 
-    call!(insights.register_metrics(RegisterMetricsRequest {
-        id_interacao: i.b.clone(),
-    }));
+    call!(insights.register_metrics(metrics));
     call!(insights.record_interaction(RecordInteractionRequest {
         id_interacao: i.a.clone(),
         id_curso: i.b.clone(),
@@ -234,9 +235,7 @@ async fn every_rpc(p: Arc<common::Platform>, i: Input) -> Result<(), TestCaseErr
         id_curso: i.c.clone(),
     }));
 
-    call!(midia.get_media(GetCourseMediaRequest {
-        id_curso: i.d.clone(),
-    }));
+    call!(midia.get_media(media));
     call!(midia.add_media(AddMediaRequest {
         id_curso: i.a.clone(),
         titulo: i.b.clone(),
