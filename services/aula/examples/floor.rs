@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value = "1")]
     user: String,
     /// Serve a pre-bound listener through `serve_with_incoming_shutdown`, as aula_runtime
-    /// does, without setting TCP_NODELAY on accepted sockets (tonic ignores the builder's
+    /// did before it served connections itself (#14), without setting TCP_NODELAY on accepted sockets (tonic ignores the builder's
     /// `tcp_nodelay` there): reproduces the Nagle/delayed-ACK stall BENCHMARKS.md describes
     #[arg(long)]
     plain_incoming: bool,

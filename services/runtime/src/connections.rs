@@ -6,10 +6,9 @@
 //!   (or half a preface) was held until `AULA_MAX_CONNECTION_AGE` and its grace ran out.
 //!
 //! - a connection still open `AULA_MAX_CONNECTION_AGE` + `AULA_MAX_CONNECTION_AGE_GRACE` after
-//!   it was accepted is closed. At the age itself hyper sends GOAWAY (tonic's
-//!   `max_connection_age`): no new calls, the open ones finish; the grace bounds how long they
-//!   may take. tonic's own grace cuts the connection without any GOAWAY first, so the runtime
-//!   gives tonic the age only and enforces the grace here.
+//!   it was accepted is closed. At the age itself hyper sends GOAWAY ([`crate::serve`]): no new
+//!   calls, the open ones finish; the grace bounds how long they may take, from under hyper,
+//!   whatever the connection is doing.
 //!
 //! Once HTTP/2 runs, keepalive PINGs close dead peers, idle or not, within
 //! `AULA_HTTP2_KEEPALIVE_INTERVAL` + `AULA_HTTP2_KEEPALIVE_TIMEOUT`; a live idle connection gets

@@ -14,6 +14,9 @@
 //! - [`limits`]: the explicit limits of every server (message sizes, HTTP/2 streams, keepalive,
 //!   calls in flight, reflection); [`shed`]: calls beyond the in-flight limit refused at once;
 //!   [`connections`]: connections capped and made to start HTTP/2 in time.
+//! - [`serve`]: hyper's HTTP/2 server driven by the runtime (tonic's serve loop, redone);
+//!   [`arrival`]: calls meet the layers when their stream arrives, refusals answered in place;
+//!   [`grpc_timeout`]: the caller's `grpc-timeout` enforced.
 //! - [`deadline`]: the deadline of the call being served, handed on to peers.
 //! - [`backoff`]: the one exponential backoff every retry uses.
 //! - [`bad_message`]: a request body that is not the method's message is INVALID_ARGUMENT.
@@ -52,6 +55,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[macro_use]
 mod middleware;
 
+pub mod arrival;
 pub mod auth;
 pub mod authz;
 pub mod backoff;
@@ -65,6 +69,7 @@ pub mod demo;
 pub mod error;
 pub mod fields;
 pub mod flags;
+pub mod grpc_timeout;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod health;
@@ -86,6 +91,7 @@ pub mod paging;
 pub mod peers;
 pub mod reads;
 pub mod recent;
+pub mod serve;
 pub mod server;
 pub mod shed;
 pub mod spec;

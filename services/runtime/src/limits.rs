@@ -141,19 +141,21 @@ impl Limits {
         Ok(limits)
     }
 
-    /// A server builder with these limits applied (the transport's part; the in-flight limit
-    /// is [`crate::shed::ShedLayer`], message sizes are set on each service's generated server).
-    pub fn server(&self) -> tonic::transport::Server {
-        tonic::transport::Server::builder()
+    /// hyper's HTTP/2 server with these limits applied (the transport's part; the in-flight
+    /// limit is [`crate::shed::ShedLayer`], message sizes are set on each service's generated
+    /// server, connection counts, age and grace are [`crate::serve`]'s and
+    /// [`crate::connections`]'s). Everything else is hyper's default, as under tonic's `Server`.
+    pub fn http2(&self) -> hyper::server::conn::http2::Builder<crate::arrival::StreamExec> {
+        let mut builder = hyper::server::conn::http2::Builder::new(crate::arrival::StreamExec);
+        builder
+            // Keepalive PINGs need a timer.
+            .timer(hyper_util::rt::TokioTimer::new())
             .max_concurrent_streams(self.max_concurrent_streams)
-            .http2_max_local_error_reset_streams(Some(self.max_local_reset_streams))
-            .http2_max_pending_accept_reset_streams(Some(self.max_pending_reset_streams))
-            .http2_keepalive_interval(Some(self.keepalive_interval))
-            .http2_keepalive_timeout(Some(self.keepalive_timeout))
-            // GOAWAY at the age. Not tonic's max_connection_age_grace: with it set, tonic
-            // never sends GOAWAY and cuts the connection at age + grace instead, failing the
-            // calls on it. The grace is enforced under hyper ([`crate::connections`]).
-            .max_connection_age(self.max_connection_age)
+            .max_local_error_reset_streams(self.max_local_reset_streams)
+            .max_pending_accept_reset_streams(self.max_pending_reset_streams)
+            .keep_alive_interval(self.keepalive_interval)
+            .keep_alive_timeout(self.keepalive_timeout);
+        builder
     }
 }
 

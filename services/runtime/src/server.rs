@@ -217,21 +217,30 @@ pub async fn start_on(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    // Streams per connection, resets, keepalive, connection age (limits.rs); long-lived
-    // connections are closed now and then so clients rebalance onto new replicas.
     let limits = ctx.settings().limits.clone();
+    let mut routes = routes.add_service(health);
+    if limits.reflection {
+        routes = routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+    }
     let observe = ServerLayer::new(metrics_registry.clone(), spec.grpc_service);
-    let server = limits
-        .server()
+    let stack = tower::ServiceBuilder::new()
         // Beyond AULA_MAX_IN_FLIGHT calls, RESOURCE_EXHAUSTED at once (health never). First,
-        // so that a refusal skips every other layer's work (shed.rs); it counts itself in the
-        // observing layer's metrics.
+        // so that a refusal skips every other layer's work (shed.rs), and called when the
+        // call's stream arrives (arrival.rs), so that the limit counts every call queued;
+        // it counts itself in the observing layer's metrics.
         .layer(crate::shed::ShedLayer::new(
             &metrics_registry,
             spec.name,
             limits.max_in_flight,
             observe.methods(),
         ))
+        // What tonic's server did around every service: one body type for hyper, errors
+        // (a layer's, the timeout's) answered as gRPC statuses, the caller's grpc-timeout.
+        .map_response(boxed_body)
+        .layer(tonic::service::RecoverErrorLayer::new())
+        .layer(crate::grpc_timeout::GrpcTimeoutLayer)
         .layer(observe)
         // Who is calling (proved by mTLS) and whether they may call this RPC.
         .layer(authz)
@@ -243,13 +252,9 @@ pub async fn start_on(
         .layer(crate::deadline::DeadlineLayer)
         // A body that is not the method's message is INVALID_ARGUMENT, not tonic's INTERNAL.
         .layer(crate::bad_message::BadMessageLayer)
-        .add_routes(routes)
-        .add_service(health)
-        .add_optional_service(limits.reflection.then_some(reflection_v1))
-        .add_optional_service(limits.reflection.then_some(reflection_v1alpha));
+        .service(routes.prepare());
 
-    // Set per accepted socket here: the builder's tcp_nodelay does not apply to an incoming
-    // stream we hand it, and Nagle + delayed ACK would stall small responses by 40 ms.
+    // Set per accepted socket here: Nagle + delayed ACK would stall small responses by 40 ms.
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
@@ -266,31 +271,36 @@ pub async fn start_on(
                 .await;
             tracing::info!(service = spec.name, grace = ?grace, "draining");
         };
-        // At most AULA_MAX_CONNECTIONS, each starting HTTP/2 in time and closed at the end
-        // of its age's grace (connections.rs).
+        // Streams per connection, resets, keepalive (limits.rs); GOAWAY at the connection's
+        // age, so that clients rebalance onto new replicas (serve.rs). At most
+        // AULA_MAX_CONNECTIONS, each starting HTTP/2 in time and closed at the end of its
+        // age's grace (connections.rs).
+        let http2 = limits.http2();
+        let age = limits.max_connection_age;
         let bounds = crate::connections::Bounds::of(&limits);
-        let result = match &tls {
+        match &tls {
             Some(tls) => {
                 let incoming = crate::tls::accept::incoming(incoming, tls.clone(), &metrics_tls);
-                server
-                    .serve_with_incoming_shutdown(
-                        crate::connections::guard(incoming, bounds, &metrics_tls),
-                        shutdown,
-                    )
-                    .await
+                let incoming = crate::connections::guard(incoming, bounds, &metrics_tls);
+                crate::serve::serve(incoming, stack, http2, age, shutdown).await
             }
             None => {
-                server
-                    .serve_with_incoming_shutdown(
-                        crate::connections::guard(incoming, bounds, &metrics_tls),
-                        shutdown,
-                    )
-                    .await
+                let incoming = crate::connections::guard(incoming, bounds, &metrics_tls);
+                crate::serve::serve(incoming, stack, http2, age, shutdown).await
             }
-        };
-        result.map_err(anyhow::Error::from)
+        }
+        Ok(())
     };
     life.run(spec, addr, metrics_listener, serve)
+}
+
+/// One response body type for hyper, whatever the layers below return (as tonic's server did).
+fn boxed_body<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    response.map(tonic::body::Body::new)
 }
 
 /// Maps a domain error that a service did not expect to an opaque INTERNAL status, logging

@@ -11,16 +11,24 @@
 //! too), or its client went away; subscriptions, which live as long as their clients like and
 //! are bounded by limits of their own, hold it only until their headers.
 //!
+//! The limit counts a call from its stream's arrival: the runtime calls this layer inside
+//! hyper's `Service::call`, in the connection's task, the moment the stream's HEADERS are read
+//! ([`crate::arrival`]). Counted only when a stream's task first ran (tonic's adapter), calls
+//! queued in tokio's run queue were invisible to it: under overload nothing was refused and
+//! admitted calls waited hundreds of milliseconds (BENCHMARKS.md, "Overload").
+//!
 //! A refusal must cost as little as it can: under overload most calls are refused, and every
 //! instruction a refusal takes is taken from the calls being served on the same cores. So this
 //! layer is the outermost of the server's own (before the observing layer's span, clock and
 //! per-call state, before authorization, routing and decoding), and a refusal does a semaphore
 //! try, two counters and one copy of an answer built at start (its header map: the only
-//! allocation). It is still counted in `grpc_server_started_total` and
+//! allocation). Its answer is ready at once, so it is sent from the connection's task without
+//! a task of its own ([`crate::arrival::StreamExec`]): no spawn, no wait in the run queue. It
+//! is still counted in `grpc_server_started_total` and
 //! `grpc_server_handled_total{grpc_code="ResourceExhausted"}`, so error ratios and dashboards see
-//! shed calls as before, and in `aula_shed_total`. What hyper, h2 and tonic do for any stream
-//! (the frames, HPACK, a task, tonic's boxed service) happens before any layer of ours and is
-//! most of a refusal's cost: BENCHMARKS.md has the figures.
+//! shed calls as before, and in `aula_shed_total`. What remains of a refusal's cost is what
+//! hyper and h2 do for any stream (the frames, HPACK, the request's head): BENCHMARKS.md has the
+//! figures.
 
 use crate::{metrics::Metrics, observe::MethodTable};
 use metrics::{Counter, Gauge, Label};
@@ -150,6 +158,14 @@ pin_project_lite::pin_project! {
         },
         /// Answered RESOURCE_EXHAUSTED at once.
         Shed { response: Option<http::Response<HeldBody<B>>> },
+    }
+}
+
+/// A refusal's answer is ready when the call is made: [`crate::arrival::StreamExec`] sends it
+/// from the connection's task instead of spawning a task for it.
+impl<F, B> crate::arrival::Answered for ShedFuture<F, B> {
+    fn is_answered(&self) -> bool {
+        matches!(self, Self::Shed { .. })
     }
 }
 

@@ -1,11 +1,12 @@
-//! The server side: accepted sockets become TLS connections before tonic sees them.
+//! The server side: accepted sockets become TLS connections before hyper sees them.
 //!
 //! Handshakes run on their own tasks, so a slow or silent client never holds up the accept
 //! loop, each within [`HANDSHAKE_TIMEOUT`], at most [`MAX_HANDSHAKES`] at a time. A failed
 //! one is counted in `aula_tls_handshake_failures_total{side="server",reason}` and the socket
 //! closed. The client's identity is read once per connection from its verified certificate
-//! and carried in [`TlsConnectInfo`], which tonic puts into each request's extensions; the
-//! authorization layer ([`crate::authz`]) turns it into a [`ServiceIdentity`].
+//! and carried in [`TlsConnectInfo`], which the server puts into each request's extensions
+//! ([`crate::arrival`]); the authorization layer ([`crate::authz`]) turns it into a
+//! [`ServiceIdentity`].
 
 use super::{cert::Leaf, failure_reason, Tls};
 use crate::{identity::ServiceIdentity, metrics::Metrics};
@@ -31,7 +32,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; connections beyond are closed at once (and counted).
 pub const MAX_HANDSHAKES: usize = 1024;
 
-/// What tonic knows about a TLS connection, in each request's extensions.
+/// What the server knows about a TLS connection, in each request's extensions.
 #[derive(Debug, Clone)]
 pub struct TlsConnectInfo {
     pub tcp: TcpConnectInfo,
@@ -94,8 +95,8 @@ impl AsyncWrite for TlsConn {
     }
 }
 
-/// The stream of TLS connections accepted from `tcp` (tonic's `serve_with_incoming`). The
-/// accept loop ends when tonic drops the stream (shutdown).
+/// The stream of TLS connections accepted from `tcp` (for [`crate::serve::serve`]). The
+/// accept loop ends when the server drops the stream (shutdown).
 pub fn incoming(
     mut tcp: TcpIncoming,
     tls: Tls,

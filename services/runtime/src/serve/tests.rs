@@ -1,0 +1,143 @@
+//! The property the runtime serves its own connections for: under a burst of calls that keep
+//! the server's one thread busy, the in-flight limit counts calls from their arrival, so the
+//! calls beyond it are refused within milliseconds and the admitted ones wait only behind
+//! the few admitted before them. Under tonic's `Server` the same burst was refused nothing:
+//! every call was spawned, then admitted one after another as each finished, the last after
+//! the whole burst's work (BENCHMARKS.md, "Overload").
+
+use super::serve;
+use crate::{
+    limits::Limits,
+    metrics::{Metrics, Side},
+    observe::MethodTable,
+    shed::ShedLayer,
+};
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+/// How long one admitted call holds the server's only thread: CPU work, as far as every
+/// other task on that thread can tell.
+const WORK: Duration = Duration::from_millis(5);
+const LIMIT: usize = 4;
+const BURST: usize = 100;
+
+/// A unary gRPC answer: an empty message (any message type decodes it) and status OK.
+fn ok_answer() -> http::Response<tonic::body::Body> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = futures::stream::iter([
+        Ok::<_, tonic::Status>(http_body::Frame::data(Bytes::from_static(&[0; 5]))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ]);
+    http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(tonic::body::Body::new(http_body_util::StreamBody::new(
+            frames,
+        )))
+        .unwrap()
+}
+
+/// The server on a thread and a one-thread runtime of its own (one core, as in production
+/// under `taskset`), with `AULA_MAX_IN_FLIGHT` = [`LIMIT`]; its address, and a sender that
+/// stops it.
+fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let metrics = Metrics::new();
+            let methods = MethodTable::new(&metrics, Side::Server, &[]);
+            let handler = tower::service_fn(|_req: http::Request<tonic::body::Body>| async {
+                std::thread::sleep(WORK);
+                Ok::<_, std::convert::Infallible>(ok_answer())
+            });
+            let stack = tower::ServiceBuilder::new()
+                .layer(ShedLayer::new(&metrics, "cursos", LIMIT, methods))
+                .service(handler);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let limits = Limits::default();
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            serve(
+                incoming,
+                stack,
+                limits.http2(),
+                limits.max_connection_age,
+                shutdown,
+            )
+            .await;
+        });
+    });
+    (addr, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_in_flight_limit_is_refused_at_arrival_and_admitted_calls_stay_fast() {
+    let (addr, stop) = start_server();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = aula_api::cursos_service_client::CursosServiceClient::new(channel);
+    // The connection is up and serving before the burst.
+    client
+        .clone()
+        .get_status(aula_api::Empty {})
+        .await
+        .expect("a lone call is served");
+
+    let calls = (0..BURST).map(|_| {
+        let mut c = client.clone();
+        async move {
+            let sent = Instant::now();
+            let answer = c.get_status(aula_api::Empty {}).await;
+            (answer.map(|_| ()).map_err(|s| s.code()), sent.elapsed())
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let _ = stop.send(());
+
+    let (mut served, mut refused) = (vec![], vec![]);
+    for (answer, took) in answers {
+        match answer {
+            Ok(()) => served.push(took),
+            Err(Code::ResourceExhausted) => refused.push(took),
+            Err(other) => panic!("a call failed with {other:?} after {took:?}"),
+        }
+    }
+    let slowest = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
+    // Serving the whole burst takes BURST x WORK = 500 ms of the server's thread: calls
+    // admitted one after another as each finishes (the old behaviour) are all served, the
+    // last after ~500 ms. Counted at arrival, at most LIMIT are admitted at a time and each
+    // waits for at most LIMIT x WORK = 20 ms; the bounds leave room for a busy machine.
+    assert!(
+        refused.len() >= BURST / 2,
+        "only {} of {BURST} refused (served {}, the slowest after {:?})",
+        refused.len(),
+        served.len(),
+        slowest(&served)
+    );
+    assert!(!served.is_empty(), "nothing served");
+    let bound = WORK * 30;
+    assert!(
+        slowest(&refused) < bound,
+        "a refusal took {:?}",
+        slowest(&refused)
+    );
+    assert!(
+        slowest(&served) < bound,
+        "an admitted call took {:?} ({} served)",
+        slowest(&served),
+        served.len()
+    );
+}
