@@ -5,8 +5,8 @@
 #
 #   scripts/bench.sh postgres  cursos GetUserCourses on PostgreSQL: cursos on core SERVER_CPU,
 #                              PostgreSQL on core LOAD_CPU (the other core, as in a deployment)
-#                              with h2load; BENCH_ROUNDS rounds flat out, then the p99 at half
-#                              that rate (aula load --rate, open loop).
+#                              with the load generators; BENCH_ROUNDS rounds flat out (h2load),
+#                              then p50/p99 at half that rate (openloop, below).
 #   scripts/bench.sh gateway   GET /cursos/ver_inscricoes_do_usuario/1 through the gateway:
 #                              throughput (gateway and cursos on core SERVER_CPU, h2load on
 #                              LOAD_CPU), p50/p99 at half of it, and the gateway's added p50
@@ -22,14 +22,13 @@
 #                              BENCH_SEED_ARGS passes options to seed.sh (a quick check:
 #                              "--enrolments 10000 --notifications 20000").
 #
-# Open-loop latency here is h2load's --timing-script-file: 8 connections, each with its share of
-# requests due at fixed intervals (8/rate), up to 256 streams in flight each, per-request times
-# from --log-file (latency from the request's start; with streams to spare at half the maximum
-# rate, nothing waits). One connection could not keep the schedule (asked for 5,726 req/s it
-# sent 1,707, before 2026-12-04): NAME.rate records what was achieved. The same method for the
-# gateway and the direct call, so their p50s compare. (`aula load --rate`, used by bench.sh's
-# section 4, is heavier: on the core cursos shares with it in the "apart" placement it would
-# measure itself.)
+# The maximum is h2load's, flat out. Every figure "at half" is taken at exactly half the maximum
+# measured in the same run, by services/runtime/examples/openloop (open_loop below), and its
+# achieved rate is recorded next to it (NAME.rate). h2load could not be used for those: its
+# timing script fell behind (8 connections sent 54-64% of the rate asked), and with RATE/50
+# connections it kept the rate but measured its own batching (p50 3-4 ms for a 0.3 ms call).
+# `aula load --rate` (section 4 of bench.sh) is heavier: on the core cursos shares with it in
+# the "apart" placement it would measure itself.
 # PostgreSQL: a throwaway cluster (scripts/start-postgres.sh) in /tmp/aula-bench-pg-<pid>,
 # port BENCH_PORT_BASE + 432, stopped at the end.
 
@@ -66,73 +65,37 @@ bench_pg_fresh_db() {
     echo "${BENCH_PG_URL%/*}/$1"
 }
 
-# open_loop NAME URL RATE [h2load flags]: RATE requests/s for SECS seconds over OL_CLIENTS connections,
-# open loop; records NAME.p50_ms, NAME.p99_ms, NAME.rate (achieved), NAME.target_rate (RATE),
-# NAME.asked_rate, NAME.requests.
+# open_loop NAME URL RATE [openloop flags]: RATE calls/s for SECS seconds after a 1 s warm-up at
+# the same rate, over OL_CLIENTS connections (OL_HTTP1_CLIENTS for --get: HTTP/1.1 carries one
+# call at a time per connection), from the load core; records its figures as NAME.* (openloop's
+# keys: NAME.asked_rate, NAME.rate (answered per second), NAME.sent_rate, NAME.p50_ms,
+# NAME.p99_ms, NAME.lag_p99_us (how late calls went out), NAME.dropped, NAME.errors, ...), and
+# NAME.kept_schedule: 1 when the achieved rate is within 2% of RATE and nothing was dropped.
 #
-# h2load's timing script falls behind: it arms each connection's timer for the next line
-# relative to when the last one fired, in whole milliseconds, so lateness adds up (with 8
-# connections at 9,000 req/s it sent 54-59% of the rate asked). Two ways round it were tried on
-# 2026-12-05 and both measure the load generator instead of the server: RATE/50 connections
-# (lines 20 ms apart) kept 97% of the rate, but the same direct gRPC call then took p50 3-4 ms
-# instead of 0.3 ms (h2load's own batching over 192 connections, with or without their starts
-# spread by -r). So 8 connections stay, and the rate asked is corrected instead: when a run
-# achieves less than 90% or more than 110% of RATE, it is run again asking ask * RATE / achieved
-# (at most 3x RATE, twice at most; the shortfall is not proportional, so the first correction
-# overshoots), and the last run's figures, with the rate it achieved, are the ones recorded.
+# openloop sends each call at its due time (a timerfd, not a millisecond timer), counts its
+# latency from that due time (a stalled client or server is charged: no coordinated omission),
+# and never skips a call silently (beyond OL_MAX_OUTSTANDING out, a call is dropped and counted).
+# NAME.lag_* and NAME.cpu_pct say whether it kept up (on a busy machine it still kept 5,000 and
+# 10,000 GetUserCourses/s within 0.1%, at ~24% of its core at 10,000/s; BENCHMARKS.md, Method).
 OL_CLIENTS=${OL_CLIENTS:-8}
+OL_HTTP1_CLIENTS=${OL_HTTP1_CLIENTS:-64}
+OL_MAX_OUTSTANDING=${OL_MAX_OUTSTANDING:-4096}
 open_loop() {
-    local name=$1 rate=$3 ask=$3 try achieved
-    for try in 1 2 3; do
-        open_loop_run "$name" "$2" "$ask" "${@:4}"
-        achieved=$(awk -F'\t' '$1 == "rate" { print $2 }' "$WORK/ol-$name.tsv")
-        # Within 10% of RATE either way, or out of tries.
-        [ "${achieved:-0}" -ge $((rate * 9 / 10)) ] && [ "${achieved:-0}" -le $((rate * 11 / 10)) ] && break
-        { [ "$try" = 3 ] || [ "${achieved:-0}" -le 0 ]; } && break
-        ask=$((ask * rate / achieved < 3 * rate ? ask * rate / achieved : 3 * rate))
-        log "   $name achieved $achieved of $rate req/s: asking $ask"
-    done
-    {
-        printf '%s.target_rate\t%s\n%s.asked_rate\t%s\n' "$name" "$rate" "$name" "$ask"
-        sed "s/^/$name./" "$WORK/ol-$name.tsv"
-    } >>"$OUT/results.tsv"
-    grep -P "^\Q$name.\E" "$OUT/results.tsv" | sed 's/^/   /' >&2 || true
-}
-
-# open_loop_run NAME URL RATE [h2load flags]: one open-loop run; its figures in $WORK/ol-NAME.tsv.
-open_loop_run() {
-    local name=$1 url=$2 rate=$3
+    local name=$1 url=$2 rate=$3 conns=$OL_CLIENTS
     shift 3
-    local base script=$WORK/timing-$name.txt
-    base=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(f"{p.scheme}://{p.netloc}")' "$url")
-    # Every connection walks the whole script, so it holds each connection's share: lines
-    # spaced OL_CLIENTS/rate apart, for SECS seconds.
-    python3 - "$script" "$url" "$rate" "$SECS" "$OL_CLIENTS" <<'EOF'
-import sys
-path, url, rate, secs, clients = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-n = max(1, int(rate * secs / clients))
-with open(path, "w") as f:
-    for i in range(n):
-        f.write(f"{i * 1000.0 * clients / rate:.3f}\t{url}\n")
-EOF
-    rm -f "$WORK/log-$name.tsv"
-    taskset -c "$LOAD_CPU" h2load -c "$OL_CLIENTS" -m 256 -t 1 -B "$base" --timing-script-file="$script" \
-        --log-file="$WORK/log-$name.tsv" "$@" >"$OUT/logs/h2load-open-$name.log" 2>&1 || true
-    python3 - "$WORK/log-$name.tsv" >"$WORK/ol-$name.tsv" <<'EOF' || true
-import sys
-rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
-ok = sorted(int(r[2]) for r in rows if r[1] == "200")
-start = min(int(r[0]) for r in rows)
-end = max(int(r[0]) + int(r[2]) for r in rows)
-# The first second is the connection's warm-up: left out of the percentiles.
-warm = sorted(int(r[2]) for r in rows if r[1] == "200" and int(r[0]) - start >= 1_000_000) or ok
-pct = lambda p: warm[min(len(warm) - 1, int(p * len(warm)))] / 1000
-print(f"rate\t{len(rows) / ((end - start) / 1e6):.0f}")
-print(f"requests\t{len(rows)}")
-print(f"failed\t{len(rows) - len(ok)}")
-print(f"p50_ms\t{pct(0.50):.3f}")
-print(f"p99_ms\t{pct(0.99):.3f}")
-EOF
+    case " $* " in *" --h2 "*) ;; *" --get "*) conns=$OL_HTTP1_CLIENTS ;; esac
+    taskset -c "$LOAD_CPU" "$REL/examples/openloop" --url "$url" --rate "$rate" --seconds "$SECS" \
+        --warmup 1 --connections "$conns" --max-outstanding "$OL_MAX_OUTSTANDING" "$@" \
+        >"$WORK/ol-$name.tsv" 2>"$OUT/logs/openloop-$name.log" ||
+        echo "bench: openloop $name failed (see $OUT/logs/openloop-$name.log)" >&2
+    sed "s/^/$name./" "$WORK/ol-$name.tsv" >>"$OUT/results.tsv"
+    awk -F'\t' -v r="$rate" -v n="$name" '$1 == "rate" { a = $2 } $1 == "dropped" { d = $2 }
+        END { printf "%s.kept_schedule\t%d\n", n, (a >= 0.98 * r && a <= 1.02 * r && d == 0) }' \
+        "$WORK/ol-$name.tsv" >>"$OUT/results.tsv"
+    grep -P "^\Q$name.\E(asked_rate|rate|sent_rate|ok|errors|dropped|p50_ms|p99_ms|lag_p99_us|cpu_pct|kept_schedule)\t" \
+        "$OUT/results.tsv" | sed 's/^/   /' >&2 || true
+    grep -q "^$name.kept_schedule.1" "$OUT/results.tsv" ||
+        echo "bench: openloop $name did not keep the rate of $rate/s (see $OUT/logs/openloop-$name.log)" >&2
 }
 
 median_of() { # KEY_PREFIX: the median of KEY_PREFIX.1..N in results.tsv
@@ -145,11 +108,12 @@ bench_postgres() {
     bench_pg_start
     local url
     url=$(bench_pg_fresh_db bench_cursos)
-    log "postgres: cursos GetUserCourses on PostgreSQL; cursos on core $SERVER_CPU, PostgreSQL and h2load on core $LOAD_CPU"
+    log "postgres: cursos GetUserCourses on PostgreSQL; cursos on core $SERVER_CPU, PostgreSQL and the load (h2load, openloop) on core $LOAD_CPU"
     start cursos "$SERVER_CPU" "$WORK/pg-cursos" cursos-pg DATABASE_URL="$url"
     local pid=$START_PID r
     wait_serving cursos
-    local target="http://127.0.0.1:$(port cursos)/services.CursosService/GetUserCourses"
+    local server="http://127.0.0.1:$(port cursos)"
+    local target="$server/services.CursosService/GetUserCourses"
     for r in $(seq 1 "$ROUNDS"); do
         result "rps.pg.GetUserCourses.$r" "$(h2 "pg-GetUserCourses-$r" "$target" "$WORK/user1.bin")"
     done
@@ -157,7 +121,7 @@ bench_postgres() {
     half=$(($(median_of rps.pg.GetUserCourses | cut -d. -f1) / 2))
     result pg.half_rate "$half"
     if [ "$half" -gt 0 ]; then
-        open_loop pg.half "$target" "$half" -d "$WORK/user1.bin" -H 'content-type: application/grpc' -H 'te: trailers'
+        open_loop pg.half "$server" "$half" --call GetUserCourses
     fi
     stop "$pid"
 }
@@ -165,7 +129,7 @@ bench_postgres() {
 # ---------------------------------------------------------------- (b) the gateway
 bench_gateway() {
     local gw=$((BASE + 80))
-    log "gateway: GET /cursos/ver_inscricoes_do_usuario/1; gateway and cursos on core $SERVER_CPU, h2load on core $LOAD_CPU"
+    log "gateway: GET /cursos/ver_inscricoes_do_usuario/1; gateway and cursos on core $SERVER_CPU, the load (h2load, openloop) on core $LOAD_CPU"
     start cursos "$SERVER_CPU" "$WORK/gw-cursos" cursos-gw
     local cursos_pid=$START_PID
     wait_serving cursos
@@ -177,7 +141,7 @@ bench_gateway() {
     PIDS+=("$gw_pid")
     wait_port "$gw"
     local rest="http://127.0.0.1:$gw/cursos/ver_inscricoes_do_usuario/1"
-    local grpc="http://127.0.0.1:$(port cursos)/services.CursosService/GetUserCourses"
+    local grpc="http://127.0.0.1:$(port cursos)"
     curl -fsS "$rest" >"$OUT/gateway-answer.json" 2>"$OUT/logs/gateway-curl.log" ||
         echo "bench: the gateway did not answer $rest (see $OUT/logs/gateway-curl.log)" >&2
     local r
@@ -195,22 +159,28 @@ bench_gateway() {
         #   then waits for the gateway to go idle before cursos can run, and back: the two take
         #   turns on one core, which no deployment does (a gateway and the service it calls
         #   never share a core; on Kubernetes they are separate pods, usually on separate nodes).
-        # - "apart": cursos moved to the other core (with h2load, which at half rate leaves it
+        # - "apart": cursos moved to the other core (with openloop, which at half rate leaves it
         #   mostly idle, as PostgreSQL shares it in the postgres mode), the gateway alone on its
         #   core: each hop crosses cores as it would cross machines. This is the figure #16's
         #   target (the gateway adds at most 150 us at p50) is held to.
-        # The direct call is measured with cursos on SERVER_CPU and h2load on LOAD_CPU in both
+        # The direct call is measured with cursos on SERVER_CPU and openloop on LOAD_CPU in both
         # cases, as before: the client is never on the server's core.
-        open_loop gateway.half "$rest" "$half"
+        # Protocols: the gateway's maximum is h2load's over h2c (comparable with earlier runs);
+        # its latency is a browser-like client's, GET over HTTP/1.1 keep-alive on
+        # OL_HTTP1_CLIENTS connections (OL_GATEWAY_H2=1: over h2c, as the maximum). The direct
+        # call is gRPC over HTTP/2, as any gRPC client makes it.
+        local get=(--get)
+        [ "${OL_GATEWAY_H2:-0}" = 1 ] && get+=(--h2)
+        open_loop gateway.half "$rest" "$half" "${get[@]}"
         taskset -a -p -c "$LOAD_CPU" "$cursos_pid" >/dev/null
-        open_loop gateway.apart "$rest" "$half"
+        open_loop gateway.apart "$rest" "$half" "${get[@]}"
         taskset -a -p -c "$SERVER_CPU" "$cursos_pid" >/dev/null
         # The same call directly in gRPC, at the same rate, same method: what the gateway adds.
-        open_loop gateway.direct "$grpc" "$half" -d "$WORK/user1.bin" -H 'content-type: application/grpc' -H 'te: trailers'
-        # And with cursos where "apart" had it (sharing h2load's core): the one difference from
+        open_loop gateway.direct "$grpc" "$half" --call GetUserCourses
+        # And with cursos where "apart" had it (sharing openloop's core): the one difference from
         # "apart" is then the gateway itself, which is what its added p50 should count.
         taskset -a -p -c "$LOAD_CPU" "$cursos_pid" >/dev/null
-        open_loop gateway.direct_apart "$grpc" "$half" -d "$WORK/user1.bin" -H 'content-type: application/grpc' -H 'te: trailers'
+        open_loop gateway.direct_apart "$grpc" "$half" --call GetUserCourses
         taskset -a -p -c "$SERVER_CPU" "$cursos_pid" >/dev/null
         result gateway.added_p50_us "$(awk -F'\t' '$1 == "gateway.half.p50_ms" { g = $2 } $1 == "gateway.direct.p50_ms" { d = $2 }
             END { printf "%.0f", (g - d) * 1000 }' "$OUT/results.tsv")"
@@ -312,7 +282,7 @@ pg = rounds("rps.pg.GetUserCourses")
 if pg:
     out += ["## GetUserCourses on PostgreSQL (cursos on one core, PostgreSQL on the other)\n",
             f"{med(pg):,.0f} req/s (rounds {' '.join(f'{x:,.0f}' for x in pg)}); at half that rate "
-            f"({r.get('pg.half_rate')} req/s, open loop, achieved {r.get('pg.half.rate')}): "
+            f"({r.get('pg.half_rate')} req/s, openloop, achieved {r.get('pg.half.rate')}): "
             f"p50 {r.get('pg.half.p50_ms')} ms, p99 {r.get('pg.half.p99_ms')} ms\n"]
 gw = rounds("rps.gateway.GetUserCourses")
 if gw:
@@ -320,7 +290,8 @@ if gw:
     same = num("gateway.apart.added_same_placement_p50_us")
     out += ["## GET /cursos/ver_inscricoes_do_usuario/1 through the gateway\n",
             f"{med(gw):,.0f} req/s, gateway and cursos on one core (rounds {' '.join(f'{x:,.0f}' for x in gw)}); "
-            f"at half that rate ({r.get('gateway.half_rate')} req/s, open loop): "
+            f"at half that rate ({r.get('gateway.half_rate')} req/s, openloop, GET over "
+            f"{'h2c' if r.get('gateway.half.protocol') == 'h2' else 'HTTP/1.1'} on {r.get('gateway.half.connections')} connections): "
             f"cursos on the gateway's core (achieved {r.get('gateway.half.rate')}) p50 {r.get('gateway.half.p50_ms')} ms, "
             f"p99 {r.get('gateway.half.p99_ms')} ms; cursos on the other core, as in a deployment "
             f"(achieved {r.get('gateway.apart.rate')}) p50 {r.get('gateway.apart.p50_ms')} ms, p99 {r.get('gateway.apart.p99_ms')} ms. "

@@ -184,10 +184,12 @@ else
         log "building release binaries"
         cargo build --release --bins --examples -p aula
         cargo build --release --bins -p cursos -p chatbot -p cpar -p notificacoes -p insights -p midia -p gateway
+        # The open-loop generator of every figure "at half" in scripts/bench-data.sh.
+        cargo build --release -p aula-runtime --example openloop
     fi
     case "$MODE" in
-        postgres | gateway | data) BINARIES=(cursos notificacoes gateway aula) ;;
-        *) BINARIES=("${SERVICES[@]}" aula gateway examples/floor examples/otlp_sink) ;;
+        postgres | gateway | data) BINARIES=(cursos notificacoes gateway aula examples/openloop) ;;
+        *) BINARIES=("${SERVICES[@]}" aula gateway examples/floor examples/otlp_sink examples/openloop) ;;
     esac
 fi
 for b in "${BINARIES[@]}"; do

@@ -7,13 +7,20 @@
 //! comes from this probe, running next to h2load: the same probe, at the same rate, at half
 //! load and at three times the maximum, so the two p99s compare like with like. Its latency
 //! counts from each call's due time (a late probe counts its lateness against the server, not
-//! in its favour).
+//! in its favour). The schedule and the calls are the `openloop` generator's
+//! (openloop/generator.rs), with no warm-up and nothing dropped.
 //!
 //! `overload_probe --url http://127.0.0.1:51051 --rate 200 --seconds 10`
 
-use aula_api::{cursos_service_client::CursosServiceClient, GetUserCoursesRequest};
-use std::time::{Duration, Instant};
-use tonic::Code;
+// The probe uses a part of the generator (gRPC on one connection, not HTTP/1.1 GETs).
+#[allow(dead_code)]
+#[path = "openloop/generator.rs"]
+mod generator;
+
+use aula_api::GetUserCoursesRequest;
+use generator::{Call, Plan, Protocol, Schedule};
+use prost::Message as _;
+use std::time::Duration;
 
 struct Args {
     url: String,
@@ -38,70 +45,57 @@ fn args() -> Args {
         }
     }
     assert!(a.rate > 0, "--rate must be at least 1");
+    assert!(a.seconds > 0, "--seconds must be at least 1");
     a
 }
 
-/// One call's outcome: its latency from its due time, and its code.
-type Outcome = (Duration, Code);
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let a = args();
-    let channel = tonic::transport::Endpoint::from_shared(a.url.clone())
-        .expect("a valid URL")
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", a.url));
-    let client = CursosServiceClient::new(channel);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
-    let period = Duration::from_secs(1) / a.rate;
-    let total = a.rate as u64 * a.seconds;
-    let start = tokio::time::Instant::now();
-    for i in 0..total {
-        let due = start + period * i as u32;
-        tokio::time::sleep_until(due).await;
-        let (mut client, tx) = (client.clone(), tx.clone());
-        let due: Instant = due.into_std();
-        tokio::spawn(async move {
-            let mut request = tonic::Request::new(GetUserCoursesRequest {
-                id_usuario: "1".into(),
-            });
-            request.set_timeout(Duration::from_secs(5));
-            let code = match client.get_user_courses(request).await {
-                Ok(_) => Code::Ok,
-                Err(status) => status.code(),
-            };
-            let _ = tx.send((due.elapsed(), code));
-        });
+    let url: http::Uri = format!(
+        "{}/services.CursosService/GetUserCourses",
+        a.url.trim_end_matches('/')
+    )
+    .parse()
+    .expect("a valid URL");
+    let message = GetUserCoursesRequest {
+        id_usuario: "1".into(),
     }
-    drop(tx);
-    let (mut ok, mut refused, mut other) = (Vec::new(), 0u64, 0u64);
-    while let Some((latency, code)) = rx.recv().await {
-        match code {
-            Code::Ok => ok.push(latency),
-            Code::ResourceExhausted => refused += 1,
-            _ => other += 1,
-        }
-    }
-    ok.sort();
-    let ms = |q: f64| -> f64 {
-        if ok.is_empty() {
-            return 0.0;
-        }
-        let i = ((ok.len() as f64 * q).ceil() as usize).clamp(1, ok.len()) - 1;
-        ok[i].as_secs_f64() * 1000.0
+    .encode_to_vec();
+    let timeout = Duration::from_secs(5);
+    let plan = Plan {
+        call: Call::grpc(&url, &message, timeout),
+        url,
+        protocol: Protocol::Http2,
+        connections: 1,
+        schedule: Schedule::new(
+            a.rate.into(),
+            Duration::ZERO,
+            Duration::from_secs(a.seconds),
+        )
+        .expect("a positive rate and duration"),
+        max_outstanding: usize::MAX,
+        drain: timeout,
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let r = runtime
+        .block_on(generator::run(plan))
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", a.url));
+    let refused = r.errors.get("ResourceExhausted").copied().unwrap_or(0);
     println!(
         "{}",
         serde_json::json!({
-            "sent": total,
-            "ok": ok.len(),
+            "sent": r.scheduled,
+            "ok": r.ok,
             "refused": refused,
-            "errors": other,
-            "p50_ms": ms(0.50),
-            "p99_ms": ms(0.99),
-            "max_ms": ms(1.0),
+            // Every other failure, and the calls still unanswered after the timeout.
+            "errors": r.error_count() - refused + r.unfinished,
+            "p50_ms": r.p50_ms,
+            "p99_ms": r.p99_ms,
+            "max_ms": r.max_ms,
         })
     );
+    eprintln!("overload_probe: {}", r.line());
 }
