@@ -76,7 +76,7 @@ bench_pg_fresh_db() {
 # latency from that due time (a stalled client or server is charged: no coordinated omission),
 # and never skips a call silently (beyond OL_MAX_OUTSTANDING out, a call is dropped and counted).
 # NAME.lag_* and NAME.cpu_pct say whether it kept up (on a busy machine it still kept 5,000 and
-# 10,000 GetUserCourses/s within 0.1%, at ~24% of its core at 10,000/s; BENCHMARKS.md, Method).
+# 10,000 GetUserCourses/s within 0.1%, at 24-40% of its core at 10,000/s; BENCHMARKS.md, Method).
 OL_CLIENTS=${OL_CLIENTS:-8}
 OL_HTTP1_CLIENTS=${OL_HTTP1_CLIENTS:-64}
 OL_MAX_OUTSTANDING=${OL_MAX_OUTSTANDING:-4096}
