@@ -13,6 +13,19 @@ use std::time::Duration;
 /// receive limit, so any client's default accepts what a service sends.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// `AULA_MAX_QUEUED`'s default, per core the process may use: 128 calls waiting for one core
+/// are ~3-4 ms of GetUserCourses. Measured at 3x cursos' maximum (BENCHMARKS.md, "Limits under
+/// load"; one core, shared machine, 2026-12-05): 64 kept the probe's p99 within 1.5x of half
+/// load's but served 77% of the maximum (short turns of the run queue batch less); 128: 1.8x
+/// and 101%; 192: 2.4x and 89%; unbounded (the in-flight limit's 256): 12x and 94%.
+pub const QUEUED_PER_CORE: usize = 128;
+
+/// The cores this process may use (its affinity mask and cgroup quota, as tokio counts its
+/// workers); 1 if unknown.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The limits of one service's gRPC server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -49,6 +62,11 @@ pub struct Limits {
     /// `AULA_MAX_IN_FLIGHT`: calls a service handles at once; beyond it, calls are shed
     /// with RESOURCE_EXHAUSTED at once instead of queueing (health checks never are).
     pub max_in_flight: usize,
+    /// `AULA_MAX_QUEUED`: admitted calls waiting for the CPU (their task not yet run); beyond
+    /// it, calls are shed like at `max_in_flight`. Bounds the time an admitted call waits
+    /// before its handler starts, which the in-flight limit cannot: that one also counts calls
+    /// waiting on a peer or a database, so it must be large.
+    pub max_queued: usize,
     /// `AULA_REFLECTION`: serve gRPC reflection (`on`/`off`).
     pub reflection: bool,
 }
@@ -67,6 +85,7 @@ impl Default for Limits {
             max_connections: 2048,
             preface_timeout: Duration::from_secs(10),
             max_in_flight: 256,
+            max_queued: QUEUED_PER_CORE * cores(),
             reflection: true,
         }
     }
@@ -108,6 +127,7 @@ impl Limits {
             max_connections: env.parse("AULA_MAX_CONNECTIONS", d.max_connections)?,
             preface_timeout: env.duration("AULA_HTTP2_PREFACE_TIMEOUT", d.preface_timeout)?,
             max_in_flight: env.parse("AULA_MAX_IN_FLIGHT", d.max_in_flight)?,
+            max_queued: env.parse("AULA_MAX_QUEUED", d.max_queued)?,
             reflection: match env.get("AULA_REFLECTION") {
                 None => d.reflection,
                 Some(v) => parse_switch(v)
@@ -122,6 +142,7 @@ impl Limits {
                 limits.max_concurrent_streams as usize,
             ),
             ("AULA_MAX_IN_FLIGHT", limits.max_in_flight),
+            ("AULA_MAX_QUEUED", limits.max_queued),
             ("AULA_MAX_CONNECTIONS", limits.max_connections),
         ] {
             if value == 0 {
@@ -210,12 +231,14 @@ mod tests {
             &[
                 ("AULA_MAX_MESSAGE_SIZE", "512KiB"),
                 ("AULA_MAX_IN_FLIGHT", "3"),
+                ("AULA_MAX_QUEUED", "5"),
                 ("AULA_REFLECTION", "off"),
                 ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "2s"),
             ],
         );
         assert_eq!(l.max_message_bytes, 512 * 1024);
         assert_eq!(l.max_in_flight, 3);
+        assert_eq!(l.max_queued, 5);
         assert!(!l.reflection);
         assert_eq!(l.keepalive_timeout, Duration::from_secs(2));
         crate::testing::assert_each_refused(
@@ -225,6 +248,7 @@ mod tests {
                 ("AULA_MAX_MESSAGE_SIZE", "0"),
                 ("AULA_MAX_IN_FLIGHT", "0"),
                 ("AULA_MAX_IN_FLIGHT", "-1"),
+                ("AULA_MAX_QUEUED", "0"),
                 ("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
                 ("AULA_REFLECTION", "maybe"),
                 ("AULA_MAX_CONNECTION_AGE", "0s"),

@@ -233,7 +233,7 @@ pub async fn start_on(
         .layer(crate::shed::ShedLayer::new(
             &metrics_registry,
             spec.name,
-            limits.max_in_flight,
+            &limits,
             observe.methods(),
         ))
         // What tonic's server did around every service: one body type for hyper, errors

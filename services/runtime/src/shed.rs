@@ -7,6 +7,15 @@
 //! Health checks are never shed: a busy service is still alive and serving, and a probe that
 //! failed under load would have its pod restarted exactly when it is needed most.
 //!
+//! The in-flight limit must leave room for calls waiting on a peer or a database, so it is
+//! large, and on its own it lets that many calls wait for the CPU: 256 GetUserCourses queued
+//! behind one core made every admitted call, and every connection's next read, wait one pass of
+//! the runtime's run queue over all of them (BENCHMARKS.md, "Limits under load"). So a second,
+//! smaller bound counts only the calls admitted and not yet started (`AULA_MAX_QUEUED`, by
+//! default 128 per core: [`crate::limits::Limits::max_queued`]); beyond it a call is refused the
+//! same way. A call waiting on a peer has started and no longer counts: the bound is on the
+//! time a call waits for the CPU, not on the service's concurrency.
+//!
 //! A call holds its place until its response has been sent in full (a streamed answer is work
 //! too), or its client went away; subscriptions, which live as long as their clients like and
 //! are bounded by limits of their own, hold it only until their headers.
@@ -30,12 +39,15 @@
 //! hyper and h2 do for any stream (the frames, HPACK, the request's head): BENCHMARKS.md has the
 //! figures.
 
-use crate::{metrics::Metrics, observe::MethodTable};
+use crate::{limits::Limits, metrics::Metrics, observe::MethodTable};
 use metrics::{Counter, Gauge, Label};
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -56,12 +68,18 @@ pub struct ShedLayer {
 
 struct Inner {
     permits: Arc<Semaphore>,
+    /// Admitted calls not yet started (their task not yet run): waiting for the CPU.
+    queued: AtomicUsize,
+    max_queued: usize,
     shed: Counter,
+    shed_queued: Counter,
     in_flight: Gauge,
     /// The per-method gRPC metrics (the observing layer's), for counting refusals.
     methods: MethodTable,
-    /// The refusal's headers (trailers-only: status, message, retry hint), built once.
+    /// The refusals' headers (trailers-only: status, message, retry hint), built once: at
+    /// the in-flight limit, and at the queue's.
     refusal: http::HeaderMap,
+    refusal_queued: http::HeaderMap,
 }
 
 impl ShedLayer {
@@ -70,22 +88,41 @@ impl ShedLayer {
     pub fn new(
         metrics: &Metrics,
         service: &'static str,
-        max_in_flight: usize,
+        limits: &Limits,
         methods: MethodTable,
     ) -> Self {
+        let Limits {
+            max_in_flight,
+            max_queued,
+            ..
+        } = *limits;
         metrics
             .gauge("aula_max_in_flight", vec![])
             .set(max_in_flight as f64);
+        metrics
+            .gauge("aula_max_queued", vec![])
+            .set(max_queued as f64);
+        let headers = |r: http::Response<()>| r.into_parts().0.headers;
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_in_flight)),
+                queued: AtomicUsize::new(0),
+                max_queued,
                 shed: metrics.counter("aula_shed_total", vec![Label::new("reason", "in_flight")]),
+                shed_queued: metrics
+                    .counter("aula_shed_total", vec![Label::new("reason", "queued")]),
                 in_flight: metrics.gauge("aula_in_flight_calls", vec![]),
                 methods,
-                refusal: shed_response::<()>(service, max_in_flight)
-                    .into_parts()
-                    .0
-                    .headers,
+                refusal: headers(shed_response(
+                    service,
+                    format_args!(
+                        "is handling its limit of {max_in_flight} calls (AULA_MAX_IN_FLIGHT)"
+                    ),
+                )),
+                refusal_queued: headers(shed_response(
+                    service,
+                    format_args!("has {max_queued} calls waiting for the CPU (AULA_MAX_QUEUED)"),
+                )),
             }),
         }
     }
@@ -113,23 +150,33 @@ where
                 inner: self.inner.call(req),
                 place: None,
                 until_headers: true,
+                queued: None,
             };
         }
         let layer = &self.layer.inner;
-        // At the limit, refused without touching the semaphore's reference count.
+        // Enough admitted calls already wait for the CPU: one more would wait behind them all,
+        // so it is refused as one beyond the in-flight limit is.
+        let queue_full = layer.queued.load(Relaxed) >= layer.max_queued;
+        // At a limit, refused without touching the semaphore's reference count.
         let permit = match layer.permits.available_permits() {
+            _ if queue_full => None,
             0 => None,
             _ => layer.permits.clone().try_acquire_owned().ok(),
         };
         let Some(permit) = permit else {
-            layer.shed.increment(1);
+            let (counter, headers) = if queue_full {
+                (&layer.shed_queued, &layer.refusal_queued)
+            } else {
+                (&layer.shed, &layer.refusal)
+            };
+            counter.increment(1);
             let method = layer.methods.get(path);
             method.started();
             // No time was spent on it: the handling histogram gets a zero, as it did when the
             // observing layer timed a refusal.
             method.handled(tonic::Code::ResourceExhausted, Duration::ZERO);
             let mut response = http::Response::new(HeldBody::free(ResBody::default()));
-            *response.headers_mut() = layer.refusal.clone();
+            *response.headers_mut() = headers.clone();
             return ShedFuture::Shed {
                 response: Some(response),
             };
@@ -140,6 +187,7 @@ where
             inner: self.inner.call(req),
             place: Some(place),
             until_headers,
+            queued: Some(Queued::enter(layer)),
         }
     }
 }
@@ -155,6 +203,8 @@ pin_project_lite::pin_project! {
             inner: F,
             place: Option<Place>,
             until_headers: bool,
+            // Among the calls waiting for the CPU until first polled.
+            queued: Option<Queued>,
         },
         /// Answered RESOURCE_EXHAUSTED at once.
         Shed { response: Option<http::Response<HeldBody<B>>> },
@@ -184,7 +234,10 @@ where
                 inner,
                 place,
                 until_headers,
+                queued,
             } => {
+                // Its task runs: no longer waiting for the CPU.
+                *queued = None;
                 // An error drops the place with the future.
                 let response = ready!(inner.poll(cx))?;
                 let place = place.take();
@@ -196,6 +249,23 @@ where
                 }))
             }
         }
+    }
+}
+
+/// An admitted call whose task has not run yet, counted among the calls waiting for the CPU
+/// until dropped: at the call's first poll, or with the call should it never run.
+pub struct Queued(Arc<Inner>);
+
+impl Queued {
+    fn enter(inner: &Arc<Inner>) -> Self {
+        inner.queued.fetch_add(1, Relaxed);
+        Self(inner.clone())
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Relaxed);
     }
 }
 
@@ -281,11 +351,9 @@ impl<B: http_body::Body> http_body::Body for HeldBody<B> {
     }
 }
 
-/// The answer to a call beyond the limit.
-fn shed_response<B: Default>(service: &str, limit: usize) -> http::Response<B> {
-    let mut status = tonic::Status::resource_exhausted(format!(
-        "{service} is handling its limit of {limit} calls (AULA_MAX_IN_FLIGHT); retry later"
-    ));
+/// The answer to a call beyond a limit, which `why` names.
+fn shed_response<B: Default>(service: &str, why: std::fmt::Arguments) -> http::Response<B> {
+    let mut status = tonic::Status::resource_exhausted(format!("{service} {why}; retry later"));
     status.metadata_mut().insert(
         "grpc-retry-pushback-ms",
         tonic::metadata::MetadataValue::from(RETRY_PUSHBACK_MS),
@@ -335,7 +403,11 @@ mod tests {
         });
         let metrics = Metrics::new();
         let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
-        let svc = ShedLayer::new(&metrics, "chatbot", 1, methods).layer(inner);
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let svc = ShedLayer::new(&metrics, "chatbot", &limits, methods).layer(inner);
         let call = |path: &'static str| {
             let svc = svc.clone();
             async move {
@@ -359,7 +431,10 @@ mod tests {
 
     #[test]
     fn a_shed_call_says_when_to_come_back() {
-        let response: http::Response<()> = shed_response("cursos", 3);
+        let response: http::Response<()> = shed_response(
+            "cursos",
+            format_args!("is handling its limit of 3 calls (AULA_MAX_IN_FLIGHT)"),
+        );
         let status = tonic::Status::from_header_map(response.headers()).unwrap();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(status.message().contains("AULA_MAX_IN_FLIGHT"));

@@ -26,8 +26,13 @@ use tokio::io::{AsyncRead, ReadBuf};
 pub const REFUSAL_DEBT: usize = 2;
 /// At most this many turns owed: uncapped, a connection refused faster than the run queue
 /// turns (a light client among heavy ones, on a slow core) owed more with every read and was
-/// starved: its calls waited seconds in the socket (measured, 2026-12-05).
-pub const MAX_DEBT: usize = 16;
+/// starved: its calls waited seconds in the socket (measured, 2026-12-05). A turn is as long
+/// as the calls queued for the CPU (at most `AULA_MAX_QUEUED`, 128 per core, where 256 could
+/// queue before it): the shorter the turns, the more turns a refused connection must wait for
+/// its reads to stay as far apart. With the queue bounded (at 64, busy machine, 2026-12-05),
+/// 16 turns had connections replacing refused calls so often that refusing them took most of
+/// the core (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%.
+pub const MAX_DEBT: usize = 64;
 
 /// What a connection owes for its refused calls, in turns of the run queue: charged by
 /// [`crate::arrival::Arrival`] when it refuses, paid by [`Paced`] before each read. Both run in

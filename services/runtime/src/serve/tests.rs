@@ -4,6 +4,9 @@
 //! the few admitted before them. Under tonic's `Server` the same burst was refused nothing:
 //! every call was spawned, then admitted one after another as each finished, the last after
 //! the whole burst's work (BENCHMARKS.md, "Overload").
+//!
+//! And the same with an in-flight limit the burst does not reach (one sized for calls that
+//! wait on peers): the bound on calls waiting for the CPU (`AULA_MAX_QUEUED`) refuses the rest.
 
 use super::serve;
 use crate::{
@@ -39,9 +42,17 @@ fn ok_answer() -> http::Response<tonic::body::Body> {
 }
 
 /// The server on a thread and a one-thread runtime of its own (one core, as in production
-/// under `taskset`), with `AULA_MAX_IN_FLIGHT` = [`LIMIT`]; its address, and a sender that
-/// stops it.
-fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+/// under `taskset`), with these `AULA_MAX_IN_FLIGHT` and `AULA_MAX_QUEUED`; its address, and
+/// a sender that stops it.
+fn start_server(
+    max_in_flight: usize,
+    max_queued: usize,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let limits = Limits {
+        max_in_flight,
+        max_queued,
+        ..Limits::default()
+    };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -59,11 +70,10 @@ fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
                 Ok::<_, std::convert::Infallible>(ok_answer())
             });
             let stack = tower::ServiceBuilder::new()
-                .layer(ShedLayer::new(&metrics, "cursos", LIMIT, methods))
+                .layer(ShedLayer::new(&metrics, "cursos", &limits, methods))
                 .service(handler);
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            let limits = Limits::default();
             let shutdown = async {
                 let _ = stopped.await;
             };
@@ -82,7 +92,21 @@ fn start_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_beyond_the_in_flight_limit_is_refused_at_arrival_and_admitted_calls_stay_fast() {
-    let (addr, stop) = start_server();
+    burst_is_refused_beyond(start_server(LIMIT, usize::MAX)).await;
+}
+
+/// Without the queue's bound, all BURST calls are admitted (the in-flight limit is above the
+/// burst) and the last is served after the whole burst's work, ~500 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_calls_waiting_for_the_cpu_is_refused_below_the_in_flight_limit() {
+    burst_is_refused_beyond(start_server(BURST * 2, LIMIT)).await;
+}
+
+/// A burst of BURST calls at a server bounded to about LIMIT calls: most refused at once, the
+/// admitted ones served within a few calls' work.
+async fn burst_is_refused_beyond(
+    (addr, stop): (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>),
+) {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -117,9 +141,10 @@ async fn a_burst_beyond_the_in_flight_limit_is_refused_at_arrival_and_admitted_c
     }
     let slowest = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
     // Serving the whole burst takes BURST x WORK = 500 ms of the server's thread: calls
-    // admitted one after another as each finishes (the old behaviour) are all served, the
-    // last after ~500 ms. Counted at arrival, at most LIMIT are admitted at a time and each
-    // waits for at most LIMIT x WORK = 20 ms; the bounds leave room for a busy machine.
+    // admitted one after another as each finishes (tonic's `Server`), or all admitted at once
+    // (no bound below the burst), are all served, the last after ~500 ms. Counted at arrival,
+    // at most LIMIT are admitted or waiting at a time and each waits for at most
+    // LIMIT x WORK = 20 ms; the bounds leave room for a busy machine.
     assert!(
         refused.len() >= BURST / 2,
         "only {} of {BURST} refused (served {}, the slowest after {:?})",
