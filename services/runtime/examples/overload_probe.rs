@@ -8,13 +8,13 @@
 //! load and at three times the maximum, so the two p99s compare like with like. Its latency
 //! counts from each call's due time (a late probe counts its lateness against the server, not
 //! in its favour). The schedule and the calls are the `openloop` generator's
-//! (openloop/generator.rs), with no warm-up and nothing dropped.
+//! (openloop/generator/), with no warm-up and nothing dropped.
 //!
 //! `overload_probe --url http://127.0.0.1:51051 --rate 200 --seconds 10`
 
 // The probe uses a part of the generator (gRPC on one connection, not HTTP/1.1 GETs).
 #[allow(dead_code)]
-#[path = "openloop/generator.rs"]
+#[path = "openloop/generator/mod.rs"]
 mod generator;
 
 use aula_api::GetUserCoursesRequest;

@@ -1,5 +1,5 @@
 //! `openloop`: calls at a fixed rate that it keeps, latency from each call's due time
-//! (generator.rs says how). scripts/bench-data.sh takes every "at half the maximum" figure with
+//! (generator/mod.rs says how). scripts/bench-data.sh takes every "at half the maximum" figure with
 //! it; h2load measures the maximum, flat out.
 //!
 //! ```text
@@ -9,7 +9,7 @@
 //! openloop --url http://127.0.0.1:51080/cursos/ver_inscricoes_do_usuario/1 --get --rate 4000
 //! ```
 //!
-//! Prints `key<TAB>value` lines on stdout (generator.rs's `Report::tsv`) and one line for
+//! Prints `key<TAB>value` lines on stdout (generator/report.rs's `Report::tsv`) and one line for
 //! people on stderr. Exits 1 when the run could not start (no server), 0 otherwise: what the
 //! calls did is in the figures.
 
