@@ -209,7 +209,7 @@ with open(sys.argv[2], "a") as f:
 idle, peak = float(r["streams.idle_rss_kb"]) / 1024, float(r["streams.peak_rss_kb"]) / 1024
 lines = [
     f"# {s['streams_open']:,} open SubscribeNotifications streams on one notificacoes\n",
-    f"- streams open {s['streams_open']:,} of {s['streams_requested']:,} (refused: {s['streams_refused']}), opened in {s['open_seconds']:.1f} s",
+    f"- streams open {s['streams_open']:,} of {s['streams_requested']:,} (refused: {s['streams_refused']}, after {s.get('subscriptions_retried', 0):,} retries honouring the server's pushback), opened in {s['open_seconds']:.1f} s",
     f"- RSS idle {idle:.1f} MB, peak {peak:.1f} MB ({(peak - idle) * 1024 / max(s['streams_open'], 1):.1f} KB per stream)",
     f"- deliveries {s['deliveries_seen']:,} of {s['deliveries_expected']:,}; delay from SendNotification p50 {d['p50']:.1f} ms, p99 {d['p99']:.1f} ms, max {d['max']:.1f} ms",
 ]

@@ -5,6 +5,8 @@
 //! server's `AULA_HTTP2_MAX_CONCURRENT_STREAMS`), `--per-user` streams per user (under
 //! `NOTIFICACOES_STREAMS_PER_USER`), then sends `--notifications` notifications at `--rate` to
 //! random subscribed users and measures each delivery's delay on every stream of that user.
+//! A subscription refused with RESOURCE_EXHAUSTED is asked again after the server's pushback (at
+//! most 5 times), as a well-behaved client would.
 //! Prints a JSON summary (also to `--json`): streams open and refused, deliveries expected and
 //! seen, and the delay's p50/p99/max.
 //!
@@ -62,6 +64,19 @@ struct Args {
     json: Option<PathBuf>,
 }
 
+/// Times a refused subscription is asked again.
+const RETRIES: u32 = 5;
+
+/// The wait a refusal asks for (`grpc-retry-pushback-ms`), 1 s if it names none.
+fn pushback(status: &tonic::Status) -> Duration {
+    let ms = status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(1000);
+    Duration::from_millis(ms)
+}
+
 fn secs(s: &str) -> Result<Duration, String> {
     s.trim_end_matches('s')
         .parse::<f64>()
@@ -78,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let delivered = Arc::new(AtomicU64::new(0));
     let mut refused: BTreeMap<String, u64> = BTreeMap::new();
+    let retried = Arc::new(AtomicU64::new(0));
 
     // Open the streams, a connection per `per_connection`, many at a time.
     let channels: Vec<Channel> = (0..args.streams.div_ceil(args.per_connection))
@@ -87,14 +103,31 @@ async fn main() -> anyhow::Result<()> {
         .map(|i| {
             let channel = channels[i / args.per_connection].clone();
             let user = args.first_user + (i / args.per_user) as u64;
+            let retried = retried.clone();
             async move {
                 let mut client = NotificacoesServiceClient::new(channel);
-                client
-                    .subscribe_notifications(SubscribeNotificationsRequest {
-                        id_usuario: user.to_string(),
-                    })
-                    .await
-                    .map(|r| r.into_inner())
+                // As a client that honours the server's pushback: a subscription shed while
+                // the burst queues (AULA_MAX_QUEUED) is asked again after the time it names,
+                // at most RETRIES times; only what is still refused then counts as refused.
+                let mut attempt = 0;
+                loop {
+                    let r = client
+                        .subscribe_notifications(SubscribeNotificationsRequest {
+                            id_usuario: user.to_string(),
+                        })
+                        .await;
+                    match r {
+                        Err(status)
+                            if status.code() == tonic::Code::ResourceExhausted
+                                && attempt < RETRIES =>
+                        {
+                            attempt += 1;
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(pushback(&status)).await;
+                        }
+                        r => break r.map(|r| r.into_inner()),
+                    }
+                }
             }
         })
         .buffer_unordered(512)
@@ -129,7 +162,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let opened_in = start.elapsed();
     eprintln!(
-        "streams: {open} open in {opened_in:?}, refused {refused:?}; holding {:?}",
+        "streams: {open} open in {opened_in:?}, refused {refused:?} (after {} retries); holding {:?}",
+        retried.load(Ordering::Relaxed),
         args.hold
     );
     tokio::time::sleep(args.hold).await;
@@ -171,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         "streams_requested": args.streams,
         "streams_open": open,
         "streams_refused": refused,
+        "subscriptions_retried": retried.load(Ordering::Relaxed),
         "open_seconds": opened_in.as_secs_f64(),
         "notifications_sent": args.notifications as u64 - send_errors,
         "send_errors": send_errors,
