@@ -87,27 +87,6 @@ impl Call {
     }
 }
 
-/// gRPC's status codes by number, as tonic spells them (`tonic::Code`'s Debug).
-const GRPC_CODES: [&str; 17] = [
-    "Ok",
-    "Cancelled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-];
-
 /// A call's outcome: OK, or what went wrong (a gRPC code name, `http_<status>`, `transport`,
 /// `no_grpc_status`).
 pub type Outcome = Result<(), String>;
@@ -130,12 +109,13 @@ pub fn outcome_of(
         .and_then(|t| t.get("grpc-status"))
         .or_else(|| headers.get("grpc-status"))
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.parse::<i32>().ok());
     match code {
         Some(0) => Ok(()),
-        Some(c) => Err(GRPC_CODES
-            .get(c)
-            .map_or_else(|| format!("grpc_{c}"), |n| n.to_string())),
+        // Named as tonic spells them (`tonic::Code`'s Debug); a number gRPC does not define
+        // (tonic would call it Unknown) is kept as it came.
+        Some(c @ 1..=16) => Err(format!("{:?}", tonic::Code::from_i32(c))),
+        Some(c) => Err(format!("grpc_{c}")),
         None => Err("no_grpc_status".into()),
     }
 }
