@@ -1,7 +1,8 @@
-"""The places that repeat services/catalogue.toml by hand, checked against it: the Dockerfile's
-image stages, scripts/build-images.sh's images and ports (it reads the catalogue: this checks its
-reading), the Prometheus scrape jobs and the job selectors of the rules in observability/prometheus/,
-and README.md's services table. (The Grafana dashboards are generated from docs/CONFIG.md's tables,
+"""The places that repeat services/catalogue.toml by hand, checked against it: the chart's catalog
+(helm/aula/templates/_helpers.tpl) and its lists of services (values.yaml, values.schema.json), the
+Dockerfile's image stages, scripts/build-images.sh's images and ports (it reads the catalogue: this
+checks its reading), the Prometheus scrape jobs and the job selectors of the rules in
+observability/prometheus/, and README.md's services table. (The Grafana dashboards are generated from docs/CONFIG.md's tables,
 which test_callers.py holds to the catalogue.)
 
 Each failure says what to write where: add a service to the catalogue, run this file, and it lists
@@ -9,6 +10,7 @@ every line still missing."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -26,6 +28,93 @@ IMAGES = NAMES + ["aula"]  # every service, then the `aula` CLI
 def calls_of(name: str) -> list[str]:
     """The services NAME calls (it is listed under their `callers`), in catalogue order."""
     return [s["name"] for s in CATALOGUE if name in s.get("callers", {})]
+
+
+# ------------------------------------------------------------------ the chart
+
+CHART = ROOT / "helm" / "aula"
+
+
+def chart_entry(s: dict) -> dict:
+    """A service as the chart's `aula.catalog` writes it (Helm reads no TOML: the chart keeps a copy)."""
+    entry = {"port": s["port"], "metricsPort": s["metrics_port"]}
+    if "grpc" in s:
+        entry["grpcService"] = s["grpc"]
+    entry["calls"] = calls_of(s["name"])
+    entry["stateful"] = bool(s.get("stateful"))
+    entry["http"] = bool(s.get("http"))
+    return entry
+
+
+def chart_catalog_block() -> str:
+    lines = []
+    for s in CATALOGUE:
+        lines.append(f"{s['name']}:")
+        for key, value in chart_entry(s).items():
+            if isinstance(value, list):
+                value = "[" + ", ".join(value) + "]"
+            elif isinstance(value, bool):
+                value = str(value).lower()
+            lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+def test_the_charts_catalog_is_the_catalogue():
+    """Every field of every service in `aula.catalog` (Deployments, Services, probes, the stateful
+    rule, NetworkPolicies and callers are rendered from it), in the catalogue's order; the callees
+    compared as a set (the chart only asks `has`)."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    body = helpers.split('{{- define "aula.catalog" -}}', 1)[1].split("{{- end }}", 1)[0]
+    chart = yaml.safe_load(body)
+
+    def comparable(entry: dict) -> dict:
+        return {**entry, "calls": sorted(entry.get("calls", []))}
+
+    want = {s["name"]: chart_entry(s) for s in CATALOGUE}
+    assert list(chart) == NAMES and all(comparable(chart[n]) == comparable(want[n]) for n in NAMES), (
+        'helm/aula/templates/_helpers.tpl: the body of {{- define "aula.catalog" -}} should read\n\n'
+        + chart_catalog_block()
+        + "\n\nthen scripts/render-k8s.sh for k8s/"
+    )
+
+
+def test_the_charts_values_and_schema_list_every_service():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert list(values["services"]) == NAMES, (
+        f"helm/aula/values.yaml: services should have one entry per service of the catalogue, in its "
+        f"order: {NAMES} (copy midia's)"
+    )
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    services = schema["properties"]["services"]
+    assert list(services["properties"]) == NAMES and services["required"] == NAMES, (
+        "helm/aula/values.schema.json: properties.services should list every service of the "
+        f"catalogue, in its order, in `properties` (each {{\"$ref\": \"#/definitions/service\"}}) and "
+        f"`required`: {NAMES}"
+    )
+    enums = [
+        path
+        for path, node in walk(schema)
+        if isinstance(node, dict) and "enum" in node and set(node["enum"]) & set(NAMES)
+    ]
+    for path in enums:
+        node = schema
+        for key in path:
+            node = node[key]
+        assert node["enum"] == NAMES, (
+            f"helm/aula/values.schema.json: {'.'.join(map(str, path))}.enum should be the catalogue's "
+            f"names, in its order: {NAMES}"
+        )
+
+
+def walk(node, path=()):
+    """Every (path, node) of a JSON document."""
+    yield path, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, (*path, i))
 
 
 # ------------------------------------------------------------------ Dockerfile

@@ -1,6 +1,7 @@
 {{/*
 The service catalog: the one place the chart knows each service's ports, gRPC name and peers.
-It mirrors the Services table of docs/CONFIG.md (tests/k8s checks it against that table).
+A copy of services/catalogue.toml (Helm reads no TOML): tests/k8s/test_catalogue.py fails, printing
+this block as it should read, when the two differ.
 calls: the peers a service calls; its callers are derived from them (aula.callers).
 */}}
 {{- define "aula.catalog" -}}
