@@ -100,12 +100,6 @@ impl Metrics {
             .register_histogram(&Key::from_parts(name, labels), &meta())
     }
 
-    /// The recorder, for the observing layer, which still installs it around a poll (nothing
-    /// records through it now: every metric is a handle).
-    pub fn recorder(&self) -> &dyn Recorder {
-        &self.inner.recorder
-    }
-
     /// The Prometheus text exposition, with fresh process metrics.
     pub fn render(&self) -> String {
         self.with_process_recorder(|| self.inner.process.collect());

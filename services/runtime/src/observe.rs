@@ -1,6 +1,7 @@
-//! One tower layer that observes every gRPC call a server handles: go-grpc-prometheus metrics,
-//! an OpenTelemetry server span (parent taken from the caller's `traceparent`), and the
-//! service's metrics registry installed while the handler and its response stream run.
+//! One tower layer that observes every gRPC call a server handles: go-grpc-prometheus metrics
+//! (handles registered per method at start, so nothing depends on a recorder installed around
+//! a poll) and an OpenTelemetry server span (parent taken from the caller's `traceparent`),
+//! entered while the handler and its response stream run.
 //! The client side ([`ClientCall`]) is used by [`crate::peers::PeerChannel`] for every peer call.
 
 use crate::{
@@ -114,14 +115,13 @@ impl MethodTable {
 /// The server-side layer.
 #[derive(Clone)]
 pub struct ServerLayer {
-    metrics: Metrics,
     table: MethodTable,
 }
 
 impl ServerLayer {
     pub fn new(metrics: Metrics, grpc_service: &str) -> Self {
         let table = MethodTable::new(&metrics, Side::Server, &known_methods(&[grpc_service]));
-        Self { metrics, table }
+        Self { table }
     }
 
     /// The per-method metrics, for a layer outside this one that answers calls itself (the
@@ -178,7 +178,6 @@ where
                 method,
                 start,
                 span,
-                metrics: Some(self.layer.metrics.clone()),
                 side: Side::Server,
             }),
         }
@@ -186,8 +185,8 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The handler's future, polled inside the call's span with the service's registry as
-    /// the thread-local recorder; its response comes out wrapped in an [`ObservedBody`].
+    /// The handler's future, polled inside the call's span; its response comes out wrapped in
+    /// an [`ObservedBody`].
     pub struct ObservedFuture<F> {
         #[pin]
         inner: F,
@@ -207,11 +206,7 @@ where
         let state = this.state.as_ref().expect("polled after completion");
         let polled = {
             let _enter = state.span.enter();
-            let inner = this.inner;
-            match &state.metrics {
-                Some(m) => metrics::with_local_recorder(m.recorder(), || inner.poll(cx)),
-                None => inner.poll(cx),
-            }
+            this.inner.poll(cx)
         };
         // An error drops the call's state unrecorded: the connection is failing, no status.
         let response = ready!(polled);
@@ -224,9 +219,8 @@ where
 struct CallState {
     method: Arc<MethodMetrics>,
     start: Instant,
+    /// Entered while a server's response stream is polled (not on the client side).
     span: tracing::Span,
-    /// Installed while a server's response stream is polled; `None` on the client side.
-    metrics: Option<Metrics>,
     side: Side,
 }
 
@@ -310,14 +304,9 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
         let polled = match this.state.as_ref() {
-            Some(CallState {
-                metrics: Some(metrics),
-                span,
-                ..
-            }) => {
-                let _enter = span.enter();
-                let inner = this.inner.as_mut();
-                metrics::with_local_recorder(metrics.recorder(), || inner.poll_frame(cx))
+            Some(state) if state.side == Side::Server => {
+                let _enter = state.span.enter();
+                this.inner.as_mut().poll_frame(cx)
             }
             _ => this.inner.as_mut().poll_frame(cx),
         };
@@ -395,7 +384,6 @@ impl ClientCall {
                 method,
                 start: Instant::now(),
                 span,
-                metrics: None,
                 side: Side::Client,
             },
         }
