@@ -21,7 +21,7 @@
 //! - [`metrics`]: what the service counts (registered handles); Gemini's calls in [`gemini`].
 //!
 //! Tests in `tests/` run against `tests/common`, a local HTTP server speaking Gemini's REST
-//! protocol; `tests/grpc.rs` drives the service in-process through gRPC.
+//! protocol; `tests/chatbot.rs` drives the service in-process through gRPC.
 
 pub mod domain;
 pub mod engine;
