@@ -2,7 +2,12 @@
 //!
 //! The catalogue reads (a course, a page, a user's courses) run inline on SQLite through the
 //! runtime's [`Reads`](aula_runtime::reads::Reads) and through the sqlx pool on PostgreSQL:
-//! the same SQL text, two row mappings.
+//! the same SQL text, two row mappings, one branch per read method. Why two paths: sqlx's
+//! SQLite driver runs each statement on a worker thread and hands the rows back through
+//! channels, which was most of the cost of a GetUserCourses that SQLite answers from its page
+//! cache in microseconds; reading inline took cursos from 0.23x to 0.58-0.63x of the reference
+//! (BENCHMARKS.md, "What the profiles showed", 1.). PostgreSQL has no such path (its driver is
+//! async, its latency the network's). CI runs every test on both (`.ci/run`).
 //!
 //! Write transactions begin with their write: on SQLite a transaction that reads first and
 //! writes later must upgrade its lock, and two of them deadlock (SQLITE_BUSY at once, no
