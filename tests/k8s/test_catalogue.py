@@ -1,8 +1,9 @@
 """The places that repeat services/catalogue.toml by hand, checked against it: the chart's catalog
 (helm/aula/templates/_helpers.tpl) and its lists of services (values.yaml, values.schema.json), the
 Dockerfile's image stages, scripts/build-images.sh's images and ports (it reads the catalogue: this
-checks its reading), the Prometheus scrape jobs and the job selectors of the rules in
-observability/prometheus/, and README.md's services table. (The Grafana dashboards are generated from docs/CONFIG.md's tables,
+checks its reading), the services, ports and gRPC names scripts/e2e-compose.sh checks, the
+Prometheus scrape jobs and the job selectors of the rules in observability/prometheus/, and
+README.md's services table. (The Grafana dashboards are generated from docs/CONFIG.md's tables,
 which test_callers.py holds to the catalogue.)
 
 Each failure says what to write where: add a service to the catalogue, run this file, and it lists
@@ -175,6 +176,39 @@ def test_build_images_lists_every_service_of_the_catalogue_and_the_cli():
         + "\n\nit printed\n\n" + out
         + "\nit reads services/catalogue.toml with awk (catalogue()): keep the catalogue's layout "
         "(`key = value`, one a line) or fix catalogue()"
+    )
+
+
+# ------------------------------------------------------------------ scripts/e2e-compose.sh
+
+
+def e2e_arrays() -> dict[str, object]:
+    """The lists of scripts/e2e-compose.sh: `services=(...)` and its `declare -A` maps."""
+    text = (ROOT / "scripts" / "e2e-compose.sh").read_text()
+    arrays: dict[str, object] = {}
+    m = re.search(r"^services=\(([^)]*)\)", text, re.M)
+    arrays["services"] = m.group(1).split() if m else None
+    for name in ("grpc_port", "metrics_port", "grpc_service"):
+        m = re.search(rf"^declare -A {name}=\(([^)]*)\)", text, re.M)
+        arrays[name] = dict(re.findall(r"\[([^\]]+)\]=(\S+)", m.group(1))) if m else None
+    return arrays
+
+
+def test_e2e_compose_checks_every_grpc_service_of_the_catalogue():
+    grpc = [s for s in CATALOGUE if "grpc" in s]
+    want = {
+        "services": GRPC,
+        "grpc_port": {s["name"]: str(s["port"]) for s in grpc},
+        "metrics_port": {s["name"]: str(s["metrics_port"]) for s in grpc},
+        "grpc_service": {s["name"]: s["grpc"] for s in grpc},
+    }
+    got = e2e_arrays()
+    assert got == want, "scripts/e2e-compose.sh: its lists should read\n\n" + "\n".join(
+        [f"services=({' '.join(GRPC)})"]
+        + [
+            f"declare -A {name}=(" + " ".join(f"[{n}]={v}" for n, v in want[name].items()) + ")"
+            for name in ("grpc_port", "metrics_port", "grpc_service")
+        ]
     )
 
 
