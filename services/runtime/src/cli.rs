@@ -104,7 +104,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// `event_interval`, 61 by default). A call's arrival is noticed only then: under overload a
 /// worker's tasks are connections reading and answering many streams each, and 61 of them made
 /// a new call wait ~2.4 ms (its median at 3x cursos' maximum, 2026-12-06) before its connection
-/// was even queued to read it. At 7 the median was 0.3-0.6 ms, and flat out cursos served the
+/// was even queued to read it. At 7 the median was 0.36-0.60 ms, and flat out cursos served the
 /// same (h2load, 55.7k vs 55.3k GetUserCourses/s): one more non-blocking `epoll_wait` per 7
 /// tasks is noise beside the tasks. BENCHMARKS.md, "Limits under load".
 pub const EVENT_INTERVAL: u32 = 7;

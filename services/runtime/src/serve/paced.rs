@@ -23,12 +23,12 @@ use std::{
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Turns of the run queue a connection waits, per call of its refused, before reading more.
-/// Measured at 3x cursos' maximum (2026-12-06, one core, with [`crate::cli::EVENT_INTERVAL`]
-/// at 7): 2 turns (and at most 64) refused ~19k calls/s, each costing HTTP/2's work of a
-/// stream, and the admitted calls' p99 was 10-16 ms; 8 turns (at most 256) refused ~4k/s,
-/// served 10% more and the p99 was 4.7-5.1 ms. The light client among them was refused 0-3
-/// calls of 3,000, so it owed next to nothing.
-pub const REFUSAL_DEBT: usize = 8;
+/// 8 turns (at most 256) refused 5x fewer calls at 3x cursos' maximum and halved the admitted
+/// calls' p99 in three runs of 2026-12-06, but in a fourth the light client among the heavy
+/// ones was refused a few calls, owed turns for them, read its next calls late and in a batch,
+/// was refused more of them, and starved: 28% of its calls refused, p99 908 ms. A connection's
+/// debt must not grow faster than it can be paid off; 2 turns (at most 64) did not in any run.
+pub const REFUSAL_DEBT: usize = 2;
 /// At most this many turns owed: uncapped, a connection refused faster than the run queue
 /// turns (a light client among heavy ones, on a slow core) owed more with every read and was
 /// starved: its calls waited seconds in the socket (measured, 2026-12-05). A turn is as long
@@ -36,9 +36,8 @@ pub const REFUSAL_DEBT: usize = 8;
 /// queue before it): the shorter the turns, the more turns a refused connection must wait for
 /// its reads to stay as far apart. With the queue bounded (at 64, busy machine, 2026-12-05),
 /// 16 turns had connections replacing refused calls so often that refusing them took most of
-/// the core (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%. With
-/// [`REFUSAL_DEBT`] at 8 the cap is 32 refusals' worth, as 64 was with 2 per refusal.
-pub const MAX_DEBT: usize = 256;
+/// the core (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%.
+pub const MAX_DEBT: usize = 64;
 
 /// What a connection owes for its refused calls, in turns of the run queue: charged by
 /// [`crate::arrival::Arrival`] when it refuses, paid by [`Paced`] before each read. Both run in
