@@ -14,8 +14,8 @@
 //! [`StreamExec`], the executor hyper is given, then answers a refused call right there in
 //! the connection's task, without spawning it: a refusal costs no task and no trip through
 //! the run queue, and never waits behind admitted calls. Each refusal also charges the
-//! connection's [`Debt`], so that it reads its next calls after the admitted ones have run
-//! ([`crate::serve::paced`] says why).
+//! connection's [`Debt`] (if it has admitted calls open), so that it reads its next calls
+//! after the admitted ones have run ([`crate::serve::paced`] says why).
 
 use crate::serve::paced::Debt;
 use std::{
@@ -71,6 +71,8 @@ where
         // A stale mark (a call that fell back to its task below) must not answer another.
         ANSWERED.set(false);
         req.extensions_mut().insert(self.info.clone());
+        // For the shedding layer, which counts the connection's admitted calls on it.
+        req.extensions_mut().insert(self.debt.clone());
         let req = req.map(tonic::body::Body::new);
         let mut stack = self.stack.clone();
         // The runtime's layers and tonic's routes are always ready. Should one ever not be,

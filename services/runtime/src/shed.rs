@@ -39,7 +39,12 @@
 //! hyper and h2 do for any stream (the frames, HPACK, the request's head): BENCHMARKS.md has the
 //! figures.
 
-use crate::{limits::Limits, metrics::Metrics, observe::MethodTable};
+use crate::{
+    limits::Limits,
+    metrics::Metrics,
+    observe::MethodTable,
+    serve::paced::{Debt, Open},
+};
 use metrics::{Counter, Gauge, Label};
 use std::{
     future::Future,
@@ -182,7 +187,10 @@ where
             };
         };
         let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
-        let place = Place::take(permit, layer.in_flight.clone());
+        let mut place = Place::take(permit, layer.in_flight.clone());
+        // Open on its connection as long as it holds its place ([`crate::serve::paced`]: a
+        // connection is paced for refusals only while it has calls open).
+        place.open = req.extensions().get::<Debt>().map(Debt::opened);
         ShedFuture::Admitted {
             inner: self.inner.call(req),
             place: Some(place),
@@ -283,6 +291,8 @@ const HELD_UNTIL_HEADERS: &[&str] = &[
 pub struct Place {
     _permit: OwnedSemaphorePermit,
     gauge: Gauge,
+    /// A call's: open on its connection until it gives its place back.
+    open: Option<Open>,
 }
 
 impl Place {
@@ -291,6 +301,7 @@ impl Place {
         Self {
             _permit: permit,
             gauge,
+            open: None,
         }
     }
 }
@@ -427,6 +438,43 @@ mod tests {
         let subscription = call("/services.NotificacoesService/SubscribeNotifications").await;
         assert!(!is_shed(&subscription));
         assert!(!is_shed(&call("/services.CursosService/GetStatus").await));
+    }
+
+    #[tokio::test]
+    async fn an_admitted_call_is_open_on_its_connection_until_its_answer_ends() {
+        use tower::ServiceExt as _;
+        use tower_layer::Layer as _;
+        let inner = tower::service_fn(|_: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless: false }))
+        });
+        let metrics = Metrics::new();
+        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
+        let limits = Limits {
+            max_in_flight: 1,
+            ..Limits::default()
+        };
+        let svc = ShedLayer::new(&metrics, "cursos", &limits, methods).layer(inner);
+        let debt = Debt::default();
+        let call = || {
+            let mut req = http::Request::builder()
+                .uri("/services.CursosService/GetStatus")
+                .body(())
+                .unwrap();
+            req.extensions_mut().insert(debt.clone());
+            svc.clone().oneshot(req)
+        };
+        let answer = call().await.unwrap();
+        assert!(!is_shed(&answer));
+        // Its answer not sent yet: open on its connection, and holding the one place.
+        assert_eq!(debt.open_calls(), 1);
+        assert!(is_shed(&call().await.unwrap()));
+        assert_eq!(debt.open_calls(), 1, "a refused call is never open");
+
+        let mut body = std::pin::pin!(answer.into_body());
+        let end = std::future::poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)).await;
+        assert!(end.is_none());
+        assert_eq!(debt.open_calls(), 0, "answered in full: no longer open");
+        assert!(!is_shed(&call().await.unwrap()), "the place was given back");
     }
 
     #[test]

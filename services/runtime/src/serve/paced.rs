@@ -6,7 +6,10 @@
 //! `grpc-retry-pushback-ms` does not) would otherwise have the server spend most of its core
 //! refusing, and serve less the harder it is pushed. So each refusal puts the connection
 //! [`REFUSAL_DEBT`] turns of tokio's run queue behind: before reading again it yields that many
-//! times, letting the admitted calls queued meanwhile run first. The calls it did read were
+//! times, letting the admitted calls queued meanwhile run first. Only a connection with
+//! admitted calls of its own still open is charged: one whose calls are all answered (a light
+//! client sending one call at a time, a client that just connected) is never paced, so a few
+//! refusals cannot make it read late, in a batch, and be refused more. The calls it did read were
 //! still answered at once; the ones it has not read yet wait in the socket (the client's
 //! streams, bounded by `AULA_HTTP2_MAX_CONCURRENT_STREAMS`), costing nothing. Writes are not
 //! paced: answers and refusals already decided leave at once.
@@ -23,40 +26,77 @@ use std::{
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Turns of the run queue a connection waits, per call of its refused, before reading more.
-/// 8 turns (at most 256) refused 5x fewer calls at 3x cursos' maximum and halved the admitted
-/// calls' p99 in three runs of 2026-12-06, but in a fourth the light client among the heavy
-/// ones was refused a few calls, owed turns for them, read its next calls late and in a batch,
-/// was refused more of them, and starved: 28% of its calls refused, p99 908 ms. A connection's
-/// debt must not grow faster than it can be paid off; 2 turns (at most 64) did not in any run.
-pub const REFUSAL_DEBT: usize = 2;
+/// History (BENCHMARKS.md, "Overload"): 2 turns (at most 64), charged to every refused
+/// connection, kept the light client among the heavy ones served but left h2load's heavy
+/// connections replacing refused calls ~18k times a second at 3x cursos' maximum, on a quiet
+/// machine: goodput 76-79% of the maximum, admitted calls' p99 9-10 ms. 8 turns (at most 256)
+/// refused 5x fewer, but in one run of four the light client, charged for a few refusals, read
+/// its next calls late and in a batch, was refused more of them and starved (28% refused, p99
+/// 908 ms). Charged only to connections with admitted calls open ([`Debt::charge`]), a light
+/// client owes nothing, and 16 turns (at most 512) were measured on a quiet machine at 3x:
+/// refusals 2.2k/s, goodput 91% of the maximum, p99 3.7 ms, the light client never refused.
+pub const REFUSAL_DEBT: usize = 16;
 /// At most this many turns owed: uncapped, a connection refused faster than the run queue
-/// turns (a light client among heavy ones, on a slow core) owed more with every read and was
-/// starved: its calls waited seconds in the socket (measured, 2026-12-05). A turn is as long
-/// as the calls queued for the CPU (at most `AULA_MAX_QUEUED`, 128 per core, where 256 could
-/// queue before it): the shorter the turns, the more turns a refused connection must wait for
-/// its reads to stay as far apart. With the queue bounded (at 64, busy machine, 2026-12-05),
-/// 16 turns had connections replacing refused calls so often that refusing them took most of
-/// the core (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%.
-pub const MAX_DEBT: usize = 64;
+/// turns owed more with every read and was starved: its calls waited seconds in the socket
+/// (measured, 2026-12-05). A turn is as long as the calls queued for the CPU (at most
+/// `AULA_MAX_QUEUED`, 128 per core): with the queue at 64 (busy machine, 2026-12-05), 16 turns
+/// had connections replacing refused calls so often that refusing them took most of the core
+/// (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%.
+pub const MAX_DEBT: usize = 32 * REFUSAL_DEBT;
 
 /// What a connection owes for its refused calls, in turns of the run queue: charged by
-/// [`crate::arrival::Arrival`] when it refuses, paid by [`Paced`] before each read. Both run in
-/// the connection's task; the atomic only makes it `Send`.
+/// [`crate::arrival::Arrival`] when it refuses, paid by [`Paced`] before each read; and how
+/// many of its admitted calls are still open, counted by the shedding layer
+/// ([`crate::shed`]) from admission until the answer has been sent in full. All of it is
+/// touched in the connection's task or its calls' tasks; the atomics make it `Send`.
 #[derive(Clone, Default)]
-pub struct Debt(Arc<AtomicUsize>);
+pub struct Debt(Arc<State>);
+
+#[derive(Default)]
+struct State {
+    owed: AtomicUsize,
+    open: AtomicUsize,
+}
 
 impl Debt {
+    /// A refused call: charged only while the connection has admitted calls open. Those are
+    /// being served, so reading later costs the client nothing it is owed; a connection with
+    /// none would only be made to read late, in a batch, and be refused more.
     pub fn charge(&self) {
-        let _ = self.0.fetch_update(Relaxed, Relaxed, |d| {
+        if self.0.open.load(Relaxed) == 0 {
+            return;
+        }
+        let _ = self.0.owed.fetch_update(Relaxed, Relaxed, |d| {
             Some(d.saturating_add(REFUSAL_DEBT).min(MAX_DEBT))
         });
+    }
+
+    /// One of the connection's calls admitted: open until the guard is dropped.
+    pub fn opened(&self) -> Open {
+        self.0.open.fetch_add(1, Relaxed);
+        Open(self.0.clone())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_calls(&self) -> usize {
+        self.0.open.load(Relaxed)
     }
 
     /// Pays one turn; `false` when nothing was owed.
     fn pay(&self) -> bool {
         self.0
+            .owed
             .fetch_update(Relaxed, Relaxed, |d| d.checked_sub(1))
             .is_ok()
+    }
+}
+
+/// One of a connection's admitted calls, open until dropped ([`Debt::opened`]).
+pub struct Open(Arc<State>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
     }
 }
 
@@ -109,7 +149,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_refusal_costs_the_connection_turns_before_it_reads_again() {
+    async fn a_refusal_costs_a_connection_being_served_turns_before_it_reads_again() {
         let (mut client, server) = tokio::io::duplex(64);
         let debt = Debt::default();
         let mut paced = Paced::new(server, debt.clone());
@@ -117,11 +157,28 @@ mod tests {
             .await
             .unwrap();
 
-        debt.charge(); // one refused call
         let wakes = Arc::new(Wakes::default());
         let waker = std::task::Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
         let mut bytes = [0u8; 8];
+
+        // One refused call and none of its own open (a light client's): nothing owed, read
+        // at once.
+        debt.charge();
+        let mut buf = ReadBuf::new(&mut bytes);
+        let polled = Pin::new(&mut paced).poll_read(&mut cx, &mut buf);
+        assert!(
+            polled.is_ready(),
+            "a connection with no call open was paced"
+        );
+        assert_eq!(buf.filled(), b"abc");
+        assert_eq!(wakes.0.load(Relaxed), 0);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"abc")
+            .await
+            .unwrap();
+
+        let open = debt.opened(); // a call of its own being served
+        debt.charge(); // one refused call
         for turn in 1..=REFUSAL_DEBT {
             let mut buf = ReadBuf::new(&mut bytes);
             let polled = Pin::new(&mut paced).poll_read(&mut cx, &mut buf);
@@ -148,5 +205,10 @@ mod tests {
             turns += 1;
         }
         assert_eq!(turns, MAX_DEBT);
+
+        // Its last call answered, the connection is not charged again.
+        drop(open);
+        debt.charge();
+        assert!(!debt.pay());
     }
 }
