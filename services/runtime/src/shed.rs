@@ -404,21 +404,26 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_streamed_answer_holds_its_place_until_it_ends_and_a_subscription_does_not() {
-        use tower::ServiceExt as _;
+    /// `inner` behind a shedding layer with one in-flight place.
+    fn one_place<S>(service: &'static str, inner: S) -> ShedService<S> {
         use tower_layer::Layer as _;
-        let inner = tower::service_fn(|req: http::Request<()>| async move {
-            let endless = req.uri().path() != "/services.CursosService/GetStatus";
-            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless }))
-        });
         let metrics = Metrics::new();
         let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
         let limits = Limits {
             max_in_flight: 1,
             ..Limits::default()
         };
-        let svc = ShedLayer::new(&metrics, "chatbot", &limits, methods).layer(inner);
+        ShedLayer::new(&metrics, service, &limits, methods).layer(inner)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_holds_its_place_until_it_ends_and_a_subscription_does_not() {
+        use tower::ServiceExt as _;
+        let inner = tower::service_fn(|req: http::Request<()>| async move {
+            let endless = req.uri().path() != "/services.CursosService/GetStatus";
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless }))
+        });
+        let svc = one_place("chatbot", inner);
         let call = |path: &'static str| {
             let svc = svc.clone();
             async move {
@@ -443,17 +448,10 @@ mod tests {
     #[tokio::test]
     async fn an_admitted_call_is_open_on_its_connection_until_its_answer_ends() {
         use tower::ServiceExt as _;
-        use tower_layer::Layer as _;
         let inner = tower::service_fn(|_: http::Request<()>| async move {
             Ok::<_, std::convert::Infallible>(http::Response::new(TestBody { endless: false }))
         });
-        let metrics = Metrics::new();
-        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
-        let limits = Limits {
-            max_in_flight: 1,
-            ..Limits::default()
-        };
-        let svc = ShedLayer::new(&metrics, "cursos", &limits, methods).layer(inner);
+        let svc = one_place("cursos", inner);
         let debt = Debt::default();
         let call = || {
             let mut req = http::Request::builder()

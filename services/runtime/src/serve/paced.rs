@@ -42,7 +42,8 @@ pub const REFUSAL_DEBT: usize = 16;
 /// (measured, 2026-12-05). A turn is as long as the calls queued for the CPU (at most
 /// `AULA_MAX_QUEUED`, 128 per core): with the queue at 64 (busy machine, 2026-12-05), 16 turns
 /// had connections replacing refused calls so often that refusing them took most of the core
-/// (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%.
+/// (goodput 45% of the maximum); 32 and 64 turns: 103% and 111%. So the cap is 32 refusals'
+/// worth, as 64 was with 2 turns per refusal.
 pub const MAX_DEBT: usize = 32 * REFUSAL_DEBT;
 
 /// What a connection owes for its refused calls, in turns of the run queue: charged by
