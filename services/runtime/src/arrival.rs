@@ -13,11 +13,13 @@
 //! running, and a call's clocks (its deadline, its handling time) start when it arrived.
 //! [`StreamExec`], the executor hyper is given, then answers a refused call right there in
 //! the connection's task, without spawning it: a refusal costs no task and no trip through
-//! the run queue, and never waits behind admitted calls. Each refusal also charges the
-//! connection's [`Debt`] (if it has admitted calls open), so that it reads its next calls
-//! after the admitted ones have run ([`crate::serve::paced`] says why).
+//! the run queue, and never waits behind admitted calls. An admitted call is spawned when its
+//! turn comes ([`crate::serve::starts`]): its connection's only call open goes ahead of the
+//! calls of connections with others open. Every request carries its connection's [`Debt`],
+//! with which the shedding layer counts the connection's open calls and paces a connection
+//! whose calls it refuses ([`crate::serve::paced`] says why).
 
-use crate::serve::paced::Debt;
+use crate::serve::{paced::Debt, starts::Starts};
 use std::{
     cell::Cell,
     future::Future,
@@ -26,22 +28,34 @@ use std::{
 use tower::{util::Oneshot, ServiceExt as _};
 
 thread_local! {
-    /// Set by [`Arrival`] when the call it just made was answered at once; read by
+    /// Set by [`Arrival`] to how the call it just made is to start; read by
     /// [`StreamExec::execute`], which hyper calls right after, on the same thread, with that
     /// call's stream.
-    static ANSWERED: Cell<bool> = const { Cell::new(false) };
+    static START: Cell<Start> = const { Cell::new(Start::Spawn) };
 }
 
-/// A response future that may already hold its answer (a refusal), so that polling it once
-/// sends it.
-pub trait Answered {
-    fn is_answered(&self) -> bool;
+/// How a call's stream is to start, as the layers decided at its arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Its answer is ready (a refusal): polling it once sends it.
+    Answered,
+    /// Admitted, its connection's only open call: ahead of busy connections' calls.
+    Sparse,
+    /// Admitted, its connection has other calls open: in turn.
+    Bulk,
+    /// Not counted among the admitted calls (health): spawned at once.
+    Spawn,
+}
+
+/// A response future that knows how its call is to start.
+pub trait Arrived {
+    fn start(&self) -> Start;
 }
 
 /// The hyper service of one connection: the server's tower stack, called at arrival; what
 /// the connection's transport knows of the peer (tonic's `Connected::connect_info`, in every
 /// request's extensions as tonic put it there: the peer's address, its proved identity); and
-/// what the connection owes for its refused calls.
+/// the connection's calls open and what it owes for its refused ones.
 #[derive(Clone)]
 pub struct Arrival<S, C> {
     stack: S,
@@ -60,7 +74,7 @@ type Req = http::Request<tonic::body::Body>;
 impl<S, C> hyper::service::Service<http::Request<hyper::body::Incoming>> for Arrival<S, C>
 where
     S: tower_service::Service<Req> + Clone,
-    S::Future: Answered,
+    S::Future: Arrived,
     C: Clone + Send + Sync + 'static,
 {
     type Response = S::Response;
@@ -69,7 +83,7 @@ where
 
     fn call(&self, mut req: http::Request<hyper::body::Incoming>) -> Self::Future {
         // A stale mark (a call that fell back to its task below) must not answer another.
-        ANSWERED.set(false);
+        START.set(Start::Spawn);
         req.extensions_mut().insert(self.info.clone());
         // For the shedding layer, which counts the connection's admitted calls on it.
         req.extensions_mut().insert(self.debt.clone());
@@ -80,10 +94,7 @@ where
         match stack.poll_ready(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(())) => {
                 let fut = stack.call(req);
-                if fut.is_answered() {
-                    ANSWERED.set(true);
-                    self.debt.charge();
-                }
+                START.set(fut.start());
                 futures::future::Either::Left(fut)
             }
             _ => futures::future::Either::Right(stack.oneshot(req)),
@@ -91,12 +102,21 @@ where
     }
 }
 
-/// hyper's executor: spawns each stream's task on tokio, except a stream whose answer is ready
-/// ([`Answered`]), which it polls once in place: the answer is queued on the connection and
-/// the stream is done. Should that poll not finish it (it always does: a ready answer with an
-/// empty body is one HEADERS frame), the stream goes on in a task of its own.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StreamExec;
+/// hyper's executor. A stream whose answer is ready ([`Start::Answered`]) is polled once in
+/// place: the answer is queued on the connection and the stream is done (should that poll not
+/// finish it, and it always does, a ready answer with an empty body being one HEADERS frame,
+/// the stream goes on in a task of its own). An admitted call waits for its turn to be spawned
+/// ([`Starts`]); anything else is spawned on tokio at once.
+#[derive(Clone)]
+pub struct StreamExec {
+    starts: Starts,
+}
+
+impl StreamExec {
+    pub fn new(starts: Starts) -> Self {
+        Self { starts }
+    }
+}
 
 impl<F> hyper::rt::Executor<F> for StreamExec
 where
@@ -104,19 +124,24 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        if !ANSWERED.replace(false) {
-            tokio::spawn(fut);
-            return;
-        }
-        let mut fut = Box::pin(fut);
-        // No waker is needed: a future still pending after this poll is spawned, and a task's
-        // first poll registers its own.
-        if fut
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            .is_pending()
-        {
-            tokio::spawn(fut);
+        match START.replace(Start::Spawn) {
+            Start::Spawn => {
+                tokio::spawn(fut);
+            }
+            Start::Sparse => self.starts.start(fut, true),
+            Start::Bulk => self.starts.start(fut, false),
+            Start::Answered => {
+                let mut fut = Box::pin(fut);
+                // No waker is needed: a future still pending after this poll is spawned, and
+                // a task's first poll registers its own.
+                if fut
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                    .is_pending()
+                {
+                    tokio::spawn(fut);
+                }
+            }
         }
     }
 }

@@ -20,6 +20,15 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// and 101%; 192: 2.4x and 89%; unbounded (the in-flight limit's 256): 12x and 94%.
 pub const QUEUED_PER_CORE: usize = 128;
 
+/// `AULA_MAX_RUNNABLE`'s default, per core: admitted calls in tokio's run queue at once, the
+/// rest of the queued ones held in turn ([`crate::serve::starts`]). Measured at 3x cursos'
+/// maximum (BENCHMARKS.md, "Fair starts"; one core, slowed machine, 2026-12-06): 8 served 67%
+/// of the maximum, 16 81-105%, 32 100-110% and 64 87%, the light client's calls waiting longer
+/// the more there are (its median 2.0, 1.5-2.1, 3.1 and 4.9 ms). Fewer runnable calls make the
+/// run queue's turns shorter, and connections paced in turns ([`crate::serve::paced`]) come
+/// back sooner to be refused again.
+pub const RUNNABLE_PER_CORE: usize = 32;
+
 /// The cores this process may use (its affinity mask and cgroup quota, as tokio counts its
 /// workers); 1 if unknown.
 fn cores() -> usize {
@@ -67,6 +76,10 @@ pub struct Limits {
     /// before its handler starts, which the in-flight limit cannot: that one also counts calls
     /// waiting on a peer or a database, so it must be large.
     pub max_queued: usize,
+    /// `AULA_MAX_RUNNABLE`: of the queued calls, how many are in the runtime's run queue at
+    /// once; the others wait their turn, a connection's only open call first
+    /// ([`crate::serve::starts`]).
+    pub max_runnable: usize,
     /// `AULA_REFLECTION`: serve gRPC reflection (`on`/`off`).
     pub reflection: bool,
 }
@@ -86,6 +99,7 @@ impl Default for Limits {
             preface_timeout: Duration::from_secs(10),
             max_in_flight: 256,
             max_queued: QUEUED_PER_CORE * cores(),
+            max_runnable: RUNNABLE_PER_CORE * cores(),
             reflection: true,
         }
     }
@@ -128,6 +142,7 @@ impl Limits {
             preface_timeout: env.duration("AULA_HTTP2_PREFACE_TIMEOUT", d.preface_timeout)?,
             max_in_flight: env.parse("AULA_MAX_IN_FLIGHT", d.max_in_flight)?,
             max_queued: env.parse("AULA_MAX_QUEUED", d.max_queued)?,
+            max_runnable: env.parse("AULA_MAX_RUNNABLE", d.max_runnable)?,
             reflection: match env.get("AULA_REFLECTION") {
                 None => d.reflection,
                 Some(v) => parse_switch(v)
@@ -143,6 +158,7 @@ impl Limits {
             ),
             ("AULA_MAX_IN_FLIGHT", limits.max_in_flight),
             ("AULA_MAX_QUEUED", limits.max_queued),
+            ("AULA_MAX_RUNNABLE", limits.max_runnable),
             ("AULA_MAX_CONNECTIONS", limits.max_connections),
         ] {
             if value == 0 {
@@ -167,7 +183,9 @@ impl Limits {
     /// server, connection counts, age and grace are [`crate::serve`]'s and
     /// [`crate::connections`]'s). Everything else is hyper's default, as under tonic's `Server`.
     pub fn http2(&self) -> hyper::server::conn::http2::Builder<crate::arrival::StreamExec> {
-        let mut builder = hyper::server::conn::http2::Builder::new(crate::arrival::StreamExec);
+        let mut builder = hyper::server::conn::http2::Builder::new(
+            crate::arrival::StreamExec::new(crate::serve::starts::Starts::new(self.max_runnable)),
+        );
         builder
             // Keepalive PINGs need a timer.
             .timer(hyper_util::rt::TokioTimer::new())
@@ -232,6 +250,7 @@ mod tests {
                 ("AULA_MAX_MESSAGE_SIZE", "512KiB"),
                 ("AULA_MAX_IN_FLIGHT", "3"),
                 ("AULA_MAX_QUEUED", "5"),
+                ("AULA_MAX_RUNNABLE", "3"),
                 ("AULA_REFLECTION", "off"),
                 ("AULA_HTTP2_KEEPALIVE_TIMEOUT", "2s"),
             ],
@@ -239,6 +258,7 @@ mod tests {
         assert_eq!(l.max_message_bytes, 512 * 1024);
         assert_eq!(l.max_in_flight, 3);
         assert_eq!(l.max_queued, 5);
+        assert_eq!(l.max_runnable, 3);
         assert!(!l.reflection);
         assert_eq!(l.keepalive_timeout, Duration::from_secs(2));
         crate::testing::assert_each_refused(
@@ -249,6 +269,7 @@ mod tests {
                 ("AULA_MAX_IN_FLIGHT", "0"),
                 ("AULA_MAX_IN_FLIGHT", "-1"),
                 ("AULA_MAX_QUEUED", "0"),
+                ("AULA_MAX_RUNNABLE", "0"),
                 ("AULA_HTTP2_MAX_CONCURRENT_STREAMS", "0"),
                 ("AULA_REFLECTION", "maybe"),
                 ("AULA_MAX_CONNECTION_AGE", "0s"),

@@ -13,8 +13,11 @@
 //! the runtime's run queue over all of them (BENCHMARKS.md, "Limits under load"). So a second,
 //! smaller bound counts only the calls admitted and not yet started (`AULA_MAX_QUEUED`, by
 //! default 128 per core: [`crate::limits::Limits::max_queued`]); beyond it a call is refused the
-//! same way. A call waiting on a peer has started and no longer counts: the bound is on the
-//! time a call waits for the CPU, not on the service's concurrency.
+//! same way, if its connection holds its share of the queue
+//! ([`crate::serve::paced::Debt::holds_share`]): heavy clients filling the queue do not get a
+//! light client's calls refused, and those start ahead of theirs ([`crate::serve::starts`]). A
+//! call waiting on a peer has started and no longer counts: the bound is on the time a call
+//! waits for the CPU, not on the service's concurrency.
 //!
 //! A call holds its place until its response has been sent in full (a streamed answer is work
 //! too), or its client went away; subscriptions, which live as long as their clients like and
@@ -159,9 +162,15 @@ where
             };
         }
         let layer = &self.layer.inner;
+        let debt = req.extensions().get::<Debt>();
         // Enough admitted calls already wait for the CPU: one more would wait behind them all,
-        // so it is refused as one beyond the in-flight limit is.
-        let queue_full = layer.queued.load(Relaxed) >= layer.max_queued;
+        // so it is refused as one beyond the in-flight limit is; but only from a connection
+        // holding its share of the queue. A light client's call is admitted while heavy
+        // clients fill the queue, and starts ahead of theirs ([`crate::serve::starts`]):
+        // connections below their share add at most `max_queued` calls between them, and the
+        // in-flight limit still bounds everything.
+        let holds_share = debt.is_none_or(|d| d.holds_share(layer.max_queued));
+        let queue_full = holds_share && layer.queued.load(Relaxed) >= layer.max_queued;
         // At a limit, refused without touching the semaphore's reference count.
         let permit = match layer.permits.available_permits() {
             _ if queue_full => None,
@@ -175,6 +184,11 @@ where
                 (&layer.shed, &layer.refusal)
             };
             counter.increment(1);
+            // Its connection reads its next calls later ([`crate::serve::paced`]), if it holds
+            // its share: those are the clients that replace each refusal at once.
+            if let Some(debt) = debt.filter(|_| holds_share) {
+                debt.charge();
+            }
             let method = layer.methods.get(path);
             method.started();
             // No time was spent on it: the handling histogram gets a zero, as it did when the
@@ -190,7 +204,7 @@ where
         let mut place = Place::take(permit, layer.in_flight.clone());
         // Open on its connection as long as it holds its place ([`crate::serve::paced`]: a
         // connection is paced for refusals only while it has calls open).
-        place.open = req.extensions().get::<Debt>().map(Debt::opened);
+        place.open = debt.map(Debt::opened);
         ShedFuture::Admitted {
             inner: self.inner.call(req),
             place: Some(place),
@@ -220,10 +234,22 @@ pin_project_lite::pin_project! {
 }
 
 /// A refusal's answer is ready when the call is made: [`crate::arrival::StreamExec`] sends it
-/// from the connection's task instead of spawning a task for it.
-impl<F, B> crate::arrival::Answered for ShedFuture<F, B> {
-    fn is_answered(&self) -> bool {
-        matches!(self, Self::Shed { .. })
+/// from the connection's task instead of spawning a task for it. An admitted call starts in
+/// its turn, ahead of busy connections' calls if it is its connection's only one open
+/// ([`crate::serve::starts`]); health, never counted, at once.
+impl<F, B> crate::arrival::Arrived for ShedFuture<F, B> {
+    fn start(&self) -> crate::arrival::Start {
+        use crate::arrival::Start;
+        match self {
+            Self::Shed { .. } => Start::Answered,
+            Self::Admitted {
+                place: Some(place), ..
+            } => match &place.open {
+                Some(open) if open.calls() > 1 => Start::Bulk,
+                _ => Start::Sparse,
+            },
+            Self::Admitted { place: None, .. } => Start::Spawn,
+        }
     }
 }
 
@@ -473,6 +499,60 @@ mod tests {
         assert!(end.is_none());
         assert_eq!(debt.open_calls(), 0, "answered in full: no longer open");
         assert!(!is_shed(&call().await.unwrap()), "the place was given back");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_paces_only_connections_holding_their_share() {
+        use crate::{
+            arrival::{Arrived as _, Start},
+            serve::paced::Active,
+        };
+        use tower_layer::Layer as _;
+        use tower_service::Service as _;
+        let metrics = Metrics::new();
+        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
+        let limits = Limits {
+            max_in_flight: 16,
+            max_queued: 2,
+            ..Limits::default()
+        };
+        let inner = tower::service_fn(|_: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody::default()))
+        });
+        let mut svc = ShedLayer::new(&metrics, "cursos", &limits, methods).layer(inner);
+        let active = Active::default();
+        let (heavy, light) = (Debt::new(active.clone()), Debt::new(active));
+        // Calls made and never polled: admitted, they wait for the CPU (queued).
+        let mut call = |debt: &Debt| {
+            let mut req = http::Request::builder()
+                .uri("/services.CursosService/GetUserCourses")
+                .body(())
+                .unwrap();
+            req.extensions_mut().insert(debt.clone());
+            svc.call(req)
+        };
+        let heavy1 = call(&heavy);
+        assert_eq!(
+            heavy1.start(),
+            Start::Sparse,
+            "its connection's only call open"
+        );
+        let heavy2 = call(&heavy);
+        assert_eq!(heavy2.start(), Start::Bulk);
+        // The queue is full, and the heavy connection holds all of it.
+        let refused = call(&heavy);
+        assert_eq!(refused.start(), Start::Answered);
+        assert!(heavy.owed() > 0, "a refusal holding its share is paced");
+
+        // The light connection's first call is admitted all the same, and starts first.
+        let light1 = call(&light);
+        assert_eq!(light1.start(), Start::Sparse);
+        // Its second one would hold its share (2 of the 2 places split between two): refused,
+        // and, since it holds its share, paced.
+        assert_eq!(call(&light).start(), Start::Answered);
+        assert!(light.owed() > 0);
+        drop((heavy1, heavy2, light1));
+        assert_eq!(light.open_calls() + heavy.open_calls(), 0);
     }
 
     #[test]

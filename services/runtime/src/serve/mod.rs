@@ -10,21 +10,23 @@
 //! - on shutdown: the listener closed at once (new clients are refused rather than left
 //!   waiting in its queue), GOAWAY on every connection, and the open calls left to finish.
 //!
-//! Connections whose calls are refused read their next ones later ([`paced`]).
+//! Connections whose calls are refused read their next ones later ([`paced`]); admitted calls
+//! start in turn, a connection's only open call ahead of busy connections' ([`starts`]).
 //!
 //! Should the future be dropped (the drain's grace ran out), its connections are closed with
 //! it rather than left running on their own.
 
-use crate::arrival::{Answered, Arrival, StreamExec};
+use crate::arrival::{Arrival, Arrived, StreamExec};
 use futures::{Stream, StreamExt as _};
 use hyper_util::rt::TokioIo;
-use paced::{Debt, Paced};
+use paced::{Active, Debt, Paced};
 use std::{future::Future, sync::Arc, time::Duration};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 
 pub mod paced;
+pub mod starts;
 
 type Builder = hyper::server::conn::http2::Builder<StreamExec>;
 type Req = http::Request<tonic::body::Body>;
@@ -43,7 +45,7 @@ pub async fn serve<I, IO, S, B>(
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IO::ConnectInfo: Clone + Send + Sync + 'static,
     S: tower_service::Service<Req, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Answered + Send + 'static,
+    S::Future: Arrived + Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -54,6 +56,8 @@ pub async fn serve<I, IO, S, B>(
     let stop = CancellationToken::new();
     let _stop_on_drop = stop.clone().drop_guard();
     let connections = TaskTracker::new();
+    // The connections with calls open, among which the queue's places are shared (paced.rs).
+    let active = Active::default();
     {
         // Scoped: dropping `incoming` closes the listener (for TLS, its accept task).
         let mut incoming = std::pin::pin!(incoming);
@@ -73,7 +77,7 @@ pub async fn serve<I, IO, S, B>(
                     None => break,
                 },
             };
-            let debt = Debt::default();
+            let debt = Debt::new(active.clone());
             let service = Arrival::new(stack.clone(), io.connect_info(), debt.clone());
             connections.spawn(connection(
                 builder.clone(),
@@ -102,7 +106,7 @@ async fn connection<IO, S, C, B>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     C: Clone + Send + Sync + 'static,
     S: tower_service::Service<Req, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Answered + Send + 'static,
+    S::Future: Arrived + Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

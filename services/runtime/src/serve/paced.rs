@@ -6,10 +6,11 @@
 //! `grpc-retry-pushback-ms` does not) would otherwise have the server spend most of its core
 //! refusing, and serve less the harder it is pushed. So each refusal puts the connection
 //! [`REFUSAL_DEBT`] turns of tokio's run queue behind: before reading again it yields that many
-//! times, letting the admitted calls queued meanwhile run first. Only a connection with
-//! admitted calls of its own still open is charged: one whose calls are all answered (a light
-//! client sending one call at a time, a client that just connected) is never paced, so a few
-//! refusals cannot make it read late, in a batch, and be refused more. The calls it did read were
+//! times, letting the admitted calls queued meanwhile run first. Only a connection holding its
+//! share of the queue is refused for the queue being full, and only such a connection is
+//! charged ([`Debt::holds_share`]): a light client (one call at a time, or a few) is never paced,
+//! so a few refusals cannot make it read late, in a batch, and be refused more. The calls it did
+//! read were
 //! still answered at once; the ones it has not read yet wait in the socket (the client's
 //! streams, bounded by `AULA_HTTP2_MAX_CONCURRENT_STREAMS`), costing nothing. Writes are not
 //! paced: answers and refusals already decided leave at once.
@@ -32,10 +33,14 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// machine: goodput 76-79% of the maximum, admitted calls' p99 9-10 ms. 8 turns (at most 256)
 /// refused 5x fewer, but in one run of four the light client, charged for a few refusals, read
 /// its next calls late and in a batch, was refused more of them and starved (28% refused, p99
-/// 908 ms). Charged only to connections with admitted calls open ([`Debt::charge`]), a light
-/// client owes nothing, and 16 turns (at most 512) were measured on a quiet machine at 3x:
-/// refusals ~2k/s, goodput 98-101% of the maximum, p99 3.4-4.0 ms (9-10 ms before), the light
-/// client refused at most once in 12,000 calls.
+/// 908 ms). Charged only to connections with admitted calls open, a light client owed nothing,
+/// and 16 turns (at most 512) were measured on a quiet machine at 3x: refusals ~2k/s, goodput
+/// 98-101% of the maximum, p99 3.4-4.0 ms (9-10 ms before), the light client refused at most
+/// once in 12,000 calls. On a slower machine (2026-12-06, one call ~50 us) its calls waited
+/// longer than its 5 ms between calls, so it always had one open, was charged, and starved
+/// again (38-43% refused, p99 17-26 s). Charged only to connections holding their share of the
+/// queue ([`Debt::holds_share`]), with a light client's call started ahead of the queue
+/// ([`crate::serve::starts`]): refused at most once in 12,000, p99 13-15 ms, on that machine.
 pub const REFUSAL_DEBT: usize = 16;
 /// At most this many turns owed: uncapped, a connection refused faster than the run queue
 /// turns owed more with every read and was starved: its calls waited seconds in the socket
@@ -46,11 +51,11 @@ pub const REFUSAL_DEBT: usize = 16;
 /// worth, as 64 was with 2 turns per refusal.
 pub const MAX_DEBT: usize = 32 * REFUSAL_DEBT;
 
-/// What a connection owes for its refused calls, in turns of the run queue: charged by
-/// [`crate::arrival::Arrival`] when it refuses, paid by [`Paced`] before each read; and how
-/// many of its admitted calls are still open, counted by the shedding layer
-/// ([`crate::shed`]) from admission until the answer has been sent in full. All of it is
-/// touched in the connection's task or its calls' tasks; the atomics make it `Send`.
+/// What a connection owes for its refused calls, in turns of the run queue: charged by the
+/// shedding layer ([`crate::shed`]) when it refuses one of its calls, paid by [`Paced`] before
+/// each read; and how many of its admitted calls are still open, counted by the shedding layer
+/// from admission until the answer has been sent in full. All of it is touched in the
+/// connection's task or its calls' tasks; the atomics make it `Send`.
 #[derive(Clone, Default)]
 pub struct Debt(Arc<State>);
 
@@ -58,16 +63,37 @@ pub struct Debt(Arc<State>);
 struct State {
     owed: AtomicUsize,
     open: AtomicUsize,
+    /// The server's connections with calls open (this one among them while it has).
+    active: Active,
 }
 
+/// How many of a server's connections have admitted calls open: shared by their [`Debt`]s.
+#[derive(Clone, Default)]
+pub struct Active(Arc<AtomicUsize>);
+
 impl Debt {
-    /// A refused call: charged only while the connection has admitted calls open. Those are
-    /// being served, so reading later costs the client nothing it is owed; a connection with
-    /// none would only be made to read late, in a batch, and be refused more.
+    /// A connection of the server whose connections `active` counts.
+    pub fn new(active: Active) -> Self {
+        Self(Arc::new(State {
+            active,
+            ..State::default()
+        }))
+    }
+
+    /// Whether the connection holds at least its share of `places` (the calls allowed to wait
+    /// for the CPU): its open calls, against `places` split evenly among the connections with
+    /// calls open. Below its share, a connection is not refused for the queue being full, nor
+    /// paced: a light client sending a call at a time never is, however heavy the others.
+    pub fn holds_share(&self, places: usize) -> bool {
+        let open = self.0.open.load(Relaxed);
+        open > 0 && open * self.0.active.0.load(Relaxed).max(1) >= places
+    }
+
+    /// A refused call of a connection holding its share ([`Debt::holds_share`]): it reads its
+    /// next calls [`REFUSAL_DEBT`] turns later. Its calls open are being served, so reading
+    /// later costs it nothing it is owed; a connection with fewer would only be made to read
+    /// late, in a batch, and be refused more.
     pub fn charge(&self) {
-        if self.0.open.load(Relaxed) == 0 {
-            return;
-        }
         let _ = self.0.owed.fetch_update(Relaxed, Relaxed, |d| {
             Some(d.saturating_add(REFUSAL_DEBT).min(MAX_DEBT))
         });
@@ -75,13 +101,20 @@ impl Debt {
 
     /// One of the connection's calls admitted: open until the guard is dropped.
     pub fn opened(&self) -> Open {
-        self.0.open.fetch_add(1, Relaxed);
+        if self.0.open.fetch_add(1, Relaxed) == 0 {
+            self.0.active.0.fetch_add(1, Relaxed);
+        }
         Open(self.0.clone())
     }
 
-    #[cfg(test)]
-    pub(crate) fn open_calls(&self) -> usize {
+    /// The connection's admitted calls still open.
+    pub fn open_calls(&self) -> usize {
         self.0.open.load(Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn owed(&self) -> usize {
+        self.0.owed.load(Relaxed)
     }
 
     /// Pays one turn; `false` when nothing was owed.
@@ -96,9 +129,18 @@ impl Debt {
 /// One of a connection's admitted calls, open until dropped ([`Debt::opened`]).
 pub struct Open(Arc<State>);
 
+impl Open {
+    /// The connection's admitted calls open, this one included.
+    pub fn calls(&self) -> usize {
+        self.0.open.load(Relaxed)
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Relaxed);
+        if self.0.open.fetch_sub(1, Relaxed) == 1 {
+            self.0.active.0.fetch_sub(1, Relaxed);
+        }
     }
 }
 
@@ -151,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_costs_a_connection_being_served_turns_before_it_reads_again() {
+    async fn a_refusal_costs_its_connection_turns_before_it_reads_again() {
         let (mut client, server) = tokio::io::duplex(64);
         let debt = Debt::default();
         let mut paced = Paced::new(server, debt.clone());
@@ -164,22 +206,6 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut bytes = [0u8; 8];
 
-        // One refused call and none of its own open (a light client's): nothing owed, read
-        // at once.
-        debt.charge();
-        let mut buf = ReadBuf::new(&mut bytes);
-        let polled = Pin::new(&mut paced).poll_read(&mut cx, &mut buf);
-        assert!(
-            polled.is_ready(),
-            "a connection with no call open was paced"
-        );
-        assert_eq!(buf.filled(), b"abc");
-        assert_eq!(wakes.0.load(Relaxed), 0);
-        tokio::io::AsyncWriteExt::write_all(&mut client, b"abc")
-            .await
-            .unwrap();
-
-        let open = debt.opened(); // a call of its own being served
         debt.charge(); // one refused call
         for turn in 1..=REFUSAL_DEBT {
             let mut buf = ReadBuf::new(&mut bytes);
@@ -207,10 +233,34 @@ mod tests {
             turns += 1;
         }
         assert_eq!(turns, MAX_DEBT);
+    }
 
-        // Its last call answered, the connection is not charged again.
-        drop(open);
-        debt.charge();
-        assert!(!debt.pay());
+    #[test]
+    fn a_connection_holds_its_share_of_the_queue_by_its_calls_open() {
+        let active = Active::default();
+        let (heavy, light) = (Debt::new(active.clone()), Debt::new(active.clone()));
+        let places = 4;
+        assert!(!light.holds_share(places), "no call open: no share held");
+        let mut heavys: Vec<_> = (0..3).map(|_| heavy.opened()).collect();
+        assert!(!heavy.holds_share(places), "alone, 3 of 4 places");
+        heavys.push(heavy.opened());
+        assert!(heavy.holds_share(places), "alone, all 4 places");
+
+        // A second connection with calls open: each one's share is now 2 places.
+        let first = light.opened();
+        assert_eq!(active.0.load(Relaxed), 2);
+        assert!(heavy.holds_share(places));
+        assert!(!light.holds_share(places), "1 call open of a share of 2");
+        let second = light.opened();
+        assert!(light.holds_share(places), "2 calls open of a share of 2");
+
+        drop((first, second));
+        assert_eq!(
+            active.0.load(Relaxed),
+            1,
+            "the light connection has none open"
+        );
+        heavys.clear();
+        assert_eq!(active.0.load(Relaxed), 0);
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! And the same with an in-flight limit the burst does not reach (one sized for calls that
 //! wait on peers): the bound on calls waiting for the CPU (`AULA_MAX_QUEUED`) refuses the rest.
+//! And a light client's call is served ahead of a heavy client's queue (`AULA_MAX_RUNNABLE`).
 
 use super::serve;
 use crate::{
@@ -48,18 +49,23 @@ fn start_server(
     max_in_flight: usize,
     max_queued: usize,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let limits = Limits {
+    start_server_with(Limits {
         max_in_flight,
         max_queued,
         ..Limits::default()
-    };
+    })
+}
+
+fn start_server_with(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
+        // As often as production's runtime asks which sockets are ready (cli::runtime).
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .event_interval(crate::cli::EVENT_INTERVAL)
             .build()
             .unwrap();
         rt.block_on(async move {
@@ -102,17 +108,64 @@ async fn a_burst_beyond_the_calls_waiting_for_the_cpu_is_refused_below_the_in_fl
     burst_is_refused_beyond(start_server(BURST * 2, LIMIT)).await;
 }
 
+/// A light client's call starts ahead of a heavy client's queued calls (starts.rs): with 40
+/// calls of WORK queued on one connection (200 ms of the server's thread), a call from another
+/// connection is served after a few calls' work, not after the queue's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_light_clients_call_is_served_ahead_of_a_heavy_clients_queue() {
+    let (addr, stop) = start_server_with(Limits {
+        max_in_flight: BURST,
+        max_queued: BURST,
+        max_runnable: 2,
+        ..Limits::default()
+    });
+    let (heavy, light) = (connect(addr).await, connect(addr).await);
+    for c in [&heavy, &light] {
+        c.clone()
+            .get_status(aula_api::Empty {})
+            .await
+            .expect("a lone call is served");
+    }
+    let queue = (0..40).map(|_| {
+        let mut c = heavy.clone();
+        async move {
+            c.get_status(aula_api::Empty {})
+                .await
+                .expect("a heavy call is served");
+            Instant::now()
+        }
+    });
+    let queue = tokio::spawn(futures::future::join_all(queue));
+    // A few of the heavy calls served, the rest queued.
+    tokio::time::sleep(WORK * 4).await;
+    let sent = Instant::now();
+    light
+        .clone()
+        .get_status(aula_api::Empty {})
+        .await
+        .expect("the light call is served");
+    let light_took = sent.elapsed();
+    let heavy_last = queue.await.unwrap().into_iter().max().unwrap();
+    let _ = stop.send(());
+    // Behind the queue it would have waited for ~36 calls' work (~180 ms); ahead of it, for
+    // the calls already runnable (2) and the one running.
+    assert!(
+        light_took < WORK * 12,
+        "the light call took {light_took:?}: it waited behind the heavy client's queue"
+    );
+    assert!(
+        heavy_last > sent + light_took + WORK * 10,
+        "the heavy queue was served before the light call ({:?} after it was sent)",
+        heavy_last - sent
+    );
+}
+
 /// A burst of BURST calls at a server bounded to about LIMIT calls: most refused at once, the
 /// admitted ones served within a few calls' work.
 async fn burst_is_refused_beyond(
     (addr, stop): (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>),
 ) {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let client = aula_api::cursos_service_client::CursosServiceClient::new(channel);
+    let client = connect(addr).await;
     // The connection is up and serving before the burst.
     client
         .clone()
@@ -165,4 +218,16 @@ async fn burst_is_refused_beyond(
         slowest(&served),
         served.len()
     );
+}
+
+/// A client on a connection of its own.
+async fn connect(
+    addr: std::net::SocketAddr,
+) -> aula_api::cursos_service_client::CursosServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    aula_api::cursos_service_client::CursosServiceClient::new(channel)
 }
