@@ -14,8 +14,8 @@
 //! [`StreamExec`], the executor hyper is given, then answers a refused call right there in
 //! the connection's task, without spawning it: a refusal costs no task and no trip through
 //! the run queue, and never waits behind admitted calls. An admitted call is spawned when its
-//! turn comes ([`crate::serve::starts`]): its connection's only call open goes ahead of the
-//! calls of connections with others open. Every request carries its connection's [`Debt`],
+//! turn comes ([`crate::serve::starts`]): one whose connection has no other call waiting to
+//! start goes ahead of the calls of connections that have. Every request carries its connection's [`Debt`],
 //! with which the shedding layer counts the connection's open calls and paces a connection
 //! whose calls it refuses ([`crate::serve::paced`] says why).
 
@@ -39,9 +39,10 @@ thread_local! {
 pub enum Start {
     /// Its answer is ready (a refusal): polling it once sends it.
     Answered,
-    /// Admitted, its connection's only open call: ahead of busy connections' calls.
+    /// Admitted, none of its connection's other calls waiting to start: ahead of busy
+    /// connections' calls.
     Sparse,
-    /// Admitted, its connection has other calls open: in turn.
+    /// Admitted behind another call of its connection still waiting to start: in turn.
     Bulk,
     /// Not counted among the admitted calls (health): spawned at once.
     Spawn,

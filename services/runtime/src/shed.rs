@@ -46,7 +46,7 @@ use crate::{
     limits::Limits,
     metrics::Metrics,
     observe::MethodTable,
-    serve::paced::{Debt, Open},
+    serve::paced::{Debt, Open, Waiting},
 };
 use metrics::{Counter, Gauge, Label};
 use std::{
@@ -202,14 +202,16 @@ where
         };
         let until_headers = HELD_UNTIL_HEADERS.iter().any(|p| path.starts_with(p));
         let mut place = Place::take(permit, layer.in_flight.clone());
-        // Open on its connection as long as it holds its place ([`crate::serve::paced`]: a
-        // connection is paced for refusals only while it has calls open).
+        // Open on its connection as long as it holds its place, and waiting until it starts
+        // (its connection's share of the queue, [`crate::serve::paced`]; its turn to start,
+        // [`crate::serve::starts`]).
         place.open = debt.map(Debt::opened);
+        let queued = Queued::enter(layer, debt.map(Debt::waiting));
         ShedFuture::Admitted {
             inner: self.inner.call(req),
             place: Some(place),
             until_headers,
-            queued: Some(Queued::enter(layer)),
+            queued: Some(queued),
         }
     }
 }
@@ -235,19 +237,19 @@ pin_project_lite::pin_project! {
 
 /// A refusal's answer is ready when the call is made: [`crate::arrival::StreamExec`] sends it
 /// from the connection's task instead of spawning a task for it. An admitted call starts in
-/// its turn, ahead of busy connections' calls if it is its connection's only one open
-/// ([`crate::serve::starts`]); health, never counted, at once.
+/// its turn, ahead of busy connections' calls if none of its connection's others is waiting to
+/// start ([`crate::serve::starts`]: fq_codel's sparse flow); health, never counted, at once.
 impl<F, B> crate::arrival::Arrived for ShedFuture<F, B> {
     fn start(&self) -> crate::arrival::Start {
         use crate::arrival::Start;
         match self {
             Self::Shed { .. } => Start::Answered,
+            // Its connection had another call waiting to start: this one waits its turn.
             Self::Admitted {
-                place: Some(place), ..
-            } => match &place.open {
-                Some(open) if open.calls() > 1 => Start::Bulk,
-                _ => Start::Sparse,
-            },
+                queued: Some(Queued(_, Some(waiting))),
+                ..
+            } if waiting.calls() > 1 => Start::Bulk,
+            Self::Admitted { place: Some(_), .. } => Start::Sparse,
             Self::Admitted { place: None, .. } => Start::Spawn,
         }
     }
@@ -288,12 +290,14 @@ where
 
 /// An admitted call whose task has not run yet, counted among the calls waiting for the CPU
 /// until dropped: at the call's first poll, or with the call should it never run.
-pub struct Queued(Arc<Inner>);
+/// Counted among its connection's too (`waiting`: [`crate::serve::starts`] favours a connection
+/// with none waiting).
+pub struct Queued(Arc<Inner>, Option<Waiting>);
 
 impl Queued {
-    fn enter(inner: &Arc<Inner>) -> Self {
+    fn enter(inner: &Arc<Inner>, waiting: Option<Waiting>) -> Self {
         inner.queued.fetch_add(1, Relaxed);
-        Self(inner.clone())
+        Self(inner.clone(), waiting)
     }
 }
 
@@ -553,6 +557,51 @@ mod tests {
         assert!(light.owed() > 0);
         drop((heavy1, heavy2, light1));
         assert_eq!(light.open_calls() + heavy.open_calls(), 0);
+    }
+
+    #[test]
+    fn a_call_waits_its_turn_only_behind_its_connections_calls_still_waiting() {
+        use crate::arrival::{Arrived as _, Start};
+        use tower_layer::Layer as _;
+        use tower_service::Service as _;
+        let metrics = Metrics::new();
+        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
+        let inner = tower::service_fn(|_: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody::default()))
+        });
+        let mut svc = ShedLayer::new(&metrics, "cursos", &Limits::default(), methods).layer(inner);
+        let debt = Debt::default();
+        let mut call = || {
+            let mut req = http::Request::builder()
+                .uri("/services.CursosService/GetUserCourses")
+                .body(())
+                .unwrap();
+            req.extensions_mut().insert(debt.clone());
+            svc.call(req)
+        };
+        let mut first = Box::pin(call());
+        assert_eq!(first.start(), Start::Sparse);
+        // Started (its first poll) and still open: its answer is not sent yet.
+        let Poll::Ready(Ok(answer)) = first
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        else {
+            panic!("the call did not start");
+        };
+        assert_eq!(debt.open_calls(), 1);
+        let second = call();
+        assert_eq!(
+            second.start(),
+            Start::Sparse,
+            "none of its connection's calls waits"
+        );
+        let third = call();
+        assert_eq!(
+            third.start(),
+            Start::Bulk,
+            "behind the second, still waiting"
+        );
+        drop((answer, second, third));
     }
 
     #[test]

@@ -40,7 +40,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// longer than its 5 ms between calls, so it always had one open, was charged, and starved
 /// again (38-43% refused, p99 17-26 s). Charged only to connections holding their share of the
 /// queue ([`Debt::holds_share`]), with a light client's call started ahead of the queue
-/// ([`crate::serve::starts`]): refused at most once in 12,000, p99 13-15 ms, on that machine.
+/// ([`crate::serve::starts`]): refused at most 5 times in 12,000, p99 15-18 ms, on that
+/// machine (BENCHMARKS.md, "Fair starts").
 pub const REFUSAL_DEBT: usize = 16;
 /// At most this many turns owed: uncapped, a connection refused faster than the run queue
 /// turns owed more with every read and was starved: its calls waited seconds in the socket
@@ -63,6 +64,8 @@ pub struct Debt(Arc<State>);
 struct State {
     owed: AtomicUsize,
     open: AtomicUsize,
+    /// Of the open calls, those admitted and not yet started (waiting for the CPU).
+    waiting: AtomicUsize,
     /// The server's connections with calls open (this one among them while it has).
     active: Active,
 }
@@ -107,6 +110,13 @@ impl Debt {
         Open(self.0.clone())
     }
 
+    /// One of the connection's calls admitted and waiting to start: counted until the guard
+    /// is dropped (at the call's first poll).
+    pub fn waiting(&self) -> Waiting {
+        self.0.waiting.fetch_add(1, Relaxed);
+        Waiting(self.0.clone())
+    }
+
     /// The connection's admitted calls still open.
     pub fn open_calls(&self) -> usize {
         self.0.open.load(Relaxed)
@@ -126,15 +136,24 @@ impl Debt {
     }
 }
 
-/// One of a connection's admitted calls, open until dropped ([`Debt::opened`]).
-pub struct Open(Arc<State>);
+/// One of a connection's admitted calls waiting to start, until dropped ([`Debt::waiting`]).
+pub struct Waiting(Arc<State>);
 
-impl Open {
-    /// The connection's admitted calls open, this one included.
+impl Waiting {
+    /// The connection's calls waiting to start, this one included.
     pub fn calls(&self) -> usize {
-        self.0.open.load(Relaxed)
+        self.0.waiting.load(Relaxed)
     }
 }
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
+/// One of a connection's admitted calls, open until dropped ([`Debt::opened`]).
+pub struct Open(Arc<State>);
 
 impl Drop for Open {
     fn drop(&mut self) {

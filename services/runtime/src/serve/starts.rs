@@ -8,12 +8,15 @@
 //! bound shortened that wait but refused a quarter of the work. So the calls waiting to start
 //! are held here instead, and only [`Starts::max_runnable`] of them are in tokio's run queue at
 //! a time; when one starts (its task's first poll), the next is spawned, and the next is
-//! chosen the way fq_codel (RFC 8290) favours sparse flows: a call that was its connection's
-//! only open call at arrival ("sparse") before one whose connection had others open ("bulk").
-//! A client sending a call at a time waits for a handful of calls, not for the queue. A client
-//! with many calls open waits as before, and loses nothing it is owed: its calls are served in
-//! the order they came, and at most [`SPARSE_IN_A_ROW`] sparse calls start before the next
-//! bulk one, so many light clients cannot starve it.
+//! chosen the way fq_codel (RFC 8290) favours sparse flows: a call whose connection had no
+//! other call waiting to start when it arrived ("sparse") before one queued behind another of
+//! its connection's ("bulk"). A client sending a call at a time waits for a handful of calls,
+//! not for the queue, even when its previous call is still running or being answered (when
+//! that call waited in turn, a light client on a slow machine had two open, was refused, and
+//! starved: 2 runs of 5, 2026-12-06). A client with many calls queued waits as before, and
+//! loses nothing it is owed: its calls are served in the order they came, and at most
+//! [`SPARSE_IN_A_ROW`] sparse calls start before the next bulk one, so many light clients
+//! cannot starve it. A connection has at most one sparse call waiting at a time.
 //!
 //! A call counts as runnable only until its first poll: after that, a call waiting on a peer or
 //! a database holds no place here, and its later polls are tokio's as before. Health checks and
