@@ -505,55 +505,71 @@ mod tests {
         assert!(!is_shed(&call().await.unwrap()), "the place was given back");
     }
 
-    #[tokio::test]
-    async fn a_full_queue_refuses_and_paces_only_connections_holding_their_share() {
+    /// A shedding layer with `limits` over a service that answers at once.
+    fn answering_at_once(
+        limits: &Limits,
+    ) -> ShedService<
+        impl tower_service::Service<
+            http::Request<()>,
+            Response = http::Response<TestBody>,
+            Error = std::convert::Infallible,
+        >,
+    > {
+        use tower_layer::Layer as _;
+        let metrics = Metrics::new();
+        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
+        let inner = tower::service_fn(|_: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody::default()))
+        });
+        ShedLayer::new(&metrics, "cursos", limits, methods).layer(inner)
+    }
+
+    /// A call from the connection of `debt`, made and not polled: admitted, it waits for the
+    /// CPU (queued).
+    fn call_from<S>(svc: &mut ShedService<S>, debt: &Debt) -> ShedFuture<S::Future, TestBody>
+    where
+        S: tower_service::Service<http::Request<()>, Response = http::Response<TestBody>>,
+    {
+        let mut req = http::Request::builder()
+            .uri("/services.CursosService/GetUserCourses")
+            .body(())
+            .unwrap();
+        req.extensions_mut().insert(debt.clone());
+        tower_service::Service::call(svc, req)
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_paces_only_connections_holding_their_share() {
         use crate::{
             arrival::{Arrived as _, Start},
             serve::paced::Active,
         };
-        use tower_layer::Layer as _;
-        use tower_service::Service as _;
-        let metrics = Metrics::new();
-        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
-        let limits = Limits {
+        let mut svc = answering_at_once(&Limits {
             max_in_flight: 16,
             max_queued: 2,
             ..Limits::default()
-        };
-        let inner = tower::service_fn(|_: http::Request<()>| async move {
-            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody::default()))
         });
-        let mut svc = ShedLayer::new(&metrics, "cursos", &limits, methods).layer(inner);
         let active = Active::default();
         let (heavy, light) = (Debt::new(active.clone()), Debt::new(active));
-        // Calls made and never polled: admitted, they wait for the CPU (queued).
-        let mut call = |debt: &Debt| {
-            let mut req = http::Request::builder()
-                .uri("/services.CursosService/GetUserCourses")
-                .body(())
-                .unwrap();
-            req.extensions_mut().insert(debt.clone());
-            svc.call(req)
-        };
-        let heavy1 = call(&heavy);
+        let heavy1 = call_from(&mut svc, &heavy);
         assert_eq!(
             heavy1.start(),
             Start::Sparse,
-            "its connection's only call open"
+            "none of its connection's waits"
         );
-        let heavy2 = call(&heavy);
+        let heavy2 = call_from(&mut svc, &heavy);
         assert_eq!(heavy2.start(), Start::Bulk);
         // The queue is full, and the heavy connection holds all of it.
-        let refused = call(&heavy);
+        let refused = call_from(&mut svc, &heavy);
         assert_eq!(refused.start(), Start::Answered);
         assert!(heavy.owed() > 0, "a refusal holding its share is paced");
 
         // The light connection's first call is admitted all the same, and starts first.
-        let light1 = call(&light);
+        let light1 = call_from(&mut svc, &light);
         assert_eq!(light1.start(), Start::Sparse);
         // Its second one would hold its share (2 of the 2 places split between two): refused,
         // and, since it holds its share, paced.
-        assert_eq!(call(&light).start(), Start::Answered);
+        assert_eq!(call_from(&mut svc, &light).start(), Start::Answered);
         assert!(light.owed() > 0);
         drop((heavy1, heavy2, light1));
         assert_eq!(light.open_calls() + heavy.open_calls(), 0);
@@ -562,24 +578,9 @@ mod tests {
     #[test]
     fn a_call_waits_its_turn_only_behind_its_connections_calls_still_waiting() {
         use crate::arrival::{Arrived as _, Start};
-        use tower_layer::Layer as _;
-        use tower_service::Service as _;
-        let metrics = Metrics::new();
-        let methods = MethodTable::new(&metrics, crate::metrics::Side::Server, &[]);
-        let inner = tower::service_fn(|_: http::Request<()>| async move {
-            Ok::<_, std::convert::Infallible>(http::Response::new(TestBody::default()))
-        });
-        let mut svc = ShedLayer::new(&metrics, "cursos", &Limits::default(), methods).layer(inner);
+        let mut svc = answering_at_once(&Limits::default());
         let debt = Debt::default();
-        let mut call = || {
-            let mut req = http::Request::builder()
-                .uri("/services.CursosService/GetUserCourses")
-                .body(())
-                .unwrap();
-            req.extensions_mut().insert(debt.clone());
-            svc.call(req)
-        };
-        let mut first = Box::pin(call());
+        let mut first = Box::pin(call_from(&mut svc, &debt));
         assert_eq!(first.start(), Start::Sparse);
         // Started (its first poll) and still open: its answer is not sent yet.
         let Poll::Ready(Ok(answer)) = first
@@ -589,13 +590,13 @@ mod tests {
             panic!("the call did not start");
         };
         assert_eq!(debt.open_calls(), 1);
-        let second = call();
+        let second = call_from(&mut svc, &debt);
         assert_eq!(
             second.start(),
             Start::Sparse,
-            "none of its connection's calls waits"
+            "none of its connection's waits"
         );
-        let third = call();
+        let third = call_from(&mut svc, &debt);
         assert_eq!(
             third.start(),
             Start::Bulk,

@@ -184,8 +184,16 @@ mod tests {
         async move { log.lock().unwrap().push(name) }
     }
 
+    /// Runs the runtime's other tasks until `n` calls have run; their names in order.
+    async fn ran(log: &Log, n: usize) -> Vec<&'static str> {
+        while log.lock().unwrap().len() < n {
+            tokio::task::yield_now().await;
+        }
+        log.lock().unwrap().clone()
+    }
+
     #[tokio::test(flavor = "current_thread")]
-    async fn a_connections_only_call_starts_before_the_calls_of_busy_connections() {
+    async fn a_call_with_none_of_its_connections_waiting_starts_before_busy_connections_calls() {
         let log = Log::default();
         let starts = Starts::new(1);
         starts.start(call(&log, "bulk 1"), false);
@@ -193,13 +201,7 @@ mod tests {
         starts.start(call(&log, "bulk 3"), false);
         starts.start(call(&log, "sparse"), true);
         assert_eq!(starts.waiting(), 3, "one call runnable, the rest held");
-        while log.lock().unwrap().len() < 4 {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(
-            *log.lock().unwrap(),
-            ["bulk 1", "sparse", "bulk 2", "bulk 3"]
-        );
+        assert_eq!(ran(&log, 4).await, ["bulk 1", "sparse", "bulk 2", "bulk 3"]);
         assert_eq!(starts.0.queue.lock().unwrap().runnable, 0);
     }
 
@@ -212,10 +214,7 @@ mod tests {
         for _ in 0..20 {
             starts.start(call(&log, "sparse"), true);
         }
-        while log.lock().unwrap().len() < 22 {
-            tokio::task::yield_now().await;
-        }
-        let log = log.lock().unwrap();
+        let log = ran(&log, 22).await;
         let second = log.iter().position(|n| *n == "bulk 2").unwrap();
         assert_eq!(
             second,
