@@ -92,8 +92,10 @@ for n in "${names[@]}"; do
   b="$bin_dir/$n"
   [ -x "$b" ] || die "missing binary $b"
   # A scratch image has no dynamic loader: refuse anything that needs one.
-  if readelf -l "$b" 2>/dev/null | grep -q 'Requesting program interpreter' \
-     || readelf -d "$b" 2>/dev/null | grep -q '(NEEDED)'; then
+  # grep without -q reads all of readelf's output: with -q, under pipefail, readelf could die of
+  # SIGPIPE after the match and the check read a dynamic binary as static.
+  if readelf -l "$b" 2>/dev/null | grep 'Requesting program interpreter' >/dev/null \
+     || readelf -d "$b" 2>/dev/null | grep '(NEEDED)' >/dev/null; then
     die "$b is dynamically linked; build it with RUSTFLAGS='-C target-feature=+crt-static' --target $triple"
   fi
   cp "$b" "$ctx/bin/$n"

@@ -164,8 +164,9 @@ else fail "chatbot ResolveDuvida"; printf '      %s\n' "$out"; fi
 listed() {
   local deadline=$(( $(date +%s) + $2 ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
+    # Not grep -q: under pipefail, grpcurl dying of SIGPIPE after the match would read as no match.
     rpc 50054 services.NotificacoesService/ListNotifications '{"id_usuario":"1","page_size":100}' 2>/dev/null \
-      | grep -qF -- "$1" && return 0
+      | grep -F -- "$1" >/dev/null && return 0
     sleep 1
   done
   return 1
@@ -251,7 +252,7 @@ all_used() {
 while [ $calls -lt 120 ]; do
   for _ in $(seq 1 20); do
     calls=$((calls + 1))
-    rpc 50051 services.CursosService/GetCourseMedia '{"id_curso":"1"}' 2>/dev/null | grep -q '"midiaCurso"' \
+    rpc 50051 services.CursosService/GetCourseMedia '{"id_curso":"1"}' 2>/dev/null | grep '"midiaCurso"' >/dev/null \
       && ok_calls=$((ok_calls + 1))
   done
   [ $ok_calls -eq 0 ] && break  # cursos does not answer at all: no point in going on
