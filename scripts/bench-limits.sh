@@ -90,6 +90,7 @@ bench_overload() {
     PROBE=${BENCH_PROBE:-$REL/examples/overload_probe}
     [ -x "$PROBE" ] || { echo "bench: $PROBE missing (cargo build --release -p aula-runtime --example overload_probe)" >&2; return 1; }
     log "overload: cursos alone on core $SERVER_CPU (${BENCH_OVERLOAD_ENV:-default limits}), GetUserCourses: flat out, half, ${factor}x for ${secs}s (h2load -c $conns -m $streams), after"
+    floor_round before
     # shellcheck disable=SC2086 # BENCH_OVERLOAD_ENV is a list of VAR=value words
     start cursos "$SERVER_CPU" "$WORK/overload" cursos-overload ${BENCH_OVERLOAD_ENV:-}
     local pid=$START_PID
@@ -145,6 +146,7 @@ bench_overload() {
     flood overload.after 5 "$conns" "$streams" --rps "$((max / 2 / conns + 1))"
     wait "$probe_pid" || true
     stop "$pid"
+    floor_round after
 
     python3 - "$OUT/results.tsv" "$OUT/summary.md" "$secs" "$factor" "$conns" "$streams" "${BENCH_OVERLOAD_ENV:-default limits}" <<'EOF'
 import sys
@@ -180,12 +182,14 @@ lines += [f"| {t} | {m} | {'met' if ok else 'MISSED'} |" for t, ok, m in rows]
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
+    mode_validity
 }
 
 bench_streams() {
     local n=${BENCH_STREAMS_N:-10000}
     [ -x "$REL/examples/streams" ] || { echo "bench: $REL/examples/streams missing; build first" >&2; return 1; }
     log "streams: $n SubscribeNotifications streams on one notificacoes (core $SERVER_CPU)"
+    floor_round before
     start notificacoes "$SERVER_CPU" "$WORK/streams" notificacoes-streams NOTIFICACOES_STREAMS_MAX="$n"
     local pid=$START_PID
     wait_serving notificacoes
@@ -197,6 +201,7 @@ bench_streams() {
         >"$OUT/logs/streams.log" 2>&1 || echo "bench: the streams client exited $?" >&2
     result streams.peak_rss_kb "$(rss_kb "$pid" VmHWM)"
     stop "$pid"
+    floor_round after
     python3 - "$OUT/streams.json" "$OUT/results.tsv" "$OUT/summary.md" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -209,11 +214,12 @@ with open(sys.argv[2], "a") as f:
 idle, peak = float(r["streams.idle_rss_kb"]) / 1024, float(r["streams.peak_rss_kb"]) / 1024
 lines = [
     f"# {s['streams_open']:,} open SubscribeNotifications streams on one notificacoes\n",
-    f"- streams open {s['streams_open']:,} of {s['streams_requested']:,} (refused: {s['streams_refused']}, after {s.get('subscriptions_retried', 0):,} retries honouring the server's pushback), opened in {s['open_seconds']:.1f} s",
+    f"- streams open {s['streams_open']:,} of {s['streams_requested']:,} (refused for good: {', '.join(f'{n} {c}' for c, n in s['streams_refused'].items()) or 'none'}, after {s.get('subscriptions_retried', 0):,} retries honouring the server's pushback), opened in {s['open_seconds']:.1f} s",
     f"- RSS idle {idle:.1f} MB, peak {peak:.1f} MB ({(peak - idle) * 1024 / max(s['streams_open'], 1):.1f} KB per stream)",
     f"- deliveries {s['deliveries_seen']:,} of {s['deliveries_expected']:,}; delay from SendNotification p50 {d['p50']:.1f} ms, p99 {d['p99']:.1f} ms, max {d['max']:.1f} ms",
 ]
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
+    mode_validity
 }

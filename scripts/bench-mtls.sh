@@ -24,6 +24,7 @@ bench_mtls() {
     plain_port=$(port cursos)
     tls_port=$((plain_port + 100))
     log "mtls: cursos on core $SERVER_CPU in plaintext (:$plain_port) and over TLS (:$tls_port)"
+    floor_round before
     start cursos "$SERVER_CPU" "$WORK/plain" cursos-plain
     wait_serving cursos
     # shellcheck disable=SC2046
@@ -77,6 +78,7 @@ bench_mtls() {
         mtls=$((mtls + t))
     done
     result mtls.aula_load.ratio "$(awk -v t="$mtls" -v p="$mplain" 'BEGIN { printf "%.3f", (p > 0) ? t / p : 0 }')"
+    floor_round after # the two servers idle on its core
     {
         echo "# mTLS cost (scripts/bench.sh mtls)"
         echo
@@ -86,5 +88,6 @@ bench_mtls() {
         echo "|---|---|"
         awk -F'\t' '{ printf "| %s | %s |\n", $1, $2 }' "$OUT/results.tsv"
     } >"$OUT/summary.md"
+    mode_validity >/dev/null
     cat "$OUT/summary.md"
 }

@@ -20,7 +20,10 @@
 # floor of an earlier valid run on this machine (target/bench-floor-reference.tsv), whichever is
 # higher. A busy machine compresses every ratio toward 1, so an invalid run's ratios say nothing;
 # the summary and results.tsv say INVALID and why. Before starting, the script checks the load
-# (/proc/loadavg, processes using a CPU) and refuses a busy machine unless --force.
+# (/proc/loadavg, processes using a CPU) and refuses a busy machine unless --force. The modes
+# overload, streams and mtls take a round of the floor before and after their measurement and
+# are judged the same way against the stored reference, or BENCH_FLOOR_REFERENCE (GetUserCourses/s)
+# on a machine without one (their summary says VALID, INVALID, or validity unknown).
 #
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
 #   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
@@ -77,6 +80,8 @@ BASE=${BENCH_PORT_BASE:-51000}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 [ "$MODE" = all ] || OUT=$OUT/$MODE
 REL=${BENCH_BIN_DIR:-$ROOT/target/release}
+# The quiet reference of the floor on this machine, raised only by a valid run (step 3).
+FLOOR_REF_FILE=$ROOT/target/bench-floor-reference.tsv
 SERVICES=(cursos chatbot cpar notificacoes insights midia)
 
 mkdir -p "$OUT/logs"
@@ -175,10 +180,10 @@ elif [ "$MODE" = callgrind-gateway ]; then
 elif [ "$MODE" = overload ]; then
     # cursos and the probe only (scripts/bench-limits.sh): h2load is the load generator.
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
-        log "building release binaries (cursos, the overload probe)"
-        cargo build --release -p cursos --bin cursos -p aula-runtime --example overload_probe
+        log "building release binaries (cursos, the overload probe, the floor)"
+        cargo build --release -p cursos --bin cursos -p aula-runtime --example overload_probe -p aula --example floor
     fi
-    BINARIES=(cursos examples/overload_probe)
+    BINARIES=(cursos examples/overload_probe examples/floor)
 else
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
         log "building release binaries"
@@ -280,6 +285,75 @@ wait_port() { # PORT: until something listens there
     return 1
 }
 
+# floor_round NAME: one round of the floor alone on the server's core, GetUserCourses, recorded
+# as floor.NAME. The modes timed against the clock (overload, streams, mtls) take one before and
+# one after their measurement (mode_validity judges them): without it a slowed machine's figures
+# looked like a quiet one's (2026-12-06: cursos' maximum 14.6k against 43k-51k quiet, found only
+# by measuring the floor by hand). The floor copies its answers from a cursos started for the
+# purpose and stopped once copied, so the round measures the floor alone.
+floor_round() {
+    local src_port=$((BASE + 251)) floor_port=$((BASE + 252))
+    start cursos "$SERVER_CPU" "$WORK/floor-src" "floor-src-$1" \
+        AULA_LISTEN="127.0.0.1:$src_port" AULA_METRICS_LISTEN="127.0.0.1:$((src_port + 900))"
+    local src=$START_PID
+    wait_serving cursos "http://127.0.0.1:$src_port"
+    taskset -c "$SERVER_CPU" "$REL/examples/floor" --listen "127.0.0.1:$floor_port" \
+        --from "http://127.0.0.1:$src_port" >"$OUT/logs/floor-$1.log" 2>&1 &
+    local floor=$!
+    PIDS+=("$floor")
+    wait_port "$floor_port"
+    stop "$src"
+    local url="http://127.0.0.1:$floor_port/services.CursosService/GetUserCourses" secs=$SECS
+    # Untimed first (the first seconds of load run slower on a quiet VM too: step 3 says why).
+    SECS=${BENCH_WARMUP_SECONDS:-5} h2 "floor-$1-warmup" "$url" "$WORK/user1.bin" >/dev/null
+    result "floor.$1.GetUserCourses" "$(SECS=$secs h2 "floor-$1" "$url" "$WORK/user1.bin")"
+    stop "$floor"
+}
+
+# mode_validity: whether a mode's floor rounds (floor_round) were within BENCH_FLOOR_VALID of the
+# quiet reference: BENCH_FLOOR_REFERENCE (GetUserCourses/s) if set, else the one an earlier valid
+# run of step 3 stored on this machine. Records run.valid (1, 0, or unknown without a reference)
+# and run.invalid_reason, and appends the verdict to the mode's summary.md.
+mode_validity() {
+    python3 - "$OUT/results.tsv" "$FLOOR_REF_FILE" "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" \
+        "${BENCH_FLOOR_REFERENCE:-}" "$OUT/summary.md" <<'PY'
+import sys
+results, ref_file, need, machine, given, summary = sys.argv[1:]
+need = float(need)
+r = dict(l.rstrip("\n").split("\t", 1) for l in open(results) if "\t" in l)
+floors = {k.split(".")[1]: float(v) for k, v in r.items() if k.startswith("floor.") and k.endswith(".GetUserCourses")}
+ref, source = 0.0, ""
+if given:
+    ref, source = float(given), "BENCH_FLOOR_REFERENCE"
+else:
+    try:
+        stored = dict(l.split() for l in open(ref_file) if l.strip())
+        ref, source = float(stored.get("GetUserCourses", 0)), ref_file
+    except OSError:
+        pass
+rounds = ", ".join(f"{k} {v:,.0f}" for k, v in floors.items())
+reasons = [f"floor {k} {v:,.0f} req/s < {need:.0%} of {ref:,.0f} ({source})" for k, v in floors.items() if v < need * ref]
+if machine != "quiet":
+    reasons.append("the machine was busy at the start (--force; see machine.txt)")
+if not floors or any(v <= 0 for v in floors.values()):
+    reasons.append("a floor round failed (see logs/)")
+if reasons:
+    valid, verdict = "0", "**INVALID**: " + "; ".join(reasons)
+elif ref <= 0:
+    valid, verdict = "unknown", ("validity unknown: no quiet reference on this machine (a valid `scripts/bench.sh` "
+                                 "run stores one; or set BENCH_FLOOR_REFERENCE)")
+else:
+    valid, verdict = "1", f"VALID: every floor round within {need:.0%} of {ref:,.0f} ({source})"
+with open(results, "a") as f:
+    f.write(f"run.valid\t{valid}\nrun.invalid_reason\t{'; '.join(reasons)}\n")
+line = f"\nThe floor (GetUserCourses/s, alone on the server's core): {rounds or 'not measured'}. The run is {verdict}.\n"
+with open(summary, "a") as f:
+    f.write(line)
+print(line.strip())
+PY
+}
+
+# ---------------------------------------------------------------- modes of their own
 # ---------------------------------------------------------------- modes of their own
 if [ "$MODE" = callgrind ]; then
     # shellcheck source=scripts/bench-callgrind.sh
@@ -380,7 +454,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # Is the run valid? Every round's floor against the quiet reference (see the header).
-FLOOR_REF_FILE=$ROOT/target/bench-floor-reference.tsv
 python3 - "$OUT/results.tsv" "$FLOOR_REF_FILE" "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" \
     >>"$OUT/results.tsv" <<'EOF'
 import sys
