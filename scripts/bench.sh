@@ -26,6 +26,9 @@
 # on a machine without one (their summary says VALID, INVALID, or validity unknown).
 #
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
+#   scripts/bench.sh floor      is the machine quiet? BENCH_ROUNDS rounds of the floor alone on
+#                               its core (~15 s each), judged against the quiet reference: the
+#                               first thing to run before timing anything (floor_round below)
 #   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
 #                               GetUserCourses (valgrind; noise-free, runs on a busy machine too;
 #                               scripts/bench-callgrind.sh)
@@ -65,8 +68,8 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --force) FORCE=1 ;;
-        all | callgrind | callgrind-gateway | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
-        *) echo "bench: unknown argument $arg (modes: all, callgrind, callgrind-gateway, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
+        all | floor | callgrind | callgrind-gateway | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, floor, callgrind, callgrind-gateway, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -177,6 +180,12 @@ elif [ "$MODE" = callgrind-gateway ]; then
         cargo build --profile profiling -p cursos --bin cursos -p gateway --bin gateway
     fi
     BINARIES=(cursos gateway)
+elif [ "$MODE" = floor ]; then
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building release binaries (cursos, the floor)"
+        cargo build --release -p cursos --bin cursos -p aula --example floor
+    fi
+    BINARIES=(cursos examples/floor)
 elif [ "$MODE" = overload ]; then
     # cursos and the probe only (scripts/bench-limits.sh): h2load is the load generator.
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
@@ -341,7 +350,8 @@ if reasons:
     valid, verdict = "0", "**INVALID**: " + "; ".join(reasons)
 elif ref <= 0:
     valid, verdict = "unknown", ("validity unknown: no quiet reference on this machine (a valid `scripts/bench.sh` "
-                                 "run stores one; or set BENCH_FLOOR_REFERENCE)")
+                                 "run stores one; BENCHMARKS.md's machines did 72.5k-77.5k on a quiet core: "
+                                 "BENCH_FLOOR_REFERENCE=72500 judges against that)")
 else:
     valid, verdict = "1", f"VALID: every floor round within {need:.0%} of {ref:,.0f} ({source})"
 with open(results, "a") as f:
@@ -377,6 +387,13 @@ if [ "$MODE" != all ]; then
     . "$ROOT/scripts/bench-flags.sh"
     # shellcheck source=scripts/bench-data.sh
     . "$ROOT/scripts/bench-data.sh"
+    if [ "$MODE" = floor ]; then
+        log "floor: $ROUNDS rounds of the floor alone on core $SERVER_CPU, GetUserCourses, h2load -c $CLIENTS -m $STREAMS on core $LOAD_CPU"
+        printf '# Is the machine quiet? (scripts/bench.sh floor)\n' >"$OUT/summary.md"
+        for r in $(seq 1 "$ROUNDS"); do floor_round "round$r"; done
+        mode_validity
+        exit 0
+    fi
     "bench_$MODE"
     case "$MODE" in
         postgres | gateway | data) bench_more_summary | tee "$OUT/summary.md" ;;
