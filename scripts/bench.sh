@@ -58,7 +58,7 @@
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio,
 # BENCH_FLOOR_REFERENCE the quiet floor (GetUserCourses/s) on a machine that has not stored one.
 #
-# Usage: scripts/bench.sh [--force] [all|callgrind|callgrind-gateway|overload|streams|mtls|flags|postgres|gateway|data];
+# Usage: scripts/bench.sh [--force] [all|floor|callgrind|callgrind-gateway|overload|streams|mtls|flags|postgres|gateway|data];
 # --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -364,7 +364,6 @@ print(line.strip())
 PY
 }
 
-# ---------------------------------------------------------------- modes of their own
 # ---------------------------------------------------------------- modes of their own
 if [ "$MODE" = callgrind ]; then
     # shellcheck source=scripts/bench-callgrind.sh
