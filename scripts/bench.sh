@@ -17,8 +17,8 @@
 #
 # Validity (#16): every round of 3. measures the floor too, and the run is INVALID when any
 # round's floor is below 80% of the quiet reference: the best floor of this run, or the best
-# floor of an earlier valid run on this machine (target/bench-floor-reference.tsv), whichever is
-# higher. A busy machine compresses every ratio toward 1, so an invalid run's ratios say nothing;
+# floor of an earlier valid run on this machine (target/bench-floor-reference.tsv), or
+# BENCH_FLOOR_REFERENCE (GetUserCourses), whichever is higher. A busy machine compresses every ratio toward 1, so an invalid run's ratios say nothing;
 # the summary and results.tsv say INVALID and why. Before starting, the script checks the load
 # (/proc/loadavg, processes using a CPU) and refuses a busy machine unless --force. The modes
 # overload, streams and mtls take a round of the floor before and after their measurement and
@@ -28,7 +28,7 @@
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
 #   scripts/bench.sh floor      is the machine quiet? BENCH_ROUNDS rounds of the floor alone on
 #                               its core (~15 s each), judged against the quiet reference: the
-#                               first thing to run before timing anything (floor_round below)
+#                               first thing to run before timing anything
 #   scripts/bench.sh callgrind  instructions per request of cursos and the floor, GetStatus and
 #                               GetUserCourses (valgrind; noise-free, runs on a busy machine too;
 #                               scripts/bench-callgrind.sh)
