@@ -22,8 +22,8 @@
 # the summary and results.tsv say INVALID and why. Before starting, the script checks the load
 # (/proc/loadavg, processes using a CPU) and refuses a busy machine unless --force. The modes
 # overload, streams and mtls take a round of the floor before and after their measurement and
-# are judged the same way against the stored reference, or BENCH_FLOOR_REFERENCE (GetUserCourses/s)
-# on a machine without one (their summary says VALID, INVALID, or validity unknown).
+# are judged by the same rule (scripts/bench_validity.py; their summary says VALID, INVALID, or
+# validity unknown when nothing but the run itself says what quiet is).
 #
 # Modes of their own (scripts/bench-limits.sh, #14), results in target/bench/<mode>/:
 #   scripts/bench.sh floor      is the machine quiet? BENCH_ROUNDS rounds of the floor alone on
@@ -321,47 +321,12 @@ floor_round() {
 }
 
 # mode_validity: whether a mode's floor rounds (floor_round) were within BENCH_FLOOR_VALID of the
-# quiet reference: BENCH_FLOOR_REFERENCE (GetUserCourses/s) if set, else the one an earlier valid
-# run of step 3 stored on this machine. Records run.valid (1, 0, or unknown without a reference)
-# and run.invalid_reason, and appends the verdict to the mode's summary.md.
+# quiet reference, by the rule step 3 uses too (scripts/bench_validity.py). Records run.valid (1, 0,
+# or unknown when nothing outside the run says what quiet is) and run.invalid_reason, and appends
+# the verdict to the mode's summary.md.
 mode_validity() {
-    python3 - "$OUT/results.tsv" "$FLOOR_REF_FILE" "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" \
-        "${BENCH_FLOOR_REFERENCE:-}" "$OUT/summary.md" <<'PY'
-import sys
-results, ref_file, need, machine, given, summary = sys.argv[1:]
-need = float(need)
-r = dict(l.rstrip("\n").split("\t", 1) for l in open(results) if "\t" in l)
-floors = {k.split(".")[1]: float(v) for k, v in r.items() if k.startswith("floor.") and k.endswith(".GetUserCourses")}
-ref, source = 0.0, ""
-if given:
-    ref, source = float(given), "BENCH_FLOOR_REFERENCE"
-else:
-    try:
-        stored = dict(l.split() for l in open(ref_file) if l.strip())
-        ref, source = float(stored.get("GetUserCourses", 0)), ref_file
-    except OSError:
-        pass
-rounds = ", ".join(f"{k} {v:,.0f}" for k, v in floors.items())
-reasons = [f"floor {k} {v:,.0f} req/s < {need:.0%} of {ref:,.0f} ({source})" for k, v in floors.items() if v < need * ref]
-if machine != "quiet":
-    reasons.append("the machine was busy at the start (--force; see machine.txt)")
-if not floors or any(v <= 0 for v in floors.values()):
-    reasons.append("a floor round failed (see logs/)")
-if reasons:
-    valid, verdict = "0", "**INVALID**: " + "; ".join(reasons)
-elif ref <= 0:
-    valid, verdict = "unknown", ("validity unknown: no quiet reference on this machine (a valid `scripts/bench.sh` "
-                                 "run stores one; BENCHMARKS.md's machines did 72.5k-77.5k on a quiet core: "
-                                 "BENCH_FLOOR_REFERENCE=72500 judges against that)")
-else:
-    valid, verdict = "1", f"VALID: every floor round within {need:.0%} of {ref:,.0f} ({source})"
-with open(results, "a") as f:
-    f.write(f"run.valid\t{valid}\nrun.invalid_reason\t{'; '.join(reasons)}\n")
-line = f"\nThe floor (GetUserCourses/s, alone on the server's core): {rounds or 'not measured'}. The run is {verdict}.\n"
-with open(summary, "a") as f:
-    f.write(line)
-print(line.strip())
-PY
+    python3 "$ROOT/scripts/bench_validity.py" mode "$OUT/results.tsv" "$FLOOR_REF_FILE" \
+        "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" "${BENCH_FLOOR_REFERENCE:-}" "$OUT/summary.md"
 }
 
 # ---------------------------------------------------------------- modes of their own
@@ -471,49 +436,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # Is the run valid? Every round's floor against the quiet reference (see the header).
-python3 - "$OUT/results.tsv" "$FLOOR_REF_FILE" "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" \
-    "${BENCH_FLOOR_REFERENCE:-}" >>"$OUT/results.tsv" <<'EOF'
-import sys
-results, ref_file, need, machine = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-given = float(sys.argv[5] or 0)
-r = dict(l.rstrip("\n").split("\t", 1) for l in open(results) if "\t" in l)
-stored = {}
-try:
-    stored = {k: float(v) for k, v in (l.split() for l in open(ref_file) if l.strip())}
-except OSError:
-    pass
-reasons, best_now = [], {}
-for rpc in ("GetStatus", "GetUserCourses"):
-    rounds = sorted((k, float(v)) for k, v in r.items() if k.startswith(f"rps.floor.{rpc}."))
-    if not rounds:
-        continue
-    best_now[rpc] = max(v for _, v in rounds)
-    # BENCH_FLOOR_REFERENCE (GetUserCourses/s) stands in for a stored reference on a new machine.
-    outside = {"GetUserCourses": given}.get(rpc, 0)
-    ref = max(best_now[rpc], stored.get(rpc, 0), outside)
-    if ref == best_now[rpc]:
-        # Without a reference from outside the run, a machine slowed evenly throughout passes.
-        source = "this run" if stored.get(rpc) or outside else "this run only: no stored or given reference"
-    elif ref == outside:
-        source = "BENCH_FLOOR_REFERENCE"
-    else:
-        source = "an earlier valid run (" + ref_file + ")"
-    print(f"floor_reference.{rpc}\t{ref:.0f}")
-    print(f"floor_reference_source.{rpc}\t{source}")
-    for k, v in rounds:
-        if v < need * ref:
-            reasons.append(f"{rpc} round {k.rsplit('.', 1)[1]}: floor {v:,.0f} req/s < {need:.0%} of {ref:,.0f} ({source})")
-if machine != "quiet":
-    reasons.append("the machine was busy at the start (--force; see machine.txt)")
-print(f"run.valid\t{0 if reasons else 1}")
-print(f"run.invalid_reason\t{'; '.join(reasons)}")
-# A valid run on a quiet machine raises the stored reference; nothing else touches it.
-if not reasons:
-    for rpc, v in best_now.items():
-        stored[rpc] = max(stored.get(rpc, 0), v)
-    with open(ref_file, "w") as f:
-        f.writelines(f"{k}\t{v:.0f}\n" for k, v in sorted(stored.items()))
-EOF
+python3 "$ROOT/scripts/bench_validity.py" step3 "$OUT/results.tsv" "$FLOOR_REF_FILE" \
+    "${BENCH_FLOOR_VALID:-0.8}" "$(cat "$OUT/machine.state")" "${BENCH_FLOOR_REFERENCE:-}"
 if [ "$(awk -F'\t' '$1 == "run.valid" { print $2 }' "$OUT/results.tsv")" = 1 ]; then
     log "the run is VALID: every round's floor within ${BENCH_FLOOR_VALID:-0.8} of the reference ($(awk -F'\t' '$1 == "floor_reference_source.GetUserCourses" { print $2 }' "$OUT/results.tsv"))"
 else
