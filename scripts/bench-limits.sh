@@ -84,6 +84,34 @@ for k in ("sent", "ok", "refused", "errors", "p50_ms", "p99_ms", "max_ms"):
 EOF
 }
 
+# Software counters of cursos over a phase (perf stat; no hardware counters needed, so they
+# work in a VM): CPU time, context switches and the syscalls that move bytes, per answered call.
+# On a slowed machine the rates move but these per-call costs hardly do: they say where a
+# build's served calls went (2026-12-06: fair starts served 6-10% fewer calls at the same load,
+# and only ~1% was explained by the extra refusals). Without perf, nothing is recorded.
+COUNTED=(task-clock context-switches raw_syscalls:sys_enter syscalls:sys_enter_write
+    syscalls:sys_enter_writev syscalls:sys_enter_sendto syscalls:sys_enter_sendmsg
+    syscalls:sys_enter_read syscalls:sys_enter_recvfrom syscalls:sys_enter_epoll_wait
+    syscalls:sys_enter_futex syscalls:sys_enter_sched_yield)
+# counters_start NAME PID: starts counting; counters_stop NAME records NAME.counted.<event>.
+counters_start() {
+    COUNTERS_PID=
+    command -v perf >/dev/null || return 0
+    local events
+    events=$(IFS=,; echo "${COUNTED[*]}")
+    perf stat -x, -o "$OUT/logs/$1.perf.csv" -e "$events" -p "$2" >/dev/null 2>&1 &
+    COUNTERS_PID=$!
+    PIDS+=("$COUNTERS_PID")
+}
+counters_stop() {
+    [ -n "$COUNTERS_PID" ] || return 0
+    kill -INT "$COUNTERS_PID" 2>/dev/null || true
+    wait "$COUNTERS_PID" 2>/dev/null || true
+    # perf stat -x, lines: value,unit,event,... (task-clock in ms); "<not counted>" is left out.
+    awk -F, -v n="$1" '$1 ~ /^[0-9.]+$/ { e = $3; sub(/^(raw_)?syscalls:sys_enter_?/, "sys_", e); if (e == "sys_") e = "syscalls"; printf "%s.counted.%s\t%s\n", n, e, $1 }' \
+        "$OUT/logs/$1.perf.csv" >>"$OUT/results.tsv"
+}
+
 bench_overload() {
     local secs=${BENCH_OVERLOAD_SECONDS:-60} factor=${BENCH_OVERLOAD_FACTOR:-3}
     local conns=${BENCH_OVERLOAD_CLIENTS:-64} streams=${BENCH_OVERLOAD_STREAMS:-32}
@@ -128,9 +156,11 @@ bench_overload() {
     ) &
     local watcher=$!
     server_counts overload.3x.before
+    counters_start overload.3x "$pid"
     probe overload.3x "$secs" &
     probe_pid=$!
     flood overload.3x "$secs" "$conns" "$streams" --rps "$((max * factor / conns + 1))"
+    counters_stop overload.3x
     server_counts overload.3x.after
     wait "$probe_pid" || true
     touch "$WORK/overload.done"
@@ -174,11 +204,25 @@ rows = [
      f"{n('overload.health_failed'):.0f} of {n('overload.health_checks'):.0f} checks failed"),
     ("normal latency within 1 s after", 0 < after99 <= 2 * half99, f"p99 {after99:.2f} ms"),
 ]
+# What each call cost cursos at 3x (perf stat), when counted: the served and the refused together.
+c = lambda e: n(f"overload.3x.counted.{e}")
+answered = delta("overload.3x", "ok_total") + refused
+costs = ""
+if c("task-clock") > 0 and answered > 0:
+    writes = sum(c(f"sys_{e}") for e in ("write", "writev", "sendto", "sendmsg"))
+    reads = sum(c(f"sys_{e}") for e in ("read", "recvfrom"))
+    costs = (f"\ncursos at 3x, per answered call (served or refused; perf stat): "
+             f"{c('task-clock') * 1000 / answered:.1f} us of CPU, {c('syscalls') / answered:.3f} syscalls "
+             f"({writes / answered:.3f} writes, {reads / answered:.3f} reads, "
+             f"{c('sys_epoll_wait') / answered:.3f} epoll_wait, {c('sys_futex') / answered:.3f} futex), "
+             f"{c('context-switches') / answered:.3f} context switches.\n")
+
 lines = [f"# Overload: cursos GetUserCourses, {factor}x its maximum for {secs} s\n",
          f"Server: {env}. Load: h2load -c {conns} -m {streams} --rps; the maximum from 8 x 8, closed loop. "
          f"Load average (1 min) before each phase: {loads}.\n",
          "| target | measured | verdict |", "|---|---|---|"]
 lines += [f"| {t} | {m} | {'met' if ok else 'MISSED'} |" for t, ok, m in rows]
+lines += [costs] if costs else []
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

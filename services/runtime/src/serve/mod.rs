@@ -11,12 +11,14 @@
 //!   waiting in its queue), GOAWAY on every connection, and the open calls left to finish.
 //!
 //! Connections whose calls are refused read their next ones later ([`paced`]); admitted calls
-//! start in turn, a connection's only open call ahead of busy connections' ([`starts`]).
+//! start in turn, a connection's only open call ahead of busy connections' ([`starts`]);
+//! answers leave in shared writes ([`batched`]).
 //!
 //! Should the future be dropped (the drain's grace ran out), its connections are closed with
 //! it rather than left running on their own.
 
 use crate::arrival::{Arrival, Arrived, StreamExec};
+use batched::Batched;
 use futures::{Stream, StreamExt as _};
 use hyper_util::rt::TokioIo;
 use paced::{Active, Debt, Paced};
@@ -25,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::transport::server::Connected;
 
+pub mod batched;
 pub mod paced;
 pub mod starts;
 
@@ -111,7 +114,7 @@ async fn connection<IO, S, C, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection(TokioIo::new(Batched::new(io)), service);
     tokio::pin!(conn);
     let aged = tokio::time::sleep(max_age);
     tokio::pin!(aged);
