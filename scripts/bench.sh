@@ -34,7 +34,8 @@
 #                               scripts/bench-callgrind.sh)
 #   scripts/bench.sh callgrind-gateway  instructions per GET /cursos/ver_inscricoes_do_usuario/1
 #                               of the gateway (valgrind), cursos behind it as a plain binary
-#   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health;
+#   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health,
+#                               and with perf: CPU and system calls per answered call;
 #                               h2load and a probe: scripts/bench-limits.sh says why)
 #   scripts/bench.sh streams    10,000 SubscribeNotifications streams (RSS, delivery delay)
 #   scripts/bench.sh mtls       GetUserCourses over TLS vs plaintext, same core, same run
