@@ -7,9 +7,10 @@
 //! threshold is 256 bytes when the transport says it writes vectored (a TCP socket does) and
 //! 1 KiB otherwise. GetUserCourses answers user 1 in 478 bytes: every answer cost its own
 //! `writev`, 1.38 per call for the floor (a bare tonic server) against 0.43 for GetStatus's
-//! 120 bytes, and each write on loopback also wakes the reader. On this file's VM, 2026-12-06,
-//! the floor served GetStatus at ~88k/s and GetUserCourses at ~50k/s, its system time per call
-//! 3.7 us against 10.5 us.
+//! 120 bytes, and each write on loopback also wakes the reader. On a 2-core VM (2026-12-06,
+//! BENCHMARKS.md, "Answers in shared writes") the floor served GetStatus at ~88k/s and
+//! GetUserCourses at ~50k/s, its system time per call 3.7 us against 10.5 us; with this type,
+//! cursos wrote 0.525 times per answered call instead of 1.42 and served ~25% more.
 //!
 //! So the codec is told the transport does not write vectored (frames under 1 KiB join its
 //! buffer), and what it writes goes through a small [`BufWriter`]: a larger frame, written
