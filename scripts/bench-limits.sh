@@ -87,8 +87,9 @@ EOF
 # Software counters of cursos over a phase (perf stat; no hardware counters needed, so they
 # work in a VM): CPU time, context switches and the syscalls that move bytes, per answered call.
 # On a slowed machine the rates move but these per-call costs hardly do: they say where a
-# build's served calls went (2026-12-06: fair starts served 6-10% fewer calls at the same load,
-# and only ~1% was explained by the extra refusals). Without perf, nothing is recorded.
+# build's served calls went (2026-12-06: they showed h2 writing each answer on its own, 1.42
+# writes per answered call; BENCHMARKS.md, "Answers in shared writes"). Without perf, nothing
+# is recorded.
 COUNTED=(task-clock context-switches raw_syscalls:sys_enter syscalls:sys_enter_write
     syscalls:sys_enter_writev syscalls:sys_enter_sendto syscalls:sys_enter_sendmsg
     syscalls:sys_enter_read syscalls:sys_enter_recvfrom syscalls:sys_enter_epoll_wait
