@@ -45,9 +45,12 @@
 
 value() { awk -F'\t' -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$OUT/results.tsv"; }
 
-# server_counts NAME: cursos' GetUserCourses answers so far, OK and refused, as NAME.ok_total
-# and NAME.refused_total, and the machine's 1-minute load average as NAME.load.
+# server_counts NAME [PID]: cursos' GetUserCourses answers so far, OK and refused, as
+# NAME.ok_total and NAME.refused_total, and the machine's 1-minute load average as NAME.load;
+# with PID, also cursos' CPU time so far (NAME.cpu_ticks: utime + stime, in clock ticks), for
+# how busy a phase kept its core.
 server_counts() {
+    [ -z "${2:-}" ] || result "$1.cpu_ticks" "$(awk '{ print $14 + $15 }' "/proc/$2/stat")"
     curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" >"$WORK/metrics.txt" || true
     local ok shed
     ok=$(awk '/^grpc_server_handled_total\{/ && /grpc_method="GetUserCourses"/ && /grpc_code="OK"/ { print $NF }' "$WORK/metrics.txt")
@@ -135,14 +138,15 @@ bench_overload() {
     # Back-to-back comparisons on a busy machine: the same load for both builds.
     max=${BENCH_OVERLOAD_MAX:-$max}
     result overload.max_rate "$max"
+    result overload.clk_tck "$(getconf CLK_TCK)"
     [ "$max" -gt 0 ] || { echo "bench: no maximum rate measured; see $OUT/logs" >&2; return 1; }
 
-    server_counts overload.half.before
+    server_counts overload.half.before "$pid"
     probe overload.half "$SECS" &
     local probe_pid=$!
     flood overload.half "$SECS" "$conns" "$streams" --rps "$((max / 2 / conns + 1))"
     wait "$probe_pid" || true
-    server_counts overload.half.after
+    server_counts overload.half.after "$pid"
 
     # Health every second while overloaded: a probe must never see it fail.
     rm -f "$WORK/overload.done"
@@ -156,13 +160,13 @@ bench_overload() {
         printf '%s %s\n' "$checks" "$failed" >"$WORK/overload.health"
     ) &
     local watcher=$!
-    server_counts overload.3x.before
+    server_counts overload.3x.before "$pid"
     counters_start overload.3x "$pid"
     probe overload.3x "$secs" &
     probe_pid=$!
     flood overload.3x "$secs" "$conns" "$streams" --rps "$((max * factor / conns + 1))"
     counters_stop overload.3x
-    server_counts overload.3x.after
+    server_counts overload.3x.after "$pid"
     wait "$probe_pid" || true
     touch "$WORK/overload.done"
     wait "$watcher" || true
@@ -217,6 +221,24 @@ if c("task-clock") > 0 and answered > 0:
              f"({writes / answered:.3f} writes, {reads / answered:.3f} reads, "
              f"{c('sys_epoll_wait') / answered:.3f} epoll_wait, {c('sys_futex') / answered:.3f} futex), "
              f"{c('context-switches') / answered:.3f} context switches.\n")
+
+# How busy each phase kept cursos' core (/proc/PID/stat). A call costs more CPU when fewer
+# arrive together (each read, write and wake-up carries fewer of them), and on some machines
+# much more: on a slowed VM (2026-12-06) ~100 us at 2k calls/s against ~30 us flat out, the
+# bare tonic floor as well. "Half load" then keeps the core nearly busy, and its p99 is not a
+# light-load p99 to hold the 3x p99 against: said here, so a reader need not guess.
+tck = n("overload.clk_tck") or 100
+busy = lambda p: delta(p, "cpu_ticks") / tck / max(n(f"{p}.seconds"), 1e-9)
+per_call = lambda p: delta(p, "cpu_ticks") / tck * 1e6 / max(delta(p, "ok_total") + delta(p, "refused_total"), 1)
+if n("overload.half.after.cpu_ticks") > 0:
+    half_busy = busy("overload.half")
+    costs += (f"\ncursos' core was busy {half_busy:.0%} at half load ({per_call('overload.half'):.1f} us "
+              f"of CPU per answered call) and {busy('overload.3x'):.0%} at {factor}x "
+              f"({per_call('overload.3x'):.1f} us).\n")
+    if half_busy > 0.7:
+        costs += ("Half load kept the core more than 70% busy: on this machine calls cost more when "
+                  "fewer arrive together, so the half-load p99 is not a light-load p99, and the p99 "
+                  "ratio above says little.\n")
 
 lines = [f"# Overload: cursos GetUserCourses, {factor}x its maximum for {secs} s\n",
          f"Server: {env}. Load: h2load -c {conns} -m {streams} --rps; the maximum from 8 x 8, closed loop. "
