@@ -45,12 +45,12 @@
 
 value() { awk -F'\t' -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$OUT/results.tsv"; }
 
-# server_counts NAME [PID]: cursos' GetUserCourses answers so far, OK and refused, as
-# NAME.ok_total and NAME.refused_total, and the machine's 1-minute load average as NAME.load;
-# with PID, also cursos' CPU time so far (NAME.cpu_ticks: utime + stime, in clock ticks), for
-# how busy a phase kept its core.
+# server_counts NAME PID: cursos' GetUserCourses answers so far, OK and refused, as
+# NAME.ok_total and NAME.refused_total, its CPU time so far (NAME.cpu_ticks: utime + stime of
+# process PID, in clock ticks), for how busy a phase kept its core, and the machine's 1-minute
+# load average as NAME.load.
 server_counts() {
-    [ -z "${2:-}" ] || result "$1.cpu_ticks" "$(awk '{ print $14 + $15 }' "/proc/$2/stat")"
+    result "$1.cpu_ticks" "$(awk '{ print $14 + $15 }' "/proc/$2/stat")"
     curl -s "http://127.0.0.1:$(metrics_port cursos)/metrics" >"$WORK/metrics.txt" || true
     local ok shed
     ok=$(awk '/^grpc_server_handled_total\{/ && /grpc_method="GetUserCourses"/ && /grpc_code="OK"/ { print $NF }' "$WORK/metrics.txt")
@@ -129,16 +129,15 @@ bench_overload() {
     wait_serving cursos
     flood overload.warmup "${BENCH_WARMUP_SECONDS:-5}" 8 8
 
-    server_counts overload.max.before
+    server_counts overload.max.before "$pid"
     flood overload.max "$SECS" 8 8
-    server_counts overload.max.after
+    server_counts overload.max.after "$pid"
     local max
     max=$(python3 -c "print(int(($(value overload.max.after.ok_total) - $(value overload.max.before.ok_total)) / max($(value overload.max.seconds), 1e-9)))")
     result overload.measured_max_rate "$max"
     # Back-to-back comparisons on a busy machine: the same load for both builds.
     max=${BENCH_OVERLOAD_MAX:-$max}
     result overload.max_rate "$max"
-    result overload.clk_tck "$(getconf CLK_TCK)"
     [ "$max" -gt 0 ] || { echo "bench: no maximum rate measured; see $OUT/logs" >&2; return 1; }
 
     server_counts overload.half.before "$pid"
@@ -184,7 +183,7 @@ bench_overload() {
     floor_round after
 
     python3 - "$OUT/results.tsv" "$OUT/summary.md" "$secs" "$factor" "$conns" "$streams" "${BENCH_OVERLOAD_ENV:-default limits}" <<'EOF'
-import sys
+import os, sys
 path, out, secs, factor, conns, streams, env = sys.argv[1:]
 r = dict(l.rstrip("\n").split("\t", 1) for l in open(path) if "\t" in l)
 n = lambda k: float(r.get(k) or 0)
@@ -227,7 +226,7 @@ if c("task-clock") > 0 and answered > 0:
 # much more: on a slowed VM (2026-12-06) ~100 us at 2k calls/s against ~30 us flat out, the
 # bare tonic floor as well. "Half load" then keeps the core nearly busy, and its p99 is not a
 # light-load p99 to hold the 3x p99 against: said here, so a reader need not guess.
-tck = n("overload.clk_tck") or 100
+tck = os.sysconf("SC_CLK_TCK")
 busy = lambda p: delta(p, "cpu_ticks") / tck / max(n(f"{p}.seconds"), 1e-9)
 per_call = lambda p: delta(p, "cpu_ticks") / tck * 1e6 / max(delta(p, "ok_total") + delta(p, "refused_total"), 1)
 if n("overload.half.after.cpu_ticks") > 0:
