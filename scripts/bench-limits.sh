@@ -31,7 +31,10 @@
 #   same way at half load and at 3x, so the two p99s compare like with like.
 # - Maximum: h2load closed loop, 8 connections x 8 streams (within every limit: nothing shed),
 #   after an untimed warm-up. Half: h2load at half of it, shaped like the 3x phase. After: the
-#   same half load and probe, starting 1 s after the 3x phase stopped, for 5 s.
+#   same half load and probe, starting 1 s after the 3x phase stopped, for 5 s. Then the maximum
+#   again: a slowed VM's speed drifts by 10-20% within minutes (2026-12-06), and a goodput judged
+#   against a maximum taken a minute earlier may measure the drift. Goodput is judged against the
+#   higher of the two (never easier than against the first), and a drift above 10% is reported.
 # - The 1-minute load average is recorded before every phase: on a shared machine the figures
 #   are only as good as that. Re-run on a quiet machine for numbers that count.
 #
@@ -137,6 +140,7 @@ bench_overload() {
     result overload.measured_max_rate "$max"
     # Back-to-back comparisons on a busy machine: the same load for both builds.
     max=${BENCH_OVERLOAD_MAX:-$max}
+    result overload.max_fixed "$([ -n "${BENCH_OVERLOAD_MAX:-}" ] && echo 1 || echo 0)"
     result overload.max_rate "$max"
     [ "$max" -gt 0 ] || { echo "bench: no maximum rate measured; see $OUT/logs" >&2; return 1; }
 
@@ -179,6 +183,9 @@ bench_overload() {
     probe_pid=$!
     flood overload.after 5 "$conns" "$streams" --rps "$((max / 2 / conns + 1))"
     wait "$probe_pid" || true
+    server_counts overload.max_again.before "$pid"
+    flood overload.max_again "$SECS" 8 8
+    server_counts overload.max_again.after "$pid"
     stop "$pid"
     floor_round after
 
@@ -188,7 +195,13 @@ path, out, secs, factor, conns, streams, env = sys.argv[1:]
 r = dict(l.rstrip("\n").split("\t", 1) for l in open(path) if "\t" in l)
 n = lambda k: float(r.get(k) or 0)
 delta = lambda p, k: n(f"{p}.after.{k}") - n(f"{p}.before.{k}")
-mx = n("overload.max_rate")
+# The maximum before and after the overload; goodput is judged against the higher one, unless
+# BENCH_OVERLOAD_MAX fixed the load (then against that: the same for two builds compared).
+mx_before = n("overload.measured_max_rate")
+mx_again = delta("overload.max_again", "ok_total") / max(n("overload.max_again.seconds"), 1e-9)
+fixed = n("overload.max_fixed") == 1
+mx = n("overload.max_rate") if fixed else max(mx_before, mx_again)
+drift = abs(mx_again - mx_before) / max(mx_before, mx_again, 1)
 secs3 = max(n("overload.3x.seconds"), 1e-9)
 good = delta("overload.3x", "ok_total") / secs3
 refused = delta("overload.3x", "refused_total")
@@ -198,8 +211,10 @@ rss = n("overload.peak_rss_kb") / 1024
 loads = ", ".join(f"{p} {r.get(f'overload.{p}.before.load', '?')}" for p in ("max", "half", "3x"))
 rows = [
     ("goodput >= 90% of the maximum", good >= 0.9 * mx,
-     f"{good:,.0f} of {mx:,.0f} OK/s ({good / max(mx, 1) * 100:.0f}%); offered {offered:,.0f}/s "
-     f"(asked {mx * float(factor):,.0f}/s); refused {refused / secs3:,.0f}/s"),
+     f"{good:,.0f} of {mx:,.0f} OK/s ({good / max(mx, 1) * 100:.0f}%; the maximum "
+     f"{mx_before:,.0f}/s before, {mx_again:,.0f}/s after{', BENCH_OVERLOAD_MAX set' if fixed else ''}); "
+     f"offered {offered:,.0f}/s (asked {n('overload.max_rate') * float(factor):,.0f}/s); "
+     f"refused {refused / secs3:,.0f}/s"),
     ("p99 admitted <= 2x p99 at half load", 0 < adm99 <= 2 * half99,
      f"{adm99:.2f} ms vs {half99:.2f} ms (probe at 3x: {n('overload.3x.probe_ok'):.0f} OK, "
      f"{n('overload.3x.probe_refused'):.0f} refused, {n('overload.3x.probe_errors'):.0f} other errors)"),
@@ -245,6 +260,9 @@ lines = [f"# Overload: cursos GetUserCourses, {factor}x its maximum for {secs} s
          "| target | measured | verdict |", "|---|---|---|"]
 lines += [f"| {t} | {m} | {'met' if ok else 'MISSED'} |" for t, ok, m in rows]
 lines += [costs] if costs else []
+if drift > 0.1:
+    lines.append(f"The maximum moved {drift:.0%} between before and after the overload: the machine's "
+                 "speed drifted during the run, and the goodput above is only as good as that.\n")
 open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
