@@ -201,7 +201,8 @@ mx_before = n("overload.measured_max_rate")
 mx_again = delta("overload.max_again", "ok_total") / max(n("overload.max_again.seconds"), 1e-9)
 fixed = n("overload.max_fixed") == 1
 mx = n("overload.max_rate") if fixed else max(mx_before, mx_again)
-drift = abs(mx_again - mx_before) / max(mx_before, mx_again, 1)
+# No second maximum (the server gone, or h2load failed) is no drift to report.
+drift = abs(mx_again - mx_before) / max(mx_before, mx_again) if mx_again > 0 and mx_before > 0 else 0
 secs3 = max(n("overload.3x.seconds"), 1e-9)
 good = delta("overload.3x", "ok_total") / secs3
 refused = delta("overload.3x", "refused_total")
@@ -212,7 +213,7 @@ loads = ", ".join(f"{p} {r.get(f'overload.{p}.before.load', '?')}" for p in ("ma
 rows = [
     ("goodput >= 90% of the maximum", good >= 0.9 * mx,
      f"{good:,.0f} of {mx:,.0f} OK/s ({good / max(mx, 1) * 100:.0f}%; the maximum "
-     f"{mx_before:,.0f}/s before, {mx_again:,.0f}/s after{', BENCH_OVERLOAD_MAX set' if fixed else ''}); "
+     f"{mx_before:,.0f}/s before, {f'{mx_again:,.0f}/s' if mx_again > 0 else 'not measured'} after{', BENCH_OVERLOAD_MAX set' if fixed else ''}); "
      f"offered {offered:,.0f}/s (asked {n('overload.max_rate') * float(factor):,.0f}/s); "
      f"refused {refused / secs3:,.0f}/s"),
     ("p99 admitted <= 2x p99 at half load", 0 < adm99 <= 2 * half99,
