@@ -47,6 +47,11 @@
 # builds compared back to back on a busy machine).
 
 value() { awk -F'\t' -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$OUT/results.tsv"; }
+# ok_rate PHASE: the OK answers per second cursos gave over PHASE (server_counts before and after
+# it, over the seconds h2load ran), as a whole number: a phase's maximum.
+ok_rate() {
+    python3 -c "print(int(($(value "$1.after.ok_total") - $(value "$1.before.ok_total")) / max($(value "$1.seconds"), 1e-9)))"
+}
 
 # server_counts NAME PID: cursos' GetUserCourses answers so far, OK and refused, as
 # NAME.ok_total and NAME.refused_total, its CPU time so far (NAME.cpu_ticks: utime + stime of
@@ -136,7 +141,7 @@ bench_overload() {
     flood overload.max "$SECS" 8 8
     server_counts overload.max.after "$pid"
     local max
-    max=$(python3 -c "print(int(($(value overload.max.after.ok_total) - $(value overload.max.before.ok_total)) / max($(value overload.max.seconds), 1e-9)))")
+    max=$(ok_rate overload.max)
     result overload.measured_max_rate "$max"
     # Back-to-back comparisons on a busy machine: the same load for both builds.
     max=${BENCH_OVERLOAD_MAX:-$max}
@@ -186,6 +191,7 @@ bench_overload() {
     server_counts overload.max_again.before "$pid"
     flood overload.max_again "$SECS" 8 8
     server_counts overload.max_again.after "$pid"
+    result overload.max_again_rate "$(ok_rate overload.max_again)"
     stop "$pid"
     floor_round after
 
@@ -198,11 +204,12 @@ delta = lambda p, k: n(f"{p}.after.{k}") - n(f"{p}.before.{k}")
 # The maximum before and after the overload; goodput is judged against the higher one, unless
 # BENCH_OVERLOAD_MAX fixed the load (then against that: the same for two builds compared).
 mx_before = n("overload.measured_max_rate")
-mx_again = delta("overload.max_again", "ok_total") / max(n("overload.max_again.seconds"), 1e-9)
+mx_again = n("overload.max_again_rate")
 fixed = n("overload.max_fixed") == 1
 mx = n("overload.max_rate") if fixed else max(mx_before, mx_again)
 # No second maximum (the server gone, or h2load failed) is no drift to report.
 drift = abs(mx_again - mx_before) / max(mx_before, mx_again) if mx_again > 0 and mx_before > 0 else 0
+again = f"{mx_again:,.0f}/s" if mx_again > 0 else "not measured"
 secs3 = max(n("overload.3x.seconds"), 1e-9)
 good = delta("overload.3x", "ok_total") / secs3
 refused = delta("overload.3x", "refused_total")
@@ -213,7 +220,7 @@ loads = ", ".join(f"{p} {r.get(f'overload.{p}.before.load', '?')}" for p in ("ma
 rows = [
     ("goodput >= 90% of the maximum", good >= 0.9 * mx,
      f"{good:,.0f} of {mx:,.0f} OK/s ({good / max(mx, 1) * 100:.0f}%; the maximum "
-     f"{mx_before:,.0f}/s before, {f'{mx_again:,.0f}/s' if mx_again > 0 else 'not measured'} after{', BENCH_OVERLOAD_MAX set' if fixed else ''}); "
+     f"{mx_before:,.0f}/s before, {again} after{', BENCH_OVERLOAD_MAX set' if fixed else ''}); "
      f"offered {offered:,.0f}/s (asked {n('overload.max_rate') * float(factor):,.0f}/s); "
      f"refused {refused / secs3:,.0f}/s"),
     ("p99 admitted <= 2x p99 at half load", 0 < adm99 <= 2 * half99,
