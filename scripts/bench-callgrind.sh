@@ -1,10 +1,17 @@
-# Instructions per request (#16), sourced by scripts/bench.sh for its mode `callgrind` (it
+# Instructions per request (#16, #14), sourced by scripts/bench.sh for its callgrind modes (it
 # defines start, result, log, port, REL, WORK, OUT, SERVER_CPU, LOAD_CPU, BASE):
 #
 #   scripts/bench.sh callgrind   cursos and the floor, each under valgrind --tool=callgrind on
 #                                core SERVER_CPU, h2load on core LOAD_CPU; GetStatus and
 #                                GetUserCourses (user "1"), served and refused (cursos at its
 #                                in-flight limit: what one refusal costs).
+#   scripts/bench.sh callgrind-overload
+#                                cursos under callgrind, default limits, GetUserCourses from
+#                                h2load in a closed loop of 8 x 8 (all served) and of 64 x 32
+#                                (2,048 calls outstanding: beyond AULA_MAX_IN_FLIGHT and the
+#                                queue bound, so cursos sheds). Instructions per served call in
+#                                each; their ratio is the overload's goodput in user space, the
+#                                part of `overload`'s 90% target no machine's speed moves.
 #   scripts/bench.sh callgrind-gateway
 #                                the gateway under callgrind on core SERVER_CPU, cursos behind it
 #                                as a plain profiling binary (on LOAD_CPU, beside h2load), and
@@ -302,4 +309,114 @@ cg_get() {
     local ok
     ok=$(awk '/^status codes:/ { print $3 }' "$3")
     [ "${ok:-0}" = "$2" ] || { echo "bench: $2 requests to $1: only ${ok:-0} answered 2xx (see $3)" >&2; exit 1; }
+}
+
+# The overload's goodput in user space (#14). `scripts/bench.sh overload` divides what cursos
+# served at 3x by its closed-loop maximum; on a VM whose speed drifts by a quarter within a
+# minute that ratio measures the drift as much as cursos. Counted instructions do not drift: a
+# served call's instructions in a closed loop of 8 x 8 (nothing refused), against the
+# instructions spent per served call under 2,048 outstanding (what the refusals, the queue and
+# fair starts cost, shared out over the calls served). The kernel's part (reads, writes,
+# wake-ups) is not counted here; `overload` counts it with perf stat.
+#
+# The refused calls are told from the served by their answer: a served GetUserCourses has a
+# body (DATA frames), a refusal is headers only, so h2load's DATA bytes over a served answer's
+# bytes (from the closed loop, where every call is served) count the served. Windows as above:
+# (I(2N) - I(N)) over the calls served between them. The start of an overloaded window is not
+# the same twice (2,048 calls at once, a few thousand refused, more in one window than in the
+# other), so the summary gives each window's own counts too, and the longer window alone, start
+# included, as the bound that needs no cancelling. Knobs: BENCH_CG_OVERLOAD_REQUESTS (8000: N in
+# the closed loop, 8N overloaded, where the start then weighs ~5%; ~2 minutes), BENCH_CG_WARMUP
+# (500), BENCH_CG_OVERLOAD_CLIENTS (64) x BENCH_CG_OVERLOAD_STREAMS (32).
+bench_callgrind_overload() {
+    local tool
+    for tool in valgrind callgrind_control h2load; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install valgrind nghttp2-client)" >&2; exit 1; }
+    done
+    local n=${BENCH_CG_OVERLOAD_REQUESTS:-8000} warm=${BENCH_CG_WARMUP:-500}
+    local heavy_c=${BENCH_CG_OVERLOAD_CLIENTS:-64} heavy_m=${BENCH_CG_OVERLOAD_STREAMS:-32}
+    local cursos_port url pid
+    cursos_port=$(port cursos)
+    url="http://127.0.0.1:$cursos_port/services.CursosService/GetUserCourses"
+    log "callgrind-overload: cursos, GetUserCourses, closed loop 8 x 8 ($n and $((2 * n))) then $heavy_c x $heavy_m ($((8 * n)) and $((16 * n))), h2load on core $LOAD_CPU"
+    uptime >"$OUT/machine.txt"
+
+    # shellcheck disable=SC2046
+    CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn AULA_DEMO_DATA=1 AULA_DATA_DIR="$WORK/data"
+        AULA_LISTEN="127.0.0.1:$cursos_port" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port cursos)")
+    cg_spawn cursos-overload "$REL/cursos"
+    pid=$CG_PID
+    local i
+    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    healthy cursos || { echo "bench: cursos did not become SERVING; see $OUT/logs" >&2; exit 1; }
+
+    cg_load warm "$url" "$warm" 8 8
+    local phase c m count one two
+    for phase in closed overload; do
+        c=8 m=8 count=$n
+        [ "$phase" = overload ] && c=$heavy_c m=$heavy_m count=$((8 * n))
+        cg_zero "$pid"
+        cg_load "$phase-n" "$url" "$count" "$c" "$m"
+        one=$(cg_dump "$pid")
+        cg_zero "$pid"
+        cg_load "$phase-2n" "$url" "$((2 * count))" "$c" "$m"
+        two=$(cg_dump "$pid")
+        result "cg.overload.$phase.instructions_n" "$one"
+        result "cg.overload.$phase.instructions_2n" "$two"
+    done
+    stop "$pid"
+    CG_ENV=()
+
+    python3 - "$OUT/results.tsv" "$OUT/summary.md" "$heavy_c" "$heavy_m" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'EOF'
+import datetime, sys
+path, out, hc, hm, rev = sys.argv[1:]
+r = dict(l.rstrip("\n").split("\t", 1) for l in open(path) if "\t" in l)
+n = lambda k: float(r.get(k) or 0)
+# A served answer's DATA bytes, from the closed loop, where every call is served: both of its
+# windows must agree, or a call was refused there and the count below would be wrong.
+answer = n("cg.load.closed-2n.data") / max(n("cg.load.closed-2n.ok"), 1)
+if abs(n("cg.load.closed-n.data") / max(n("cg.load.closed-n.ok"), 1) - answer) > 0.5:
+    sys.exit("bench: the closed loop's two windows differ in DATA bytes per answer: a call was refused there")
+def window(w):
+    # One window's own counts, exact: its answers, the served among them (DATA bytes), its instructions.
+    answered, served = n(f"cg.load.{w}.ok"), n(f"cg.load.{w}.data") / answer
+    return answered, served, n(f"cg.overload.{w.replace('-', '.instructions_')}")
+rows, steady, whole = [], {}, {}
+for p, label in (("closed", "closed loop, 8 x 8"), ("overload", f"overloaded, {hc} x {hm}")):
+    for w in ("n", "2n"):
+        a, sv, i = window(f"{p}-{w}")
+        rows.append(f"| {label} | {w.upper()} | {a:,.0f} | {sv:,.0f} | {a - sv:,.0f} | {i / max(sv, 1):,.0f} |")
+    (_, s1, i1), (_, s2, i2) = window(f"{p}-n"), window(f"{p}-2n")
+    steady[p], whole[p] = (i2 - i1) / max(s2 - s1, 1), i2 / max(s2, 1)
+share = steady["closed"] / max(steady["overload"], 1)
+share_whole = whole["closed"] / max(whole["overload"], 1)
+lines = [f"# Overload in user space, callgrind, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC ({rev})\n",
+         f"cursos, default limits, GetUserCourses (user 1: {answer:.0f} bytes of DATA per served answer). "
+         "Each window's own counts; its instructions per served call include its start (connections opened, and "
+         f"under overload the {int(hc) * int(hm):,} calls sent at once, many refused).\n",
+         "| load | window | answered | served | refused | instructions per served call |", "|---|---|---|---|---|---|"]
+lines += rows
+lines += ["",
+          f"Between the windows (2N less N: the start cancels, up to how much of it was refused): "
+          f"{steady['closed']:,.0f} instructions per served call in the closed loop, {steady['overload']:,.0f} overloaded: "
+          f"calls served per instruction overloaded **{share:.0%}** of the closed loop's; in the 2N window alone, start included, "
+          f"{share_whole:.0%}. The overload's goodput target is 90%; this is its user-space part. "
+          "The kernel's reads, writes and wake-ups are not counted here: `scripts/bench.sh overload` has them per call."]
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
+}
+
+# cg_load NAME URL N CLIENTS STREAMS: N GetUserCourses (user 1) from the load core, each answered
+# with 2xx (served, or refused in the trailers); records the answers (cg.load.NAME.ok) and the
+# DATA bytes (cg.load.NAME.data, h2load's traffic line), from which the served are counted.
+cg_load() {
+    local name=$1 log=$OUT/logs/cg-load-$1.log ok data
+    taskset -c "$LOAD_CPU" h2load -n "$3" -c "$4" -m "$5" -t 1 -d "$WORK/user1.bin" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$2" >"$log" 2>&1 || true
+    ok=$(awk '/^status codes:/ { print $3 }' "$log")
+    [ "${ok:-0}" = "$3" ] || { echo "bench: $3 calls to $2: only ${ok:-0} answered 2xx (see $log)" >&2; exit 1; }
+    data=$(sed -n 's/^traffic:.* (\([0-9]*\)) data.*/\1/p' "$log")
+    result "cg.load.$name.ok" "$ok"
+    result "cg.load.$name.data" "${data:-0}"
 }

@@ -262,6 +262,18 @@ if n("overload.half.after.cpu_ticks") > 0:
                   "fewer arrive together, so the half-load p99 is not a light-load p99, and the p99 "
                   "ratio above says little.\n")
 
+# A maximum is cursos' only if it kept cursos' core busy: a closed loop of 64 calls stalls with the
+# machine (2026-12-07: one kept the core 83% busy, at 32.4k/s, and the one after it 99%, at 55.4k/s).
+maxima = [(p, w) for p, w in (("overload.max", "before"), ("overload.max_again", "after"))
+          if n(f"{p}.after.cpu_ticks") > 0]
+if maxima:
+    costs += ("\nThe maximum kept cursos' core " + " and ".join(
+        f"{busy(p):.0%} busy {w} the overload ({per_call(p):.1f} us per call)" for p, w in maxima) + ".\n")
+    held = [w for p, w in maxima if busy(p) < 0.95]
+    if held:
+        costs += (f"The maximum {' and '.join(held)} left cursos' core idle more than 5% of the time: the closed "
+                  "loop or the machine held it back, and it understates what cursos can serve.\n")
+
 lines = [f"# Overload: cursos GetUserCourses, {factor}x its maximum for {secs} s\n",
          f"Server: {env}. Load: h2load -c {conns} -m {streams} --rps; the maximum from 8 x 8, closed loop. "
          f"Load average (1 min) before each phase: {loads}.\n",

@@ -34,6 +34,9 @@
 #                               scripts/bench-callgrind.sh)
 #   scripts/bench.sh callgrind-gateway  instructions per GET /cursos/ver_inscricoes_do_usuario/1
 #                               of the gateway (valgrind), cursos behind it as a plain binary
+#   scripts/bench.sh callgrind-overload  instructions per served GetUserCourses of cursos
+#                               (valgrind), closed loop vs overloaded: the overload's goodput
+#                               target in user space, on any machine
 #   scripts/bench.sh overload   cursos at ~3x its maximum rate for 60 s (goodput, p99, RSS, health,
 #                               and with perf: CPU and system calls per answered call;
 #                               h2load and a probe: scripts/bench-limits.sh says why)
@@ -59,7 +62,7 @@
 # load average above which the machine counts as busy, BENCH_FLOOR_VALID (0.8) the validity ratio,
 # BENCH_FLOOR_REFERENCE the quiet floor (GetUserCourses/s) on a machine that has not stored one.
 #
-# Usage: scripts/bench.sh [--force] [all|floor|callgrind|callgrind-gateway|overload|streams|mtls|flags|postgres|gateway|data];
+# Usage: scripts/bench.sh [--force] [all|floor|callgrind|callgrind-gateway|callgrind-overload|overload|streams|mtls|flags|postgres|gateway|data];
 # --help prints this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,8 +73,8 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --force) FORCE=1 ;;
-        all | floor | callgrind | callgrind-gateway | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
-        *) echo "bench: unknown argument $arg (modes: all, floor, callgrind, callgrind-gateway, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
+        all | floor | callgrind | callgrind-gateway | callgrind-overload | overload | streams | mtls | flags | postgres | gateway | data) MODE=$arg ;;
+        *) echo "bench: unknown argument $arg (modes: all, floor, callgrind, callgrind-gateway, callgrind-overload, overload, streams, mtls, flags, postgres, gateway, data; --force, --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -182,6 +185,14 @@ elif [ "$MODE" = callgrind-gateway ]; then
         cargo build --profile profiling -p cursos --bin cursos -p gateway --bin gateway
     fi
     BINARIES=(cursos gateway)
+elif [ "$MODE" = callgrind-overload ]; then
+    # The profiling profile, cursos only (a release binary counts the same instructions).
+    REL=${BENCH_BIN_DIR:-$ROOT/target/profiling}
+    if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+        log "building profiling binaries (cursos)"
+        cargo build --profile profiling -p cursos --bin cursos
+    fi
+    BINARIES=(cursos)
 elif [ "$MODE" = floor ]; then
     if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
         log "building release binaries (cursos, the floor)"
@@ -341,6 +352,12 @@ if [ "$MODE" = callgrind-gateway ]; then
     # shellcheck source=scripts/bench-callgrind.sh
     . "$ROOT/scripts/bench-callgrind.sh"
     bench_callgrind_gateway
+    exit 0
+fi
+if [ "$MODE" = callgrind-overload ]; then
+    # shellcheck source=scripts/bench-callgrind.sh
+    . "$ROOT/scripts/bench-callgrind.sh"
+    bench_callgrind_overload
     exit 0
 fi
 check_quiet
