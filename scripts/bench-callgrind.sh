@@ -67,7 +67,7 @@ bench_callgrind() {
     cg_spawn cursos "$REL/cursos"
     local cursos=$CG_PID
     local i
-    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    cg_wait_serving cursos
     cg_measure cursos "$cursos" "http://127.0.0.1:$cursos_port" "$n" "$warm"
     cg_idle cursos "$cursos"
     stop "$cursos"
@@ -78,7 +78,7 @@ bench_callgrind() {
     CG_ENV+=(AULA_MAX_IN_FLIGHT=1)
     cg_spawn cursos-shed "$REL/cursos"
     local shed=$CG_PID
-    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
+    cg_wait_serving cursos
     mkfifo "$WORK/hold"
     curl -s --http2-prior-knowledge -X POST -T - -H 'content-type: application/grpc' -H 'te: trailers' \
         "http://127.0.0.1:$cursos_port/services.CursosService/GetStatus" <"$WORK/hold" >/dev/null 2>&1 &
@@ -157,6 +157,13 @@ cg_refused() {
     grep -qx 'grpc-status: 8' <<<"${head//$'\r'/}"
 }
 
+cg_wait_serving() { # NAME: a server under valgrind starts ~50x slower
+    local i
+    for i in $(seq 1 240); do healthy "$1" && return 0; sleep 0.25; done
+    echo "bench: $1 did not become SERVING in 60 s; see $OUT/logs" >&2
+    exit 1
+}
+
 cg_wait_port() { # a server under valgrind starts ~50x slower
     local i
     for i in $(seq 1 240); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.25; done
@@ -180,9 +187,10 @@ cg_dump() {
     awk '/^(summary|totals):/ { print $2; exit }' "$file"
 }
 
-# cg_requests URL BODY N LOG: N requests from the load core; fails unless all succeeded.
+# cg_requests URL BODY N LOG [CLIENTS STREAMS]: N requests from the load core; fails unless all
+# were answered (a refusal too: its status is in the trailers).
 cg_requests() {
-    taskset -c "$LOAD_CPU" h2load -n "$3" -c "${BENCH_CG_CLIENTS:-4}" -m "${BENCH_CG_STREAMS:-8}" -t 1 \
+    taskset -c "$LOAD_CPU" h2load -n "$3" -c "${5:-${BENCH_CG_CLIENTS:-4}}" -m "${6:-${BENCH_CG_STREAMS:-8}}" -t 1 \
         -d "$2" -H 'content-type: application/grpc' -H 'te: trailers' "$1" >"$4" 2>&1 || true
     local ok
     ok=$(awk '/^requests:/ { print $8 }' "$4")
@@ -246,9 +254,7 @@ bench_callgrind_gateway() {
         cursos=$!
         PIDS+=("$cursos")
     fi
-    local i
-    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
-    healthy cursos || { echo "bench: cursos did not become SERVING; see $OUT/logs" >&2; exit 1; }
+    cg_wait_serving cursos
 
     # shellcheck disable=SC2046
     CG_ENV=(env -u OTEL_EXPORTER_OTLP_ENDPOINT $(peer_env) RUST_LOG=warn GATEWAY_RATE_LIMIT=off
@@ -346,9 +352,7 @@ bench_callgrind_overload() {
         AULA_LISTEN="127.0.0.1:$cursos_port" AULA_METRICS_LISTEN="127.0.0.1:$(metrics_port cursos)")
     cg_spawn cursos-overload "$REL/cursos"
     pid=$CG_PID
-    local i
-    for i in $(seq 1 240); do healthy cursos && break; sleep 0.25; done
-    healthy cursos || { echo "bench: cursos did not become SERVING; see $OUT/logs" >&2; exit 1; }
+    cg_wait_serving cursos
 
     cg_load warm "$url" "$warm" 8 8
     local phase c m count one two
@@ -383,10 +387,10 @@ def window(w):
     return answered, served, n(f"cg.overload.{w.replace('-', '.instructions_')}")
 rows, steady, whole = [], {}, {}
 for p, label in (("closed", "closed loop, 8 x 8"), ("overload", f"overloaded, {hc} x {hm}")):
-    for w in ("n", "2n"):
-        a, sv, i = window(f"{p}-{w}")
+    wins = {w: window(f"{p}-{w}") for w in ("n", "2n")}
+    for w, (a, sv, i) in wins.items():
         rows.append(f"| {label} | {w.upper()} | {a:,.0f} | {sv:,.0f} | {a - sv:,.0f} | {i / max(sv, 1):,.0f} |")
-    (_, s1, i1), (_, s2, i2) = window(f"{p}-n"), window(f"{p}-2n")
+    (_, s1, i1), (_, s2, i2) = wins["n"], wins["2n"]
     steady[p], whole[p] = (i2 - i1) / max(s2 - s1, 1), i2 / max(s2, 1)
 share = steady["closed"] / max(steady["overload"], 1)
 share_whole = whole["closed"] / max(whole["overload"], 1)
@@ -407,16 +411,12 @@ print("\n".join(lines))
 EOF
 }
 
-# cg_load NAME URL N CLIENTS STREAMS: N GetUserCourses (user 1) from the load core, each answered
-# with 2xx (served, or refused in the trailers); records the answers (cg.load.NAME.ok) and the
-# DATA bytes (cg.load.NAME.data, h2load's traffic line), from which the served are counted.
+# cg_load NAME URL N CLIENTS STREAMS: N GetUserCourses (user 1), all answered (cg_requests); records
+# the answers (cg.load.NAME.ok) and the DATA bytes (cg.load.NAME.data, h2load's traffic line),
+# from which the served are counted.
 cg_load() {
-    local name=$1 log=$OUT/logs/cg-load-$1.log ok data
-    taskset -c "$LOAD_CPU" h2load -n "$3" -c "$4" -m "$5" -t 1 -d "$WORK/user1.bin" \
-        -H 'content-type: application/grpc' -H 'te: trailers' "$2" >"$log" 2>&1 || true
-    ok=$(awk '/^status codes:/ { print $3 }' "$log")
-    [ "${ok:-0}" = "$3" ] || { echo "bench: $3 calls to $2: only ${ok:-0} answered 2xx (see $log)" >&2; exit 1; }
-    data=$(sed -n 's/^traffic:.* (\([0-9]*\)) data.*/\1/p' "$log")
-    result "cg.load.$name.ok" "$ok"
-    result "cg.load.$name.data" "${data:-0}"
+    local log=$OUT/logs/cg-load-$1.log
+    cg_requests "$2" "$WORK/user1.bin" "$3" "$log" "$4" "$5"
+    result "cg.load.$1.ok" "$3"
+    result "cg.load.$1.data" "$(sed -n 's/^traffic:.* (\([0-9]*\)) data.*/\1/p' "$log")"
 }

@@ -342,24 +342,14 @@ mode_validity() {
 }
 
 # ---------------------------------------------------------------- modes of their own
-if [ "$MODE" = callgrind ]; then
-    # shellcheck source=scripts/bench-callgrind.sh
-    . "$ROOT/scripts/bench-callgrind.sh"
-    bench_callgrind
-    exit 0
-fi
-if [ "$MODE" = callgrind-gateway ]; then
-    # shellcheck source=scripts/bench-callgrind.sh
-    . "$ROOT/scripts/bench-callgrind.sh"
-    bench_callgrind_gateway
-    exit 0
-fi
-if [ "$MODE" = callgrind-overload ]; then
-    # shellcheck source=scripts/bench-callgrind.sh
-    . "$ROOT/scripts/bench-callgrind.sh"
-    bench_callgrind_overload
-    exit 0
-fi
+case "$MODE" in
+    callgrind | callgrind-gateway | callgrind-overload)
+        # shellcheck source=scripts/bench-callgrind.sh
+        . "$ROOT/scripts/bench-callgrind.sh"
+        "bench_${MODE//-/_}" # bench_callgrind, bench_callgrind_gateway, bench_callgrind_overload
+        exit 0
+        ;;
+esac
 check_quiet
 if [ "$MODE" != all ]; then
     # shellcheck source=scripts/bench-limits.sh
