@@ -411,13 +411,14 @@ def window(w):
     # One window's own counts, exact: its answers, the served among them (DATA bytes), its instructions.
     answered, served = n(f"cg.load.{w}.ok"), n(f"cg.load.{w}.data") / answer
     return answered, served, n(f"cg.overload.{w.replace('-', '.instructions_')}")
-rows, steady, whole = [], {}, {}
+rows, steady, whole, between = [], {}, {}, {}
 for p, label in (("closed", "closed loop, 8 x 8"), ("overload", f"overloaded, {hc} x {hm}")):
     wins = {w: window(f"{p}-{w}") for w in ("n", "2n")}
     for w, (a, sv, i) in wins.items():
         rows.append(f"| {label} | {w.upper()} | {a:,.0f} | {sv:,.0f} | {a - sv:,.0f} | {i / max(sv, 1):,.0f} |")
     (_, s1, i1), (_, s2, i2) = wins["n"], wins["2n"]
-    steady[p], whole[p] = (i2 - i1) / max(s2 - s1, 1), i2 / max(s2, 1)
+    between[p] = s2 - s1  # calls served between the windows
+    steady[p], whole[p] = (i2 - i1) / max(between[p], 1), i2 / max(s2, 1)
 share = steady["closed"] / max(steady["overload"], 1)
 share_whole = whole["closed"] / max(whole["overload"], 1)
 lines = [f"# Overload in user space, callgrind, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC ({rev})\n",
@@ -439,8 +440,7 @@ if "cg.overload.closed.n.D1mr" in r:
     events = {"I1 misses": ("I1mr",), "D1 misses": ("D1mr", "D1mw"), "last-level misses": ("ILmr", "DLmr", "DLmw")}
     per = {}
     for p in ("closed", "overload"):
-        served = window(f"{p}-2n")[1] - window(f"{p}-n")[1]
-        per[p] = {name: sum(n(f"cg.overload.{p}.2n.{e}") - n(f"cg.overload.{p}.n.{e}") for e in evs) / max(served, 1)
+        per[p] = {name: sum(n(f"cg.overload.{p}.2n.{e}") - n(f"cg.overload.{p}.n.{e}") for e in evs) / max(between[p], 1)
                   for name, evs in events.items()}
     lines += ["", f"Simulated caches (valgrind {cache}), misses per served call between the windows:", "",
               "| load | " + " | ".join(events) + " |", "|---|" + "---|" * len(events)]
